@@ -1,0 +1,52 @@
+package source
+
+import (
+	"github.com/apache/arrow-go/v18/arrow"
+)
+
+// SchemaVersion is recorded in every output file; bump it when Schema changes.
+const SchemaVersion = "1"
+
+// Column indexes of Schema, in its fixed order.
+const (
+	ColEventID = iota
+	ColOrgID
+	ColTimestamp
+	ColAction
+	ColCategory
+	ColSeverity
+	ColTitle
+	ColActor
+	ColResource
+	ColSourceIP
+	ColDetail
+	ColExtra
+	ColIngestedAt
+	NumColumns
+)
+
+// TimestampType is the Arrow type of the timestamp columns: microseconds, UTC.
+var TimestampType = &arrow.TimestampType{Unit: arrow.Microsecond, TimeZone: "UTC"}
+
+// Schema is the one declared record schema (design.md), in a fixed column
+// order. It is never inferred from data. Low-cardinality columns (action,
+// category, severity) are plain strings here: the Parquet writer
+// dictionary-encodes them (see perf-notes.md for why not Arrow dictionaries).
+var Schema = arrow.NewSchema([]arrow.Field{
+	{Name: "event_id", Type: arrow.BinaryTypes.String, Nullable: false},
+	{Name: "org_id", Type: arrow.BinaryTypes.String, Nullable: false},
+	{Name: "timestamp", Type: TimestampType, Nullable: false},
+	{Name: "action", Type: arrow.BinaryTypes.String, Nullable: true},
+	{Name: "category", Type: arrow.BinaryTypes.String, Nullable: true},
+	{Name: "severity", Type: arrow.BinaryTypes.String, Nullable: true},
+	{Name: "title", Type: arrow.BinaryTypes.String, Nullable: true},
+	{Name: "actor", Type: arrow.BinaryTypes.String, Nullable: true},
+	{Name: "resource", Type: arrow.BinaryTypes.String, Nullable: true},
+	{Name: "source_ip", Type: arrow.BinaryTypes.String, Nullable: true},
+	{Name: "detail", Type: arrow.BinaryTypes.String, Nullable: true},
+	{Name: "extra", Type: arrow.BinaryTypes.String, Nullable: true},
+	{Name: "ingested_at", Type: TimestampType, Nullable: false},
+}, nil)
+
+// LowCardinalityColumns are dictionary-encoded by the Parquet writer.
+var LowCardinalityColumns = []string{"org_id", "action", "category", "severity"}
