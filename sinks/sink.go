@@ -39,8 +39,11 @@ type Unit interface {
 	// Quarantine records a record that could not be mapped.
 	Quarantine(ctx context.Context, q source.Quarantined) error
 	// Commit makes the window's unit visible atomically, replacing any earlier
-	// unit of the same window. A window with no events leaves no data object
-	// (and removes a stale one). After Commit returns nil the data is durable.
+	// unit of the same window. After Commit returns nil the data is durable.
+	// A window with no events writes no data object and keeps an existing one:
+	// an append-only audit log never loses events, so an empty answer for a
+	// window that had data means a token without org context (which fails
+	// closed with zero rows) or expired retention, never a reason to delete.
 	Commit(ctx context.Context) (Result, error)
 	// Abort discards everything written; nothing becomes visible.
 	Abort(ctx context.Context) error

@@ -51,3 +51,10 @@ func (s Secret) MarshalText() ([]byte, error) { return []byte(redacted), nil }
 
 // LogValue implements slog.LogValuer.
 func (s Secret) LogValue() slog.Value { return slog.StringValue(redacted) }
+
+// UnmarshalText implements encoding.TextUnmarshaler so config decoders can
+// fill a Secret from a string.
+func (s *Secret) UnmarshalText(b []byte) error {
+	*s = New(string(b))
+	return nil
+}
