@@ -1,0 +1,239 @@
+// Package pqenc encodes Arrow record batches in source.Schema into one
+// Parquet file, streaming row groups into an io.Writer. Every sink that
+// writes Parquet (local, S3, BigQuery loads) uses it, so every sink writes
+// byte-for-byte the same kind of file.
+//
+// Memory is bounded by one row group: batches are buffered into the current
+// row group (pqarrow WriteBuffered) and the row group is flushed to w once it
+// reaches RowGroupRows. Timestamps are INT64 TIMESTAMP(MICROS, UTC), never
+// INT96 or nanoseconds; only source.LowCardinalityColumns are
+// dictionary-encoded, because dictionaries on high-cardinality text cost
+// throughput and buy nothing.
+package pqenc
+
+import (
+	"fmt"
+	"io"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/apache/arrow-go/v18/arrow"
+	"github.com/apache/arrow-go/v18/arrow/memory"
+	"github.com/apache/arrow-go/v18/parquet"
+	"github.com/apache/arrow-go/v18/parquet/compress"
+	"github.com/apache/arrow-go/v18/parquet/pqarrow"
+
+	"github.com/vaultsink/vaultsink/source"
+)
+
+// Defaults, chosen by BenchmarkEncode on one core (numbers in bench_test.go).
+const (
+	// DefaultCompression is zstd: half the bytes of snappy for ~10% less
+	// throughput, and every warehouse reader takes it.
+	DefaultCompression = "zstd"
+	// DefaultZstdLevel is zstd's fastest level: 10-30% more throughput than
+	// the default level (3) for ~10% larger files.
+	DefaultZstdLevel = 1
+	// DefaultRowGroupRows: 32k rows (~13 MB of input, ~1 MB encoded) peaked
+	// ~25 MiB of heap below 64k rows and ~30 MiB below 128k, for files only
+	// 13-20% larger; the daemon has to fit several orgs' row groups in 128 MiB.
+	DefaultRowGroupRows = 32768
+	// MaxRowGroupRows bounds the memory a misconfiguration can cost.
+	MaxRowGroupRows = 1 << 20
+)
+
+// File key-value metadata keys written into every file.
+const (
+	MetaOrg           = "vaultsink.org"
+	MetaWindowStart   = "vaultsink.window_start"
+	MetaWindowEnd     = "vaultsink.window_end"
+	MetaSchemaVersion = "vaultsink.schema_version"
+	MetaEventCount    = "vaultsink.event_count"
+	MetaVersion       = "vaultsink.version"
+)
+
+// Options tune the Parquet encoding. Sinks embed it inline in their config.
+type Options struct {
+	Compression      string `yaml:"compression"`       // zstd (default), snappy, gzip, none
+	CompressionLevel int    `yaml:"compression_level"` // 0 = package default (zstd: 1; others: codec default)
+	RowGroupRows     int    `yaml:"row_group_rows"`    // rows per row group; default DefaultRowGroupRows
+}
+
+// SetDefaults fills unset fields.
+func (o *Options) SetDefaults() {
+	if o.Compression == "" {
+		o.Compression = DefaultCompression
+	}
+	o.Compression = strings.ToLower(o.Compression)
+	if o.CompressionLevel == 0 && o.Compression == "zstd" {
+		o.CompressionLevel = DefaultZstdLevel
+	}
+	if o.RowGroupRows == 0 {
+		o.RowGroupRows = DefaultRowGroupRows
+	}
+}
+
+// Validate checks the options; errors name the field and the bad value.
+func (o *Options) Validate() error {
+	switch strings.ToLower(o.Compression) {
+	case "zstd":
+		if o.CompressionLevel < 0 || o.CompressionLevel > 22 {
+			return fmt.Errorf("compression_level: %d is out of range for zstd (1-22, 0 for the default)", o.CompressionLevel)
+		}
+	case "gzip":
+		if o.CompressionLevel < 0 || o.CompressionLevel > 9 {
+			return fmt.Errorf("compression_level: %d is out of range for gzip (1-9, 0 for the default)", o.CompressionLevel)
+		}
+	case "snappy", "none":
+		if o.CompressionLevel != 0 {
+			return fmt.Errorf("compression_level: %d is not supported by %s (leave it 0)", o.CompressionLevel, o.Compression)
+		}
+	default:
+		return fmt.Errorf("compression: %q is not one of zstd, snappy, gzip, none", o.Compression)
+	}
+	if o.RowGroupRows < 0 || o.RowGroupRows > MaxRowGroupRows {
+		return fmt.Errorf("row_group_rows: %d is out of range (1-%d, 0 for the default %d)", o.RowGroupRows, MaxRowGroupRows, DefaultRowGroupRows)
+	}
+	return nil
+}
+
+// Meta is recorded in the file's key-value metadata.
+type Meta struct {
+	Window  source.Window
+	Version string // vaultsink version
+}
+
+// Writer encodes one Parquet file. It is not safe for concurrent use.
+type Writer struct {
+	fw     *pqarrow.FileWriter
+	out    *countingWriter
+	rows   int64
+	closed bool
+}
+
+// NewWriter starts a Parquet file on w. Row groups are written to w as they
+// fill; w is not closed by Close (the caller owns it, e.g. to fsync it).
+func NewWriter(w io.Writer, meta Meta, opts Options) (*Writer, error) {
+	return newWriter(w, meta, opts, memory.DefaultAllocator)
+}
+
+func newWriter(w io.Writer, meta Meta, opts Options, mem memory.Allocator) (*Writer, error) {
+	opts.SetDefaults()
+	if err := opts.Validate(); err != nil {
+		return nil, fmt.Errorf("parquet options: %w", err)
+	}
+	codec, level := codecOf(opts)
+	props := []parquet.WriterProperty{
+		parquet.WithAllocator(mem),
+		parquet.WithCompression(codec),
+		parquet.WithCompressionLevel(level),
+		parquet.WithMaxRowGroupLength(int64(opts.RowGroupRows)),
+		parquet.WithStats(true),
+		parquet.WithDictionaryDefault(false),
+		// V2_6 keeps microsecond timestamps as TIMESTAMP(MICROS) logical
+		// types; data pages stay V1, which every warehouse reader accepts.
+		parquet.WithVersion(parquet.V2_6),
+		parquet.WithDataPageVersion(parquet.DataPageV1),
+	}
+	for _, c := range source.LowCardinalityColumns {
+		props = append(props, parquet.WithDictionaryFor(c, true))
+	}
+	// The ARROW:schema blob is not stored: the Parquet logical types already
+	// describe source.Schema exactly (arrow-go reads isAdjustedToUTC back as
+	// time zone "UTC"), and DuckDB and BigQuery ignore it anyway.
+	arrProps := pqarrow.NewArrowWriterProperties(
+		pqarrow.WithAllocator(mem),
+		pqarrow.WithCoerceTimestamps(arrow.Microsecond),
+		pqarrow.WithDeprecatedInt96Timestamps(false),
+	)
+	cw := &countingWriter{w: w}
+	fw, err := pqarrow.NewFileWriter(source.Schema, cw, parquet.NewWriterProperties(props...), arrProps)
+	if err != nil {
+		return nil, fmt.Errorf("new parquet writer: %w", err)
+	}
+	kv := [][2]string{
+		{MetaOrg, meta.Window.Org},
+		{MetaWindowStart, meta.Window.Start.UTC().Format(time.RFC3339)},
+		{MetaWindowEnd, meta.Window.End.UTC().Format(time.RFC3339)},
+		{MetaSchemaVersion, source.SchemaVersion},
+		{MetaVersion, meta.Version},
+	}
+	for _, p := range kv {
+		if err := fw.AppendKeyValueMetadata(p[0], p[1]); err != nil {
+			return nil, fmt.Errorf("parquet metadata %s: %w", p[0], err)
+		}
+	}
+	return &Writer{fw: fw, out: cw}, nil
+}
+
+func codecOf(o Options) (compress.Compression, int) {
+	level := o.CompressionLevel
+	if level == 0 {
+		level = compress.DefaultCompressionLevel
+	}
+	switch o.Compression {
+	case "snappy":
+		return compress.Codecs.Snappy, compress.DefaultCompressionLevel
+	case "gzip":
+		return compress.Codecs.Gzip, level
+	case "none":
+		return compress.Codecs.Uncompressed, compress.DefaultCompressionLevel
+	default:
+		return compress.Codecs.Zstd, level
+	}
+}
+
+// Write buffers rec (in source.Schema) into the current row group, flushing
+// full row groups to the underlying writer. The caller keeps ownership of rec.
+func (w *Writer) Write(rec arrow.RecordBatch) error {
+	if w.closed {
+		return fmt.Errorf("write parquet: writer closed")
+	}
+	if rec.NumRows() == 0 {
+		return nil
+	}
+	if err := w.fw.WriteBuffered(rec); err != nil {
+		return fmt.Errorf("write parquet: %w", err)
+	}
+	w.rows += rec.NumRows()
+	return nil
+}
+
+// Rows is the number of rows written so far.
+func (w *Writer) Rows() int64 { return w.rows }
+
+// Bytes is the number of bytes written to the underlying writer so far; after
+// Close it is the file size.
+func (w *Writer) Bytes() int64 { return w.out.n }
+
+// Close flushes the last row group and writes the footer, including the
+// event count. It does not close the underlying writer. Calling it again is
+// a no-op.
+func (w *Writer) Close() error {
+	if w.closed {
+		return nil
+	}
+	w.closed = true
+	if err := w.fw.AppendKeyValueMetadata(MetaEventCount, strconv.FormatInt(w.rows, 10)); err != nil {
+		w.fw.Close()
+		return fmt.Errorf("parquet metadata %s: %w", MetaEventCount, err)
+	}
+	if err := w.fw.Close(); err != nil {
+		return fmt.Errorf("close parquet: %w", err)
+	}
+	return nil
+}
+
+// countingWriter hides any Close method of the destination (pqarrow closes
+// an io.Closer on Close, before the caller could fsync it) and counts bytes.
+type countingWriter struct {
+	w io.Writer
+	n int64
+}
+
+func (c *countingWriter) Write(p []byte) (int, error) {
+	n, err := c.w.Write(p)
+	c.n += int64(n)
+	return n, err
+}
