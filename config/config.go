@@ -1,0 +1,578 @@
+// Package config loads vaultsink's YAML configuration: strict decoding
+// (unknown keys are errors naming the key path and line), ${VAR} expansion
+// inside scalar values after parsing, defaults beside the types, and
+// validation whose errors name the field path and the bad value, all of them
+// at once.
+//
+// The sink and checkpoint sections are chosen by their `type:` key through
+// the sinks and checkpoint registries; a program must import the packages of
+// the types it accepts (their init registers them) before calling Load.
+package config
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"math"
+	"net"
+	"os"
+	"regexp"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/robfig/cron/v3"
+	"go.yaml.in/yaml/v3"
+
+	"github.com/vaultsink/vaultsink/checkpoint"
+	"github.com/vaultsink/vaultsink/internal/secret"
+	"github.com/vaultsink/vaultsink/sinks"
+	"github.com/vaultsink/vaultsink/source"
+)
+
+// Defaults of the top-level settings; deploy/config.example.yaml repeats them.
+const (
+	DefaultWindow        = time.Hour
+	DefaultSettle        = 5 * time.Minute
+	DefaultSchedule      = "*/5 * * * *"
+	DefaultJitter        = 30 * time.Second
+	DefaultConcurrency   = 4
+	DefaultShutdownGrace = 30 * time.Second
+	DefaultLeaseTTL      = 10 * time.Minute
+	DefaultListen        = "127.0.0.1:9464"
+	DefaultLogLevel      = "info"
+	DefaultLogFormat     = "auto"
+	DefaultCheckpoint    = "file"
+)
+
+// Config is the whole configuration file.
+type Config struct {
+	Source source.Config `yaml:"source"`
+	Orgs   []Org         `yaml:"orgs"`
+	// Start is where a new org's checkpoint begins, aligned to Window in UTC.
+	Start time.Time `yaml:"start"`
+	// Window is the size of a unit of work; it divides 24h.
+	Window time.Duration `yaml:"window"`
+	// Settle is how long after its end a window is considered closed.
+	Settle time.Duration `yaml:"settle"`
+	// Lookback is how many committed windows each run pulls again for late events.
+	Lookback int `yaml:"lookback"`
+	// Schedule is a robfig/cron standard spec (5 fields or a descriptor).
+	Schedule string `yaml:"schedule"`
+	// Jitter is the largest random per-org delay after a tick.
+	Jitter time.Duration `yaml:"jitter"`
+	// Concurrency is how many orgs run at once.
+	Concurrency int `yaml:"concurrency"`
+	// ShutdownGrace is how long the window in flight may take to finish
+	// after a stop signal before it is abandoned uncommitted.
+	ShutdownGrace time.Duration `yaml:"shutdown_grace"`
+	Lease         Lease         `yaml:"lease"`
+	Server        Server        `yaml:"server"`
+	Log           Log           `yaml:"log"`
+	Sink          SinkSection   `yaml:"sink"`
+	// Checkpoint defaults to {type: file} with the store's own defaults.
+	Checkpoint CheckpointSection `yaml:"checkpoint"`
+}
+
+// Org is one organization to mirror, with its token and optional overrides
+// of the top-level settings (nil means "use the top-level value").
+type Org struct {
+	ID                string `yaml:"id"`
+	source.Credential `yaml:",inline"`
+	Window            *time.Duration `yaml:"window,omitempty"`
+	Start             *time.Time     `yaml:"start,omitempty"`
+	Lookback          *int           `yaml:"lookback,omitempty"`
+	RateLimit         *float64       `yaml:"rate_limit,omitempty"`
+	// Sink, when set, is this org's sink. Without a type key its keys are
+	// laid over the top-level section, so `sink: {prefix: x}` changes only
+	// the prefix; with a type key it is a whole section of its own.
+	Sink *SinkSection `yaml:"sink,omitempty"`
+}
+
+// Lease guards each org against a second daemon writing it at once.
+type Lease struct {
+	TTL time.Duration `yaml:"ttl"`
+	// Owner names this daemon in leases; default hostname-pid.
+	Owner string `yaml:"owner"`
+}
+
+// Server is the HTTP listener for /metrics, /healthz and /readyz.
+type Server struct {
+	// Listen is host:port; "" disables the server.
+	Listen string `yaml:"listen"`
+}
+
+// Log configures log/slog output.
+type Log struct {
+	Level  string `yaml:"level"`  // debug, info, warn, error
+	Format string `yaml:"format"` // auto (JSON unless stderr is a terminal), json, text
+}
+
+// SinkSection is a `sink:` section: Type chose the registered sinks.Config
+// that the rest of the section was decoded into.
+type SinkSection struct {
+	Type   string
+	Config sinks.Config
+}
+
+// CheckpointSection is the `checkpoint:` section, chosen by Type like SinkSection.
+type CheckpointSection struct {
+	Type   string
+	Config checkpoint.Config
+}
+
+// SetDefaults fills unset fields. Parse calls it on the empty Config
+// before decoding, so a value the file states wins, even an explicit zero
+// (jitter: 0s, server.listen: "").
+func (c *Config) SetDefaults() {
+	if c.Window == 0 {
+		c.Window = DefaultWindow
+	}
+	if c.Settle == 0 {
+		c.Settle = DefaultSettle
+	}
+	if c.Schedule == "" {
+		c.Schedule = DefaultSchedule
+	}
+	if c.Jitter == 0 {
+		c.Jitter = DefaultJitter
+	}
+	if c.Concurrency == 0 {
+		c.Concurrency = DefaultConcurrency
+	}
+	if c.ShutdownGrace == 0 {
+		c.ShutdownGrace = DefaultShutdownGrace
+	}
+	c.Lease.SetDefaults()
+	c.Server.SetDefaults()
+	c.Log.SetDefaults()
+}
+
+// SetDefaults fills unset fields; Owner is derived from the host when unset.
+func (l *Lease) SetDefaults() {
+	if l.TTL == 0 {
+		l.TTL = DefaultLeaseTTL
+	}
+	if l.Owner == "" {
+		l.Owner = defaultOwner()
+	}
+}
+
+func defaultOwner() string {
+	h, err := os.Hostname()
+	if err != nil || h == "" {
+		h = "unknown"
+	}
+	return h + "-" + strconv.Itoa(os.Getpid())
+}
+
+// SetDefaults fills unset fields.
+func (s *Server) SetDefaults() {
+	if s.Listen == "" {
+		s.Listen = DefaultListen
+	}
+}
+
+// SetDefaults fills unset fields.
+func (l *Log) SetDefaults() {
+	if l.Level == "" {
+		l.Level = DefaultLogLevel
+	}
+	if l.Format == "" {
+		l.Format = DefaultLogFormat
+	}
+}
+
+// Resolved is an org's effective settings: its overrides laid over the
+// top-level values.
+type Resolved struct {
+	ID         string
+	Credential source.Credential
+	// Source is the top-level source section with the org's rate limit.
+	Source    source.Config
+	Window    time.Duration
+	Start     time.Time
+	Lookback  int
+	RateLimit float64
+	// Sink is the org's own section, or &Config.Sink: orgs whose Sink
+	// pointers are equal can share one built sink.
+	Sink *SinkSection
+}
+
+// OrgSettings returns the effective settings of org id.
+func (c *Config) OrgSettings(id string) (Resolved, bool) {
+	for i := range c.Orgs {
+		if c.Orgs[i].ID == id {
+			return c.resolve(&c.Orgs[i]), true
+		}
+	}
+	return Resolved{}, false
+}
+
+func (c *Config) resolve(o *Org) Resolved {
+	r := Resolved{
+		ID:         o.ID,
+		Credential: o.Credential,
+		Source:     c.Source,
+		Window:     c.Window,
+		Start:      c.Start,
+		Lookback:   c.Lookback,
+		RateLimit:  c.Source.RateLimit,
+		Sink:       &c.Sink,
+	}
+	if o.Window != nil {
+		r.Window = *o.Window
+	}
+	if o.Start != nil {
+		r.Start = *o.Start
+	}
+	if o.Lookback != nil {
+		r.Lookback = *o.Lookback
+	}
+	if o.RateLimit != nil {
+		r.RateLimit = *o.RateLimit
+	}
+	r.Source.RateLimit = r.RateLimit
+	if o.Sink != nil {
+		r.Sink = o.Sink
+	}
+	return r
+}
+
+// orgIDPattern keeps ids safe as a path segment, an S3 key part and a
+// Hive partition value.
+var orgIDPattern = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$`)
+
+var allDigits = regexp.MustCompile(`^[0-9]+$`)
+
+// Validate checks the whole configuration and returns every problem found,
+// joined, each as `field.path: value: why`. Token values are never printed.
+func (c *Config) Validate() error {
+	v := &validator{}
+	v.errs = append(v.errs, c.Source.Validate())
+	if c.Source.TimeFormat == "date" && c.Window != 24*time.Hour {
+		v.bad("window", c.Window, "must be 24h when source.time_format is date (the API takes whole days)")
+	} else {
+		v.window("window", c.Window)
+	}
+	if c.Start.IsZero() {
+		v.bad("start", `""`, "required: where a new org's checkpoint begins (RFC3339 or YYYY-MM-DD)")
+	} else {
+		v.aligned("start", c.Start, c.Window)
+	}
+	if c.Settle < 0 {
+		v.bad("settle", c.Settle, "must not be negative")
+	}
+	if c.Lookback < 0 {
+		v.bad("lookback", c.Lookback, "must not be negative")
+	}
+	if err := checkSchedule(c.Schedule); err != nil {
+		v.bad("schedule", strconv.Quote(c.Schedule), "not a cron schedule (5 fields or a descriptor such as @every 5m): "+err.Error())
+	}
+	if c.Jitter < 0 {
+		v.bad("jitter", c.Jitter, "must not be negative")
+	}
+	if c.Concurrency < 1 {
+		v.bad("concurrency", c.Concurrency, "must be at least 1")
+	}
+	if c.ShutdownGrace < 0 {
+		v.bad("shutdown_grace", c.ShutdownGrace, "must not be negative")
+	}
+	if c.Lease.TTL <= 0 {
+		v.bad("lease.ttl", c.Lease.TTL, "must be positive")
+	}
+	if c.Lease.Owner == "" {
+		v.bad("lease.owner", `""`, "must not be empty")
+	}
+	if c.Server.Listen != "" {
+		if _, port, err := net.SplitHostPort(c.Server.Listen); err != nil {
+			v.bad("server.listen", strconv.Quote(c.Server.Listen), "must be host:port (or \"\" to disable): "+err.Error())
+		} else if p, err := strconv.Atoi(port); err != nil || p < 0 || p > 65535 {
+			v.bad("server.listen", strconv.Quote(c.Server.Listen), "port must be a number from 0 to 65535")
+		}
+	}
+	switch c.Log.Level {
+	case "debug", "info", "warn", "error":
+	default:
+		v.bad("log.level", strconv.Quote(c.Log.Level), "must be one of debug, info, warn, error")
+	}
+	switch c.Log.Format {
+	case "auto", "json", "text":
+	default:
+		v.bad("log.format", strconv.Quote(c.Log.Format), "must be one of auto, json, text")
+	}
+	v.section("sink", c.Sink.Type, c.Sink.Config)
+	v.section("checkpoint", c.Checkpoint.Type, c.Checkpoint.Config)
+
+	if len(c.Orgs) == 0 {
+		v.bad("orgs", "[]", "at least one org is required")
+	}
+	seen := map[string]int{}
+	for i := range c.Orgs {
+		c.validateOrg(v, i, seen)
+	}
+	return errors.Join(v.errs...)
+}
+
+func (c *Config) validateOrg(v *validator, i int, seen map[string]int) {
+	o := &c.Orgs[i]
+	p := fmt.Sprintf("orgs[%d]", i)
+	switch {
+	case o.ID == "":
+		v.bad(p+".id", `""`, "required")
+	case allDigits.MatchString(o.ID):
+		v.bad(p+".id", strconv.Quote(o.ID), "must not be only digits: Hive readers (Spark, DuckDB, Athena) would read the org_id partition as an integer; use a prefix such as org_"+o.ID)
+	case !orgIDPattern.MatchString(o.ID):
+		v.bad(p+".id", strconv.Quote(o.ID), "must match "+orgIDPattern.String()+" (it becomes a path segment)")
+	}
+	if j, dup := seen[o.ID]; dup && o.ID != "" {
+		v.bad(p+".id", strconv.Quote(o.ID), fmt.Sprintf("duplicate of orgs[%d].id", j))
+	} else {
+		seen[o.ID] = i
+	}
+	v.credential(p, o.Credential)
+	r := c.resolve(o)
+	if o.Window != nil {
+		if c.Source.TimeFormat == "date" && r.Window != 24*time.Hour {
+			v.bad(p+".window", r.Window, "must be 24h when source.time_format is date (the API takes whole days)")
+		} else {
+			v.window(p+".window", r.Window)
+		}
+	}
+	// The org's start must align with the org's window even when only one
+	// of the two is overridden.
+	if (o.Start != nil || o.Window != nil) && !r.Start.IsZero() && validWindow(r.Window) && !aligned(r.Start, r.Window) {
+		if o.Start != nil {
+			v.bad(p+".start", r.Start.UTC().Format(time.RFC3339), fmt.Sprintf("must be aligned to the window (%s) in UTC, e.g. %s",
+				fmtDuration(r.Window), r.Start.UTC().Truncate(r.Window).Format(time.RFC3339)))
+		} else {
+			v.bad(p+".window", r.Window, fmt.Sprintf("the top-level start %s is not aligned to it in UTC; set %s.start",
+				r.Start.UTC().Format(time.RFC3339), p))
+		}
+	}
+	if o.Lookback != nil && *o.Lookback < 0 {
+		v.bad(p+".lookback", *o.Lookback, "must not be negative")
+	}
+	if o.RateLimit != nil && (*o.RateLimit < 0 || math.IsNaN(*o.RateLimit) || math.IsInf(*o.RateLimit, 0)) {
+		v.bad(p+".rate_limit", *o.RateLimit, "must be a finite number, not negative (0 = no limit)")
+	}
+	if o.Sink != nil && o.Sink != &c.Sink {
+		v.section(p+".sink", o.Sink.Type, o.Sink.Config)
+	}
+}
+
+type validator struct{ errs []error }
+
+func (v *validator) bad(field string, val any, why string) {
+	if d, ok := val.(time.Duration); ok {
+		val = fmtDuration(d)
+	}
+	v.errs = append(v.errs, fmt.Errorf("%s: %v: %s", field, val, why))
+}
+
+// fmtDuration prints 7h rather than 7h0m0s, as a user would write it.
+func fmtDuration(d time.Duration) string {
+	s := d.String()
+	if strings.HasSuffix(s, "m0s") {
+		s = s[:len(s)-2]
+	}
+	if strings.HasSuffix(s, "h0m") {
+		s = s[:len(s)-2]
+	}
+	return s
+}
+
+func validWindow(w time.Duration) bool {
+	return w >= time.Minute && w <= 24*time.Hour && (24*time.Hour)%w == 0
+}
+
+func (v *validator) window(field string, w time.Duration) {
+	switch {
+	case w < time.Minute:
+		v.bad(field, w, "must be at least 1m")
+	case w > 24*time.Hour:
+		v.bad(field, w, "must be at most 24h")
+	case (24*time.Hour)%w != 0:
+		v.bad(field, w, "must divide 24h evenly (e.g. 5m, 15m, 1h, 6h, 24h)")
+	}
+}
+
+// aligned reports whether t starts a window of size w in UTC. Truncate
+// counts from the zero time, which starts a UTC day, and w divides a day.
+func aligned(t time.Time, w time.Duration) bool {
+	return t.Truncate(w).Equal(t)
+}
+
+func (v *validator) aligned(field string, t time.Time, w time.Duration) {
+	if validWindow(w) && !aligned(t, w) {
+		v.bad(field, t.UTC().Format(time.RFC3339), fmt.Sprintf("must be aligned to the window (%s) in UTC, e.g. %s",
+			fmtDuration(w), t.UTC().Truncate(w).Format(time.RFC3339)))
+	}
+}
+
+// credential checks that exactly one token source is set and usable now.
+// The value itself never reaches an error.
+func (v *validator) credential(p string, cr source.Credential) {
+	var set []string
+	if !cr.Token.Empty() {
+		set = append(set, "token")
+	}
+	if cr.TokenEnv != "" {
+		set = append(set, "token_env")
+	}
+	if cr.TokenFile != "" {
+		set = append(set, "token_file")
+	}
+	switch len(set) {
+	case 0:
+		v.bad(p+".token", "missing", "set exactly one of token, token_env, token_file")
+		return
+	case 1:
+	default:
+		v.bad(p+".token", fmt.Sprintf("%v", set), "set exactly one of token, token_env, token_file")
+		return
+	}
+	switch {
+	case cr.TokenEnv != "":
+		if !validVarName(cr.TokenEnv) {
+			v.bad(p+".token_env", strconv.Quote(cr.TokenEnv), "not an environment variable name")
+		} else if _, err := cr.Resolve(); err != nil {
+			v.bad(p+".token_env", cr.TokenEnv, "is unset or empty in the environment")
+		}
+	case cr.TokenFile != "":
+		// Only a readability check: the token is read again on every run
+		// so that rotation needs no restart.
+		b, err := os.ReadFile(cr.TokenFile)
+		switch {
+		case err != nil:
+			var pe *fs.PathError
+			if errors.As(err, &pe) {
+				err = pe.Err
+			}
+			v.bad(p+".token_file", strconv.Quote(cr.TokenFile), "cannot be read: "+err.Error())
+		case len(trimSpace(b)) == 0:
+			v.bad(p+".token_file", strconv.Quote(cr.TokenFile), "is empty")
+		}
+	}
+}
+
+func trimSpace(b []byte) []byte {
+	for len(b) > 0 && (b[0] == ' ' || b[0] == '\n' || b[0] == '\r' || b[0] == '\t') {
+		b = b[1:]
+	}
+	for len(b) > 0 && (b[len(b)-1] == ' ' || b[len(b)-1] == '\n' || b[len(b)-1] == '\r' || b[len(b)-1] == '\t') {
+		b = b[:len(b)-1]
+	}
+	return b
+}
+
+// section runs a registered section's own Validate, prefixing each error
+// with the section's path.
+func (v *validator) section(p, typ string, cfg any) {
+	if cfg == nil {
+		if typ == "" {
+			v.bad(p+".type", `""`, "required")
+		}
+		return
+	}
+	val, ok := cfg.(sinks.Validator)
+	if !ok {
+		return
+	}
+	err := val.Validate()
+	if err == nil {
+		return
+	}
+	var list []error
+	if j, ok := err.(interface{ Unwrap() []error }); ok {
+		list = j.Unwrap()
+	} else {
+		list = []error{err}
+	}
+	for _, e := range list {
+		v.errs = append(v.errs, fmt.Errorf("%s.%w", p, e))
+	}
+}
+
+// MarshalYAML writes the section with its type key first, so a dumped
+// config reads like the file it came from. Secrets print as <redacted>.
+func (s SinkSection) MarshalYAML() (any, error) { return marshalSection(s.Type, s.Config) }
+
+// MarshalYAML writes the section with its type key first.
+func (s CheckpointSection) MarshalYAML() (any, error) { return marshalSection(s.Type, s.Config) }
+
+func marshalSection(typ string, cfg any) (any, error) {
+	n := &yaml.Node{Kind: yaml.MappingNode}
+	n.Content = append(n.Content,
+		&yaml.Node{Kind: yaml.ScalarNode, Tag: "!!str", Value: "type"},
+		&yaml.Node{Kind: yaml.ScalarNode, Tag: "!!str", Value: typ})
+	if cfg != nil {
+		var body yaml.Node
+		if err := body.Encode(cfg); err != nil {
+			return nil, err
+		}
+		if body.Kind == yaml.MappingNode {
+			n.Content = append(n.Content, body.Content...)
+		}
+	}
+	return n, nil
+}
+
+// MarshalYAML leaves out the token fields that are not set (an empty
+// Secret would print as <redacted> and read back as a second token source).
+func (o Org) MarshalYAML() (any, error) {
+	type out struct {
+		ID        string         `yaml:"id"`
+		Token     *secret.Secret `yaml:"token,omitempty"`
+		TokenEnv  string         `yaml:"token_env,omitempty"`
+		TokenFile string         `yaml:"token_file,omitempty"`
+		Window    *time.Duration `yaml:"window,omitempty"`
+		Start     *time.Time     `yaml:"start,omitempty"`
+		Lookback  *int           `yaml:"lookback,omitempty"`
+		RateLimit *float64       `yaml:"rate_limit,omitempty"`
+		Sink      *SinkSection   `yaml:"sink,omitempty"`
+	}
+	r := out{ID: o.ID, TokenEnv: o.TokenEnv, TokenFile: o.TokenFile, Window: o.Window,
+		Start: o.Start, Lookback: o.Lookback, RateLimit: o.RateLimit, Sink: o.Sink}
+	if !o.Token.Empty() {
+		t := o.Token
+		r.Token = &t
+	}
+	return r, nil
+}
+
+// cronFields are the ranges of the five standard fields.
+var cronFields = []struct {
+	name     string
+	min, max int
+}{{"minute", 0, 59}, {"hour", 0, 23}, {"day of month", 1, 31}, {"month", 1, 12}, {"day of week", 0, 6}}
+
+// checkSchedule parses spec as the daemon will, and also refuses steps
+// larger than their field, which robfig/cron accepts silently (*/61 in
+// the minute field fires once an hour, not what anyone meant).
+func checkSchedule(spec string) error {
+	if _, err := cron.ParseStandard(spec); err != nil {
+		return err
+	}
+	fields := strings.Fields(spec)
+	if len(fields) > 0 && (strings.HasPrefix(fields[0], "TZ=") || strings.HasPrefix(fields[0], "CRON_TZ=")) {
+		fields = fields[1:]
+	}
+	if len(fields) != len(cronFields) {
+		return nil // a descriptor such as @hourly or @every 5m
+	}
+	for i, f := range fields {
+		for _, part := range strings.Split(f, ",") {
+			_, step, ok := strings.Cut(part, "/")
+			if !ok {
+				continue
+			}
+			n, err := strconv.Atoi(step)
+			r := cronFields[i]
+			if err == nil && n > r.max-r.min+1 {
+				return fmt.Errorf("step /%d in the %s field exceeds its range %d-%d", n, r.name, r.min, r.max)
+			}
+		}
+	}
+	return nil
+}
