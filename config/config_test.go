@@ -182,19 +182,19 @@ func TestOrgSettings(t *testing.T) {
 		t.Error("OrgSettings found an org that does not exist")
 	}
 	type want struct {
-		window    time.Duration
-		start     time.Time
-		lookback  int
-		rate      float64
-		sink      *testSinkConfig
+		window     time.Duration
+		start      time.Time
+		lookback   int
+		rate       float64
+		sink       *testSinkConfig
 		sharedSink bool
-		token     string
+		token      string
 	}
 	june, may := time.Date(2026, 6, 1, 0, 0, 0, 0, time.UTC), time.Date(2026, 5, 1, 0, 0, 0, 0, time.UTC)
 	top := c.Sink.Config.(*testSinkConfig)
 	tests := map[string]want{
-		"org_1":     {30 * time.Minute, june, 1, 2.5, top, true, envToken},
-		"org-two":   {6 * time.Hour, may, 3, 0.5, &testSinkConfig{Path: "./out", Prefix: "two", Compression: "zstd", Tuning: top.Tuning}, false, envToken},
+		"org_1":   {30 * time.Minute, june, 1, 2.5, top, true, envToken},
+		"org-two": {6 * time.Hour, may, 3, 0.5, &testSinkConfig{Path: "./out", Prefix: "two", Compression: "zstd", Tuning: top.Tuning}, false, envToken},
 		"org.three": {15 * time.Minute, june, 2, 2.5, &testSinkConfig{Path: "/elsewhere", Compression: "none", Tuning: struct {
 			RowGroupRows int `yaml:"row_group_rows"`
 		}{1000}}, false, fileToken},

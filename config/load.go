@@ -121,7 +121,7 @@ type decoder struct {
 	deferred []func()            // org sink sections, which need the top-level sink
 	sink     struct {
 		node *yaml.Node
-		ok bool
+		ok   bool
 	}
 }
 
