@@ -1,0 +1,102 @@
+package source
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"testing"
+	"unicode/utf8"
+
+	"github.com/apache/arrow-go/v18/arrow/array"
+	"github.com/apache/arrow-go/v18/arrow/memory"
+)
+
+// FuzzDecodePage: any body either decodes into a consistent Page or fails
+// with ErrMalformed — never a panic. Seeds live in testdata/fuzz/FuzzDecodePage.
+func FuzzDecodePage(f *testing.F) {
+	f.Add(pageBody(genEvents(3, 1, false), "c"))
+	f.Add(pageBody(genEvents(3, 1, true), ""))
+	f.Fuzz(func(t *testing.T, body []byte) {
+		mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
+		defer mem.AssertSize(t, 0)
+		for _, dropOutside := range []bool{false, true} {
+			d := NewDecoder(mem, DecodeOptions{Org: "org_acme", DropOutside: dropOutside})
+			d.Reset(benchWindow)
+			pg, err := d.DecodePage(body, 1, testIngested)
+			if err != nil {
+				if !errors.Is(err, ErrMalformed) {
+					t.Fatalf("error %v does not wrap ErrMalformed", err)
+				}
+				if pg.Rec != nil || pg.Items != 0 || pg.Quarantined != nil {
+					t.Fatalf("failed page carries data: %+v", pg)
+				}
+				if top := bytes.TrimLeft(bytes.TrimPrefix(body, []byte("\xef\xbb\xbf")), " \t\r\n"); len(top) > 0 && top[0] == '[' && json.Valid(body) {
+					t.Fatalf("valid bare array refused: %v", err)
+				}
+				d.Release()
+				continue
+			}
+			if !json.Valid(bytes.TrimPrefix(body, []byte("\xef\xbb\xbf"))) {
+				t.Fatalf("invalid JSON accepted")
+			}
+			checkPage(t, pg)
+			// The same body again in the same window: every row is now a duplicate.
+			pg2, err := d.DecodePage(body, 2, testIngested)
+			if err != nil {
+				t.Fatalf("second decode: %v", err)
+			}
+			checkPage(t, pg2)
+			if pg2.Rows != 0 || pg2.Duplicates != pg.Rows+pg.Duplicates {
+				t.Fatalf("second decode: rows %d duplicates %d, first rows %d duplicates %d", pg2.Rows, pg2.Duplicates, pg.Rows, pg.Duplicates)
+			}
+			for _, p := range []Page{pg, pg2} {
+				if p.Rec != nil {
+					p.Rec.Release()
+				}
+			}
+			d.Release()
+		}
+	})
+}
+
+func checkPage(t *testing.T, pg Page) {
+	t.Helper()
+	checkCounts(t, pg)
+	for _, q := range pg.Quarantined {
+		if !utf8.ValidString(q.Raw) || q.Reason == "" {
+			t.Fatalf("bad quarantine entry %+v", q)
+		}
+	}
+	if pg.Rec == nil {
+		return
+	}
+	if !pg.Rec.Schema().Equal(Schema) {
+		t.Fatalf("schema %v", pg.Rec.Schema())
+	}
+	ids, _ := pg.Rec.Column(ColEventID).(*array.String)
+	ts, _ := pg.Rec.Column(ColTimestamp).(*array.Timestamp)
+	for i := 0; i < int(pg.Rec.NumRows()); i++ {
+		if ids.IsNull(i) || ids.Value(i) == "" {
+			t.Fatalf("row %d: empty event_id", i)
+		}
+		if us := int64(ts.Value(i)); us < benchWindow.Start.UnixMicro() || us >= benchWindow.End.UnixMicro() {
+			t.Fatalf("row %d: timestamp %d outside the window", i, us)
+		}
+		for c := ColEventID; c < NumColumns; c++ {
+			col, ok := pg.Rec.Column(c).(*array.String)
+			if !ok || col.IsNull(i) {
+				continue
+			}
+			v := col.Value(i)
+			if !utf8.ValidString(v) {
+				t.Fatalf("row %d column %d: invalid UTF-8 %q", i, c, v)
+			}
+			if (c == ColDetail || c == ColExtra) && !json.Valid([]byte(v)) {
+				t.Fatalf("row %d column %d: not JSON: %s", i, c, v)
+			}
+			if c == ColExtra && v[0] != '{' {
+				t.Fatalf("row %d: extra is not an object: %s", i, v)
+			}
+		}
+	}
+}
