@@ -1,0 +1,151 @@
+package bigquery
+
+import (
+	"context"
+	"fmt"
+	"regexp"
+	"time"
+
+	"github.com/vaultsink/vaultsink/sinks"
+	"github.com/vaultsink/vaultsink/sinks/pqenc"
+)
+
+func init() {
+	sinks.Register("bigquery", func() sinks.Config { return &Config{} })
+}
+
+// Defaults.
+const (
+	DefaultTable = "vaultterm_events"
+	// DefaultMaxBatch is how many windows of one org the planner gathers per
+	// CommitBatch: a day of hourly windows, so catching up a day costs one
+	// load and one DML instead of 24 (see the quota arithmetic in doc.go).
+	DefaultMaxBatch = 24
+	// DefaultGroupDelay is how long a commit waits for commits of other orgs
+	// to share its load job and DML statement.
+	DefaultGroupDelay = 2 * time.Second
+	// DefaultMaxGroupSlices bounds one MERGE: 3 query parameters per slice
+	// stays far below BigQuery's 10,000 parameters and 1 MB of SQL text.
+	DefaultMaxGroupSlices = 1000
+)
+
+// Config is the `sink:` section for type "bigquery".
+type Config struct {
+	Project         string `yaml:"project"`
+	Dataset         string `yaml:"dataset"`
+	Table           string `yaml:"table"`            // default vaultterm_events
+	Location        string `yaml:"location"`         // e.g. US, EU, europe-west1; used for datasets and jobs
+	CredentialsFile string `yaml:"credentials_file"` // service-account JSON; empty = Application Default Credentials
+	// Endpoint overrides the API root (tests, emulators, private endpoints).
+	Endpoint string `yaml:"endpoint"`
+	// WithoutAuthentication sends no credentials: only for a local stand-in.
+	WithoutAuthentication bool   `yaml:"without_authentication"`
+	StagingDataset        string `yaml:"staging_dataset"` // default = dataset
+	// PartitionExpiration drops daily partitions older than this (0 = keep).
+	PartitionExpiration time.Duration     `yaml:"partition_expiration"`
+	Description         string            `yaml:"description"`
+	Labels              map[string]string `yaml:"labels"`
+	// MaxBatch is the number of windows of one org committed by one load and
+	// one DML when the planner catches up.
+	MaxBatch int `yaml:"max_batch"`
+	// GroupDelay is how long a commit waits to be merged with commits of other
+	// orgs; negative disables the wait (commits still merge while one runs).
+	GroupDelay time.Duration `yaml:"group_delay"`
+	// MaxGroupSlices caps the (org, window range) slices in one statement.
+	MaxGroupSlices int `yaml:"max_group_slices"`
+	// TempDir holds the units' Parquet files until they are loaded.
+	TempDir string `yaml:"temp_dir"`
+
+	pqenc.Options `yaml:",inline"`
+}
+
+// SetDefaults fills unset fields.
+func (c *Config) SetDefaults() {
+	if c.Table == "" {
+		c.Table = DefaultTable
+	}
+	if c.StagingDataset == "" {
+		c.StagingDataset = c.Dataset
+	}
+	if c.MaxBatch == 0 {
+		c.MaxBatch = DefaultMaxBatch
+	}
+	if c.GroupDelay == 0 {
+		c.GroupDelay = DefaultGroupDelay
+	}
+	if c.MaxGroupSlices == 0 {
+		c.MaxGroupSlices = DefaultMaxGroupSlices
+	}
+	c.Options.SetDefaults()
+}
+
+var (
+	reProject = regexp.MustCompile(`^[a-z][a-z0-9.:-]{4,61}[a-z0-9]$`)
+	reDataset = regexp.MustCompile(`^[A-Za-z0-9_]{1,1000}$`)
+	reTable   = regexp.MustCompile(`^[\p{L}\p{M}\p{N}\p{Pc}\p{Pd} ]{1,1000}$`)
+	reLabel   = regexp.MustCompile(`^[\p{Ll}\p{Lo}][\p{Ll}\p{Lo}\p{N}_-]{0,62}$`)
+	reLabelV  = regexp.MustCompile(`^[\p{Ll}\p{Lo}\p{N}_-]{0,63}$`)
+)
+
+// Validate checks the section; errors name the field and the bad value.
+func (c *Config) Validate() error {
+	if c.Project == "" {
+		return fmt.Errorf("project: required (the Google Cloud project id)")
+	}
+	if !reProject.MatchString(c.Project) {
+		return fmt.Errorf("project: %q is not a valid project id", c.Project)
+	}
+	if c.Dataset == "" {
+		return fmt.Errorf("dataset: required")
+	}
+	if !reDataset.MatchString(c.Dataset) {
+		return fmt.Errorf("dataset: %q may contain only letters, digits and underscores", c.Dataset)
+	}
+	if !reDataset.MatchString(c.StagingDataset) {
+		return fmt.Errorf("staging_dataset: %q may contain only letters, digits and underscores", c.StagingDataset)
+	}
+	if !reTable.MatchString(c.Table) {
+		return fmt.Errorf("table: %q is not a valid table name", c.Table)
+	}
+	if c.PartitionExpiration < 0 || (c.PartitionExpiration > 0 && c.PartitionExpiration < 24*time.Hour) {
+		return fmt.Errorf("partition_expiration: %s must be 0 (keep) or at least 24h", c.PartitionExpiration)
+	}
+	if len(c.Labels) > 64 {
+		return fmt.Errorf("labels: %d labels, at most 64", len(c.Labels))
+	}
+	for k, v := range c.Labels {
+		if !reLabel.MatchString(k) {
+			return fmt.Errorf("labels: key %q must start with a lowercase letter and hold only lowercase letters, digits, _ and - (max 63)", k)
+		}
+		if !reLabelV.MatchString(v) {
+			return fmt.Errorf("labels.%s: value %q may hold only lowercase letters, digits, _ and - (max 63)", k, v)
+		}
+	}
+	if c.MaxBatch < 1 || c.MaxBatch > 1000 {
+		return fmt.Errorf("max_batch: %d is out of range (1-1000)", c.MaxBatch)
+	}
+	if c.MaxGroupSlices < 1 || c.MaxGroupSlices > 3000 {
+		return fmt.Errorf("max_group_slices: %d is out of range (1-3000; 3 query parameters each, BigQuery allows 10,000)", c.MaxGroupSlices)
+	}
+	if c.GroupDelay > time.Minute {
+		return fmt.Errorf("group_delay: %s is longer than 1m", c.GroupDelay)
+	}
+	if c.WithoutAuthentication && c.Endpoint == "" {
+		return fmt.Errorf("without_authentication: only allowed with an endpoint (a local stand-in or emulator)")
+	}
+	if c.WithoutAuthentication && c.CredentialsFile != "" {
+		return fmt.Errorf("without_authentication: conflicts with credentials_file %q", c.CredentialsFile)
+	}
+	return c.Options.Validate()
+}
+
+// Build connects to BigQuery. The target table is checked and created on the
+// first commit, so a daemon starts even while BigQuery is unreachable.
+func (c *Config) Build(ctx context.Context, env sinks.Env) (sinks.Sink, error) {
+	cc := *c
+	cc.SetDefaults()
+	if err := cc.Validate(); err != nil {
+		return nil, fmt.Errorf("bigquery sink: %w", err)
+	}
+	return New(ctx, cc, env)
+}
