@@ -26,7 +26,7 @@ func (c *clock) Now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.t }
 func (c *clock) Add(d time.Duration) { c.mu.Lock(); c.t = c.t.Add(d); c.mu.Unlock() }
 
 func baseConfig() Config {
-	return Config{Seed: 42, Orgs: 3, From: h0, To: t0, Rate: 300, Now: func() time.Time { return t0 }}
+	return Config{Seed: 42, Orgs: 3, From: h0, To: t0, Rate: 150, Now: func() time.Time { return t0 }}
 }
 
 type resp struct {

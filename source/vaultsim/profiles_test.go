@@ -17,6 +17,7 @@ func startProfile(t *testing.T, p Profile) *Running {
 }
 
 func TestProfilePage(t *testing.T) {
+	t.Parallel()
 	sim := startProfile(t, ProfilePage)
 	tok := sim.Creds()[0].Token
 	from, to := h0.Add(30*time.Minute), t0.Add(-7*time.Hour)
@@ -57,6 +58,7 @@ func TestProfilePage(t *testing.T) {
 var linkRE = regexp.MustCompile(`^<([^>]+)>; rel="next"$`)
 
 func TestProfileLink(t *testing.T) {
+	t.Parallel()
 	sim := startProfile(t, ProfileLink)
 	tok := sim.Creds()[1].Token
 	from, to := h0, t0.Add(-20*time.Hour)
@@ -87,6 +89,7 @@ func TestProfileLink(t *testing.T) {
 }
 
 func TestProfileCamel(t *testing.T) {
+	t.Parallel()
 	sim := startProfile(t, ProfileCamel)
 	tok := sim.Creds()[0].Token
 	from, to := t0.Add(-4*time.Hour), t0
@@ -129,6 +132,7 @@ func TestProfileCamel(t *testing.T) {
 }
 
 func TestProfileDates(t *testing.T) {
+	t.Parallel()
 	sim := startProfile(t, ProfileDates)
 	tok := sim.Creds()[0].Token
 	r := get(t, eventsURL(sim.URL, "from", "2026-06-02T00:00:00Z", "to", "2026-06-02"), tok)

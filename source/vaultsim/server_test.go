@@ -10,6 +10,7 @@ import (
 )
 
 func TestCursorWalkEqualsTruth(t *testing.T) {
+	t.Parallel()
 	sim := Start(t, baseConfig())
 	tok := sim.Creds()[0].Token
 	from, to := h0.Add(90*time.Minute+17*time.Second), t0.Add(-5*time.Hour)
@@ -51,6 +52,7 @@ func TestCursorWalkEqualsTruth(t *testing.T) {
 }
 
 func TestBounds(t *testing.T) {
+	t.Parallel()
 	sim := Start(t, baseConfig())
 	tok := sim.Creds()[0].Token
 	all := sim.Events("org_1", h0, t0)
@@ -94,6 +96,7 @@ func TestBounds(t *testing.T) {
 }
 
 func TestLimits(t *testing.T) {
+	t.Parallel()
 	sim := Start(t, baseConfig())
 	tok := sim.Creds()[0].Token
 	from, to := ts(h0), ts(t0)
@@ -141,6 +144,7 @@ func assertError(t *testing.T, r resp, code string) {
 }
 
 func TestErrors(t *testing.T) {
+	t.Parallel()
 	sim := Start(t, baseConfig())
 	c := sim.Creds()
 	from, to := ts(h0), ts(t0)
@@ -197,6 +201,7 @@ func TestErrors(t *testing.T) {
 }
 
 func TestOrgIsolation(t *testing.T) {
+	t.Parallel()
 	sim := Start(t, baseConfig())
 	c := sim.Creds()
 	from, to := t0.Add(-3*time.Hour), t0
@@ -230,6 +235,7 @@ func TestOrgIsolation(t *testing.T) {
 }
 
 func TestDeterminism(t *testing.T) {
+	t.Parallel()
 	a, b := Start(t, baseConfig()), Start(t, baseConfig())
 	other := baseConfig()
 	other.Seed++
@@ -246,8 +252,8 @@ func TestDeterminism(t *testing.T) {
 		t.Fatal("different seeds, same page")
 	}
 	// the whole walk, again
-	wa := walk(t, a.URL, a.Creds()[2].Token, h0, t0, 1000)
-	wb := walk(t, b.URL, b.Creds()[2].Token, h0, t0, 1000)
+	wa := walk(t, a.URL, a.Creds()[2].Token, t0.Add(-4*time.Hour), t0, 1000)
+	wb := walk(t, b.URL, b.Creds()[2].Token, t0.Add(-4*time.Hour), t0, 1000)
 	ja, _ := json.Marshal(wa)
 	jb, _ := json.Marshal(wb)
 	if !bytes.Equal(ja, jb) {
@@ -256,8 +262,9 @@ func TestDeterminism(t *testing.T) {
 }
 
 func TestEventContent(t *testing.T) {
+	t.Parallel()
 	sim := Start(t, baseConfig())
-	evs := walk(t, sim.URL, sim.Creds()[0].Token, h0, t0, 1000)
+	evs := walk(t, sim.URL, sim.Creds()[0].Token, t0.Add(-14*time.Hour), t0, 1000)
 	actions, actors, sev := map[string]bool{}, map[string]bool{}, map[string]int{}
 	v6, size := 0, 0
 	for _, e := range evs {
@@ -285,7 +292,7 @@ func TestEventContent(t *testing.T) {
 			v6++
 		}
 	}
-	if len(actions) < 40 || len(actors) < 1000 || v6 == 0 || sev["info"] < sev["low"] || sev["low"] < sev["high"] || sev["critical"] == 0 {
+	if len(actions) < 40 || len(actors) < 500 || v6 == 0 || sev["info"] < sev["low"] || sev["low"] < sev["high"] || sev["critical"] == 0 {
 		t.Fatalf("not realistic: %d actions, %d actors, %d IPv6, severities %v", len(actions), len(actors), v6, sev)
 	}
 	if avg := size / len(evs); avg < 330 || avg > 520 {
@@ -308,6 +315,7 @@ func TestEventContent(t *testing.T) {
 }
 
 func TestLive(t *testing.T) {
+	t.Parallel()
 	clk := &clock{t: t0}
 	cfg := baseConfig()
 	cfg.Live, cfg.Now = true, clk.Now
