@@ -1,0 +1,370 @@
+package source
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"math/rand/v2"
+	"net/http"
+	"net/url"
+	"os"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"golang.org/x/time/rate"
+)
+
+// Org is one organization as the client sees it: its id (which fills the
+// org_id column) and where its token comes from.
+type Org struct {
+	ID         string
+	Credential Credential
+	// RateLimit overrides Config.RateLimit for this org (requests/s); 0 = inherit.
+	RateLimit float64
+}
+
+// Client talks to one Events API. It is safe for concurrent use by walks of
+// different orgs; each org gets its own rate limiter.
+type Client struct {
+	cfg    Config
+	events *url.URL // BaseURL + EventsPath
+	http   *http.Client
+	log    *slog.Logger
+	m      *Metrics
+
+	mu       sync.Mutex
+	limiters map[string]*rate.Limiter
+	detected string // pagination style found by auto mode
+}
+
+// NewClient builds a client; cfg must have been defaulted and validated.
+func NewClient(cfg Config, log *slog.Logger, reg prometheus.Registerer) (*Client, error) {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	base, err := url.Parse(strings.TrimRight(cfg.BaseURL, "/") + "/" + strings.TrimLeft(cfg.EventsPath, "/"))
+	if err != nil {
+		return nil, fmt.Errorf("source.base_url: %w", err)
+	}
+	tr := http.DefaultTransport.(*http.Transport).Clone()
+	tr.MaxIdleConnsPerHost = 64
+	tr.ResponseHeaderTimeout = cfg.Timeout
+	if cfg.Proxy != "" {
+		pu, err := url.Parse(cfg.Proxy)
+		if err != nil {
+			return nil, fmt.Errorf("source.proxy: %w", err)
+		}
+		tr.Proxy = http.ProxyURL(pu)
+	}
+	tlsCfg := &tls.Config{MinVersion: tls.VersionTLS12}
+	if cfg.TLS.CAFile != "" {
+		pem, err := os.ReadFile(cfg.TLS.CAFile)
+		if err != nil {
+			return nil, fmt.Errorf("source.tls.ca_file: %w", err)
+		}
+		pool, err := x509.SystemCertPool()
+		if err != nil || pool == nil {
+			pool = x509.NewCertPool()
+		}
+		if !pool.AppendCertsFromPEM(pem) {
+			return nil, fmt.Errorf("source.tls.ca_file: %q holds no PEM certificate", cfg.TLS.CAFile)
+		}
+		tlsCfg.RootCAs = pool
+	}
+	if cfg.TLS.InsecureSkipVerify {
+		log.Warn("TLS certificate verification is OFF (source.tls.insecure_skip_verify): anyone on the path can read the API token; use tls.ca_file instead")
+		tlsCfg.InsecureSkipVerify = true
+	}
+	tr.TLSClientConfig = tlsCfg
+	c := &Client{
+		cfg:    cfg,
+		events: base,
+		log:    log,
+		m:      NewMetrics(reg),
+	}
+	c.http = &http.Client{
+		Transport: tr,
+		Timeout:   cfg.Timeout,
+		CheckRedirect: func(req *http.Request, via []*http.Request) error {
+			// The token goes to the configured API host only: a redirect
+			// elsewhere is refused rather than followed without the token,
+			// because a silently unauthenticated page reads as "zero rows".
+			if !c.sameHost(req.URL) {
+				return fmt.Errorf("%w: redirect to %s refused", ErrOffHost, req.URL.Host)
+			}
+			if len(via) >= 5 {
+				return errors.New("stopped after 5 redirects")
+			}
+			return nil
+		},
+	}
+	return c, nil
+}
+
+// Metrics returns the client's collectors.
+func (c *Client) Metrics() *Metrics { return c.m }
+
+func (c *Client) sameHost(u *url.URL) bool {
+	return strings.EqualFold(u.Scheme, c.events.Scheme) && strings.EqualFold(u.Host, c.events.Host)
+}
+
+func (c *Client) limiter(org Org) *rate.Limiter {
+	r := c.cfg.RateLimit
+	if org.RateLimit > 0 {
+		r = org.RateLimit
+	}
+	if r <= 0 {
+		return nil
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.limiters == nil {
+		c.limiters = map[string]*rate.Limiter{}
+	}
+	l, ok := c.limiters[org.ID]
+	if !ok {
+		burst := int(r)
+		if burst < 1 {
+			burst = 1
+		}
+		l = rate.NewLimiter(rate.Limit(r), burst)
+		c.limiters[org.ID] = l
+	}
+	return l
+}
+
+// response is one successful page answer.
+type response struct {
+	body []byte
+	link string // rel="next" target from the Link header, "" if none
+}
+
+// retryable is a failure worth another attempt at the same page.
+type retryable struct {
+	reason     string // metric label: 429, 5xx, network, malformed
+	retryAfter time.Duration
+	err        error
+}
+
+func (r *retryable) Error() string { return r.err.Error() }
+func (r *retryable) Unwrap() error { return r.err }
+
+// fetch GETs u once. Non-retryable failures come back as *APIError or a
+// classified error; retryable ones as *retryable.
+func (c *Client) fetch(ctx context.Context, org Org, token string, u *url.URL) (response, error) {
+	if !c.sameHost(u) {
+		return response{}, fmt.Errorf("%w: %s (configured %s)", ErrOffHost, u.Host, c.events.Host)
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u.String(), nil)
+	if err != nil {
+		return response{}, fmt.Errorf("%w: build request: %v", ErrRequest, err)
+	}
+	req.Header.Set("Authorization", "Bearer "+token)
+	req.Header.Set("Accept", "application/json")
+	req.Header.Set("User-Agent", c.cfg.UserAgent)
+	start := time.Now()
+	resp, err := c.http.Do(req)
+	if err != nil {
+		if errors.Is(err, ErrOffHost) {
+			return response{}, err
+		}
+		if ctx.Err() != nil {
+			return response{}, ctx.Err()
+		}
+		return response{}, &retryable{reason: "network", err: scrubURLError(err)}
+	}
+	defer resp.Body.Close()
+	code := strconv.Itoa(resp.StatusCode)
+	body, err := io.ReadAll(io.LimitReader(resp.Body, c.cfg.MaxPageBytes+1))
+	c.m.Requests.WithLabelValues(org.ID, code).Observe(time.Since(start).Seconds())
+	if err != nil {
+		if ctx.Err() != nil {
+			return response{}, ctx.Err()
+		}
+		return response{}, &retryable{reason: "network", err: fmt.Errorf("read body: %w", scrubURLError(err))}
+	}
+	if int64(len(body)) > c.cfg.MaxPageBytes {
+		return response{}, fmt.Errorf("%w: org %s: page larger than source.max_page_bytes (%d bytes): lower source.page_size or raise the limit", ErrRequest, org.ID, c.cfg.MaxPageBytes)
+	}
+	c.m.Bytes.WithLabelValues(org.ID).Add(float64(len(body)))
+	switch s := resp.StatusCode; {
+	case s >= 200 && s < 300:
+		return response{body: body, link: nextLink(resp.Header.Values("Link"))}, nil
+	case s == http.StatusTooManyRequests:
+		return response{}, &retryable{reason: "429", retryAfter: parseRetryAfter(resp.Header.Get("Retry-After")),
+			err: apiError(org.ID, s, body, "", nil)}
+	case s >= 500:
+		return response{}, &retryable{reason: "5xx", retryAfter: parseRetryAfter(resp.Header.Get("Retry-After")),
+			err: apiError(org.ID, s, body, "", nil)}
+	case s == http.StatusUnauthorized:
+		return response{}, apiError(org.ID, s, body,
+			"the token is missing, invalid, expired or revoked: check this org's token/token_env/token_file; a user JWT expires after 12h, use an org API token", ErrAuth)
+	case s == http.StatusForbidden:
+		return response{}, apiError(org.ID, s, body,
+			"the token lacks the events scope or the org's plan lacks the Events API (Enterprise): create an org API token with the events scope", ErrAuth)
+	default:
+		return response{}, apiError(org.ID, s, body, "the server refused the request: check source.params and source.time_format", ErrRequest)
+	}
+}
+
+func apiError(org string, status int, body []byte, hint string, class error) *APIError {
+	e := &APIError{Org: org, Status: status, Hint: hint, class: class}
+	var env struct {
+		Error struct {
+			Code    string `json:"code"`
+			Message string `json:"message"`
+		} `json:"error"`
+	}
+	if json.Unmarshal(body, &env) == nil && (env.Error.Code != "" || env.Error.Message != "") {
+		e.Code, e.Message = env.Error.Code, env.Error.Message
+	} else if len(body) > 0 {
+		m := string(body)
+		if len(m) > 200 {
+			m = m[:200] + "…"
+		}
+		e.Message = strings.TrimSpace(m)
+	}
+	return e
+}
+
+// scrubURLError drops the URL from *url.Error: it holds query parameters
+// (a cursor), which is noise in logs; the operation and cause remain.
+func scrubURLError(err error) error {
+	var ue *url.Error
+	if errors.As(err, &ue) {
+		return fmt.Errorf("%s: %w", ue.Op, ue.Err)
+	}
+	return err
+}
+
+func parseRetryAfter(v string) time.Duration {
+	v = strings.TrimSpace(v)
+	if v == "" {
+		return 0
+	}
+	if n, err := strconv.ParseFloat(v, 64); err == nil && n >= 0 {
+		return time.Duration(n * float64(time.Second))
+	}
+	if t, err := http.ParseTime(v); err == nil {
+		if d := time.Until(t); d > 0 {
+			return d
+		}
+	}
+	return 0
+}
+
+// nextLink returns the target of rel="next" in RFC 8288 Link headers.
+func nextLink(values []string) string {
+	for _, v := range values {
+		for _, part := range splitLinks(v) {
+			part = strings.TrimSpace(part)
+			if !strings.HasPrefix(part, "<") {
+				continue
+			}
+			end := strings.IndexByte(part, '>')
+			if end < 0 {
+				continue
+			}
+			target := part[1:end]
+			for _, p := range strings.Split(part[end+1:], ";") {
+				k, v, ok := strings.Cut(strings.TrimSpace(p), "=")
+				if !ok || !strings.EqualFold(strings.TrimSpace(k), "rel") {
+					continue
+				}
+				for _, r := range strings.Fields(strings.Trim(strings.TrimSpace(v), `"`)) {
+					if strings.EqualFold(r, "next") {
+						return target
+					}
+				}
+			}
+		}
+	}
+	return ""
+}
+
+// splitLinks splits a Link header value on commas outside <...>.
+func splitLinks(v string) []string {
+	var out []string
+	depth, start := 0, 0
+	for i := 0; i < len(v); i++ {
+		switch v[i] {
+		case '<':
+			depth++
+		case '>':
+			depth--
+		case ',':
+			if depth == 0 {
+				out = append(out, v[start:i])
+				start = i + 1
+			}
+		}
+	}
+	return append(out, v[start:])
+}
+
+// get fetches u with retries: capped exponential backoff with full jitter,
+// Retry-After honoured, bounded by attempts and elapsed time. decode runs
+// inside the loop so that a malformed body is retried like a cut one.
+func (c *Client) get(ctx context.Context, org Org, token string, u *url.URL, page int, decode func(response) error) (retries int, err error) {
+	lim := c.limiter(org)
+	rc := c.cfg.Retry
+	start := time.Now()
+	for attempt := 1; ; attempt++ {
+		if lim != nil {
+			if err := lim.Wait(ctx); err != nil {
+				return retries, err
+			}
+		}
+		resp, err := c.fetch(ctx, org, token, u)
+		if err == nil {
+			err = decode(resp)
+			if err == nil {
+				return retries, nil
+			}
+			if errors.Is(err, ErrMalformed) {
+				err = &retryable{reason: "malformed", err: err}
+			}
+		}
+		var r *retryable
+		if !errors.As(err, &r) {
+			return retries, err
+		}
+		if attempt >= rc.MaxAttempts || time.Since(start) >= rc.MaxElapsed {
+			return retries, fmt.Errorf("%w after %d attempts: org %s page %d: %v", ErrRetriesExhausted, attempt, org.ID, page, r.err)
+		}
+		wait := backoff(rc, attempt)
+		if r.retryAfter > wait {
+			wait = r.retryAfter
+		}
+		if rest := rc.MaxElapsed - time.Since(start); wait > rest {
+			wait = max(rest, 0)
+		}
+		retries++
+		c.m.Retries.WithLabelValues(org.ID, r.reason).Inc()
+		c.log.Debug("retrying page", "org", org.ID, "page", page, "attempt", attempt, "reason", r.reason, "wait", wait, "err", r.err)
+		t := time.NewTimer(wait)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return retries, ctx.Err()
+		case <-t.C:
+		}
+	}
+}
+
+// backoff is capped exponential backoff with full jitter.
+func backoff(rc Retry, attempt int) time.Duration {
+	d := rc.InitialBackoff << min(attempt-1, 20)
+	if d <= 0 || d > rc.MaxBackoff {
+		d = rc.MaxBackoff
+	}
+	return time.Duration(rand.Int64N(int64(d)/2+1)) + d/2
+}
