@@ -1,0 +1,414 @@
+package local
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/apache/arrow-go/v18/arrow"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/vaultsink/vaultsink/sinks"
+	"github.com/vaultsink/vaultsink/sinks/pqenc"
+	"github.com/vaultsink/vaultsink/source"
+)
+
+// Sink writes windows as Parquet files under a root directory.
+type Sink struct {
+	root, qroot string
+	dirMode     fs.FileMode
+	fileMode    fs.FileMode
+	opts        pqenc.Options
+	version     string
+	log         *slog.Logger
+	bytes       prometheus.Counter
+	commits     prometheus.Counter
+
+	mu     sync.Mutex
+	open   map[*unit]struct{}
+	closed bool
+}
+
+var (
+	_ sinks.Sink   = (*Sink)(nil)
+	_ sinks.Reader = (*Sink)(nil)
+)
+
+// New builds a local sink from cfg (defaults are applied to a copy) and
+// creates its root directory.
+func New(cfg Config, env sinks.Env) (*Sink, error) {
+	cfg.SetDefaults()
+	if err := cfg.Validate(); err != nil {
+		return nil, fmt.Errorf("local sink config: %w: %w", err, sinks.ErrPermanent)
+	}
+	mode, _ := parseDirMode(cfg.DirMode) // validated above
+	log := env.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	reg := env.Registerer
+	if reg == nil {
+		reg = prometheus.NewRegistry()
+	}
+	root, err := filepath.Abs(cfg.Path)
+	if err != nil {
+		return nil, fmt.Errorf("local sink path %q: %w", cfg.Path, err)
+	}
+	qroot, err := filepath.Abs(cfg.QuarantinePath)
+	if err != nil {
+		return nil, fmt.Errorf("local sink quarantine_path %q: %w", cfg.QuarantinePath, err)
+	}
+	if err := os.MkdirAll(root, mode); err != nil {
+		return nil, fmt.Errorf("create sink root: %w: %w", err, sinks.ErrPermanent)
+	}
+	s := &Sink{
+		root:     root,
+		qroot:    qroot,
+		dirMode:  mode,
+		fileMode: mode &^ 0o111,
+		opts:     cfg.Options,
+		version:  env.Version,
+		log:      log,
+		bytes:    counter(reg, "vaultsink_sink_bytes_written_total", "Bytes of committed data files, by sink."),
+		commits:  counter(reg, "vaultsink_sink_commits_total", "Units committed (empty windows included), by sink."),
+		open:     map[*unit]struct{}{},
+	}
+	return s, nil
+}
+
+// counter registers (or reuses, when another sink or a second instance
+// already did) a counter vector and returns this sink's child.
+func counter(reg prometheus.Registerer, name, help string) prometheus.Counter {
+	cv := prometheus.NewCounterVec(prometheus.CounterOpts{Name: name, Help: help}, []string{"sink"})
+	if err := reg.Register(cv); err != nil {
+		var are prometheus.AlreadyRegisteredError
+		if errors.As(err, &are) {
+			if existing, ok := are.ExistingCollector.(*prometheus.CounterVec); ok {
+				cv = existing
+			}
+		}
+		// Any other registration error (a clashing descriptor) leaves the
+		// counter unregistered: metrics must never stop the data path.
+	}
+	return cv.WithLabelValues("local")
+}
+
+// Path is where the data file of w lives (whether or not it exists).
+func (s *Sink) Path(w source.Window) string {
+	return filepath.Join(s.root, filepath.FromSlash(sinks.ObjectKey(w)))
+}
+
+// QuarantinePath is where the quarantine file of w lives.
+func (s *Sink) QuarantinePath(w source.Window) string {
+	return filepath.Join(s.qroot, filepath.FromSlash(sinks.QuarantineKey(w)))
+}
+
+// Open starts the unit of w. It removes temp files a crashed earlier unit of
+// the same window left behind. Files are created on the first non-empty write.
+func (s *Sink) Open(ctx context.Context, w source.Window) (sinks.Unit, error) {
+	if err := checkWindow(w); err != nil {
+		return nil, err
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	u := &unit{s: s, w: w, final: s.Path(w), qfinal: s.QuarantinePath(w), started: time.Now()}
+	for _, p := range []string{u.final, u.qfinal} {
+		if err := removeTemps(p); err != nil {
+			return nil, fmt.Errorf("open %s: clean temp files: %w", w, err)
+		}
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return nil, fmt.Errorf("open %s: sink closed", w)
+	}
+	s.open[u] = struct{}{}
+	return u, nil
+}
+
+// Close aborts units still open.
+func (s *Sink) Close() error {
+	s.mu.Lock()
+	s.closed = true
+	units := make([]*unit, 0, len(s.open))
+	for u := range s.open {
+		units = append(units, u)
+	}
+	s.mu.Unlock()
+	var errs []error
+	for _, u := range units {
+		errs = append(errs, u.Abort(context.Background()))
+	}
+	return errors.Join(errs...)
+}
+
+func (s *Sink) forget(u *unit) {
+	s.mu.Lock()
+	delete(s.open, u)
+	s.mu.Unlock()
+}
+
+// checkWindow refuses windows whose org would escape the root or make a
+// second partition level: the org is a path element.
+func checkWindow(w source.Window) error {
+	if w.Org == "" || w.Org == "." || w.Org == ".." || strings.ContainsAny(w.Org, `/\`+"\x00") {
+		return fmt.Errorf("window %s: org %q is not usable as a directory name: %w", w, w.Org, sinks.ErrPermanent)
+	}
+	if !w.Start.Before(w.End) {
+		return fmt.Errorf("window %s: start is not before end: %w", w, sinks.ErrPermanent)
+	}
+	return nil
+}
+
+// tempPrefix is the hidden temp name prefix for final path p. Starting with
+// "." keeps temp files out of Hive readers and "*.parquet" globs alike.
+func tempPrefix(p string) string {
+	return filepath.Join(filepath.Dir(p), "."+filepath.Base(p)+".tmp-")
+}
+
+func removeTemps(final string) error {
+	matches, err := filepath.Glob(tempPrefix(final) + "*")
+	if err != nil {
+		return err
+	}
+	for _, m := range matches {
+		if err := os.Remove(m); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return err
+		}
+	}
+	return nil
+}
+
+// unit is one window being written. Not safe for concurrent use.
+type unit struct {
+	s       *Sink
+	w       source.Window
+	started time.Time
+
+	final string
+	tmp   *os.File
+	buf   *bufio.Writer
+	pw    *pqenc.Writer
+
+	qfinal string
+	qtmp   *os.File
+	qbuf   *bufio.Writer
+	qenc   *json.Encoder
+	qn     int64
+
+	done bool // committed or aborted
+}
+
+func (u *unit) Write(ctx context.Context, rec arrow.RecordBatch) error {
+	if u.done {
+		return fmt.Errorf("write %s: unit already finished", u.w)
+	}
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if rec.NumRows() == 0 {
+		return nil
+	}
+	if u.pw == nil {
+		f, err := u.s.createTemp(u.final, u.s.fileMode)
+		if err != nil {
+			return fmt.Errorf("write %s: %w", u.w, err)
+		}
+		u.tmp = f
+		u.buf = bufio.NewWriterSize(f, 1<<20)
+		pw, err := pqenc.NewWriter(u.buf, pqenc.Meta{Window: u.w, Version: u.s.version}, u.s.opts)
+		if err != nil {
+			return fmt.Errorf("write %s: %w: %w", u.w, err, sinks.ErrPermanent)
+		}
+		u.pw = pw
+	}
+	if err := u.pw.Write(rec); err != nil {
+		return fmt.Errorf("write %s: %w", u.w, err)
+	}
+	return nil
+}
+
+func (u *unit) Quarantine(ctx context.Context, q source.Quarantined) error {
+	if u.done {
+		return fmt.Errorf("quarantine %s: unit already finished", u.w)
+	}
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if u.qtmp == nil {
+		f, err := u.s.createTemp(u.qfinal, 0o600)
+		if err != nil {
+			return fmt.Errorf("quarantine %s: %w", u.w, err)
+		}
+		u.qtmp = f
+		u.qbuf = bufio.NewWriter(f)
+		u.qenc = json.NewEncoder(u.qbuf)
+		u.qenc.SetEscapeHTML(false)
+	}
+	if err := u.qenc.Encode(q); err != nil {
+		return fmt.Errorf("quarantine %s: %w", u.w, err)
+	}
+	u.qn++
+	return nil
+}
+
+// Commit publishes the quarantine file, then the data file, each by rename.
+// Each rename is atomic on its own; a crash between them is repaired by the
+// rerun the unmoved checkpoint causes.
+func (u *unit) Commit(ctx context.Context) (sinks.Result, error) {
+	if u.done {
+		return sinks.Result{}, fmt.Errorf("commit %s: unit already finished", u.w)
+	}
+	if err := ctx.Err(); err != nil {
+		return sinks.Result{}, err
+	}
+	var res sinks.Result
+	if u.qtmp != nil {
+		if err := u.qbuf.Flush(); err != nil {
+			return res, fmt.Errorf("commit %s: write quarantine: %w", u.w, err)
+		}
+		if err := publish(u.qtmp, u.qfinal); err != nil {
+			return res, fmt.Errorf("commit %s: quarantine: %w", u.w, err)
+		}
+		u.qtmp = nil
+		res.Quarantined = u.qn
+	}
+	if u.pw != nil {
+		if err := u.pw.Close(); err != nil {
+			return res, fmt.Errorf("commit %s: %w", u.w, err)
+		}
+		if err := u.buf.Flush(); err != nil {
+			return res, fmt.Errorf("commit %s: write data: %w", u.w, err)
+		}
+		if err := publish(u.tmp, u.final); err != nil {
+			return res, fmt.Errorf("commit %s: data: %w", u.w, err)
+		}
+		u.tmp = nil
+		res.Events = u.pw.Rows()
+		res.Bytes = u.pw.Bytes()
+		res.Location = u.final
+		u.s.bytes.Add(float64(res.Bytes))
+	}
+	u.done = true
+	u.s.forget(u)
+	u.s.commits.Inc()
+	u.s.log.Debug("local unit committed", "org", u.w.Org, "window", u.w.Range(), "rows", res.Events,
+		"bytes", res.Bytes, "quarantined", res.Quarantined, "path", res.Location, "duration", time.Since(u.started))
+	return res, nil
+}
+
+// Abort removes the temp files; nothing becomes visible. A no-op after Commit.
+func (u *unit) Abort(ctx context.Context) error {
+	if u.done {
+		return nil
+	}
+	u.done = true
+	u.s.forget(u)
+	var errs []error
+	for _, f := range []*os.File{u.tmp, u.qtmp} {
+		if f == nil {
+			continue
+		}
+		f.Close()
+		if err := os.Remove(f.Name()); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			errs = append(errs, err)
+		}
+	}
+	u.tmp, u.qtmp = nil, nil
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("abort %s: %w", u.w, err)
+	}
+	return nil
+}
+
+// createTemp creates the hidden temp file for final, creating (and making
+// durable) the directories on the way.
+func (s *Sink) createTemp(final string, mode fs.FileMode) (*os.File, error) {
+	dir := filepath.Dir(final)
+	if err := s.mkdirAll(dir); err != nil {
+		return nil, err
+	}
+	f, err := os.CreateTemp(dir, filepath.Base(tempPrefix(final))+strconv.Itoa(os.Getpid())+"-*")
+	if err != nil {
+		return nil, fmt.Errorf("create temp file: %w", err)
+	}
+	if err := f.Chmod(mode); err != nil {
+		f.Close()
+		os.Remove(f.Name())
+		return nil, fmt.Errorf("chmod temp file: %w", err)
+	}
+	return f, nil
+}
+
+// mkdirAll creates dir and fsyncs the parent of every directory it created,
+// so that a committed file's path survives a power loss, not just its bytes.
+func (s *Sink) mkdirAll(dir string) error {
+	var created []string
+	for d := dir; ; d = filepath.Dir(d) {
+		if _, err := os.Stat(d); err == nil {
+			break
+		} else if !errors.Is(err, fs.ErrNotExist) {
+			return fmt.Errorf("stat %s: %w", d, err)
+		}
+		created = append(created, d)
+		if filepath.Dir(d) == d {
+			break
+		}
+	}
+	if len(created) == 0 {
+		return nil
+	}
+	if err := os.MkdirAll(dir, s.dirMode); err != nil {
+		return fmt.Errorf("create directory: %w", err)
+	}
+	for _, d := range created {
+		if err := syncDir(filepath.Dir(d)); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// publish makes f durable and renames it onto final, then makes the rename
+// durable. f is closed in every case; on error the temp file is removed.
+func publish(f *os.File, final string) (err error) {
+	defer func() {
+		if err != nil {
+			os.Remove(f.Name())
+		}
+	}()
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return fmt.Errorf("fsync: %w", err)
+	}
+	if err := f.Close(); err != nil {
+		return fmt.Errorf("close: %w", err)
+	}
+	if err := os.Rename(f.Name(), final); err != nil {
+		return fmt.Errorf("rename: %w", err)
+	}
+	return syncDir(filepath.Dir(final))
+}
+
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return fmt.Errorf("fsync directory: %w", err)
+	}
+	defer d.Close()
+	if err := d.Sync(); err != nil {
+		return fmt.Errorf("fsync directory %s: %w", dir, err)
+	}
+	return nil
+}

@@ -1,0 +1,5 @@
+//go:build !race
+
+package sinktest
+
+const raceEnabled = false

@@ -1,0 +1,371 @@
+package sinktest
+
+import (
+	"context"
+	"fmt"
+	"runtime"
+	"runtime/metrics"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/apache/arrow-go/v18/arrow/memory"
+
+	"github.com/vaultsink/vaultsink/sinks"
+	"github.com/vaultsink/vaultsink/source"
+)
+
+// Factory returns a fresh, empty sink and a reader of what it holds. Run
+// calls it once per subtest and closes the sink when the subtest ends.
+type Factory func(t *testing.T) (sinks.Sink, sinks.Reader)
+
+// Window returns the hour-long window of org starting hour hours after
+// 2026-06-01T00:00Z.
+func Window(org string, hour int) source.Window {
+	start := time.Date(2026, 6, 1, 0, 0, 0, 0, time.UTC).Add(time.Duration(hour) * time.Hour)
+	return source.Window{Org: org, Start: start, End: start.Add(time.Hour)}
+}
+
+// Run is the conformance suite every sinks.Sink passes. The large-window
+// memory test (BoundedMemory) is skipped with -short and under -race.
+func Run(t *testing.T, f Factory) {
+	open := func(t *testing.T) (sinks.Sink, sinks.Reader) {
+		t.Helper()
+		s, r := f(t)
+		t.Cleanup(func() {
+			if err := s.Close(); err != nil {
+				t.Errorf("close sink: %v", err)
+			}
+		})
+		return s, r
+	}
+
+	t.Run("WriteCommit", func(t *testing.T) {
+		s, r := open(t)
+		w := Window("org_a", 10)
+		ids := IDs("evt_a", 0, 3500)
+		res := WriteWindow(t, s, w, ids, 1000)
+		if res.Events != int64(len(ids)) || res.Bytes <= 0 || res.Location == "" || res.Quarantined != 0 {
+			t.Fatalf("Result = %+v, want %d events, bytes > 0, a location, 0 quarantined", res, len(ids))
+		}
+		ExpectIDs(t, r, w, ids)
+	})
+
+	t.Run("RerunReplaces", func(t *testing.T) {
+		s, r := open(t)
+		w := Window("org_a", 11)
+		WriteWindow(t, s, w, IDs("first", 0, 2500), 1000)
+		second := IDs("second", 0, 1200)
+		second = append(second, IDs("first", 0, 300)...) // a superset replace keeps some ids
+		res := WriteWindow(t, s, w, second, 1000)
+		if res.Events != int64(len(second)) {
+			t.Fatalf("second run committed %d events, want %d", res.Events, len(second))
+		}
+		ExpectIDs(t, r, w, second)
+		// A third, identical run changes nothing.
+		WriteWindow(t, s, w, second, 700)
+		ExpectIDs(t, r, w, second)
+	})
+
+	t.Run("AbortLeavesNothing", func(t *testing.T) {
+		s, r := open(t)
+		ctx := context.Background()
+		w := Window("org_a", 12)
+		u, err := s.Open(ctx, w)
+		if err != nil {
+			t.Fatal(err)
+		}
+		writeBatches(t, u, w, IDs("aborted", 0, 2000), 1000)
+		if err := u.Quarantine(ctx, source.Quarantined{Org: w.Org, Window: w.Range(), Reason: "test", Raw: "{}"}); err != nil {
+			t.Fatal(err)
+		}
+		if err := u.Abort(ctx); err != nil {
+			t.Fatalf("abort: %v", err)
+		}
+		if err := u.Abort(ctx); err != nil {
+			t.Fatalf("second abort: %v", err)
+		}
+		ExpectIDs(t, r, w, nil)
+
+		// Aborting a rerun keeps the committed unit.
+		kept := IDs("kept", 0, 1500)
+		WriteWindow(t, s, w, kept, 1000)
+		u, err = s.Open(ctx, w)
+		if err != nil {
+			t.Fatal(err)
+		}
+		writeBatches(t, u, w, IDs("aborted", 0, 500), 250)
+		if err := u.Abort(ctx); err != nil {
+			t.Fatal(err)
+		}
+		ExpectIDs(t, r, w, kept)
+	})
+
+	t.Run("AbortAfterCommitIsNoop", func(t *testing.T) {
+		s, r := open(t)
+		ctx := context.Background()
+		w := Window("org_a", 13)
+		ids := IDs("evt", 0, 100)
+		u, err := s.Open(ctx, w)
+		if err != nil {
+			t.Fatal(err)
+		}
+		writeBatches(t, u, w, ids, 100)
+		if _, err := u.Commit(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if err := u.Abort(ctx); err != nil {
+			t.Fatalf("abort after commit: %v", err)
+		}
+		ExpectIDs(t, r, w, ids)
+	})
+
+	t.Run("EmptyWindow", func(t *testing.T) {
+		s, r := open(t)
+		w := Window("org_a", 14)
+		res := WriteWindow(t, s, w, nil, 1000)
+		if res.Events != 0 || res.Bytes != 0 || res.Location != "" {
+			t.Fatalf("empty window Result = %+v, want zero", res)
+		}
+		ExpectIDs(t, r, w, nil)
+
+		ids := IDs("evt", 0, 1000)
+		WriteWindow(t, s, w, ids, 1000)
+		res = WriteWindow(t, s, w, nil, 1000)
+		if res.Events != 0 || res.Location != "" {
+			t.Fatalf("empty rerun Result = %+v, want zero", res)
+		}
+		ExpectIDs(t, r, w, ids) // an empty answer never deletes data
+	})
+
+	t.Run("Quarantine", func(t *testing.T) {
+		s, r := open(t)
+		ctx := context.Background()
+		for _, tc := range []struct {
+			name string
+			hour int
+			rows int
+			bad  int
+		}{
+			{"with data", 15, 1200, 3},
+			{"only quarantine", 16, 0, 2},
+		} {
+			t.Run(tc.name, func(t *testing.T) {
+				w := Window("org_q", tc.hour)
+				ids := IDs("evt", 0, tc.rows)
+				u, err := s.Open(ctx, w)
+				if err != nil {
+					t.Fatal(err)
+				}
+				defer u.Abort(ctx)
+				writeBatches(t, u, w, ids, 500)
+				for i := 0; i < tc.bad; i++ {
+					q := source.Quarantined{Org: w.Org, Window: w.Range(), Page: i, Reason: "no timestamp", Raw: fmt.Sprintf(`{"id":"bad%d","note":"line\nbreak \u2028 <b>"}`, i)}
+					if err := u.Quarantine(ctx, q); err != nil {
+						t.Fatal(err)
+					}
+				}
+				res, err := u.Commit(ctx)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if res.Events != int64(tc.rows) || res.Quarantined != int64(tc.bad) {
+					t.Fatalf("Result = %+v, want %d events and %d quarantined", res, tc.rows, tc.bad)
+				}
+				ExpectIDs(t, r, w, ids)
+			})
+		}
+	})
+
+	t.Run("ConcurrentUnits", func(t *testing.T) {
+		s, r := open(t)
+		type job struct {
+			w   source.Window
+			ids []string
+		}
+		var jobs []job
+		for _, org := range []string{"org_x", "org_y", "org_z"} {
+			for h := 0; h < 3; h++ {
+				jobs = append(jobs, job{Window(org, 20+h), IDs(org, h*10000, 800+h*300)})
+			}
+		}
+		var wg sync.WaitGroup
+		errs := make(chan error, len(jobs))
+		for _, j := range jobs {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				errs <- writeWindow(context.Background(), s, j.w, j.ids, 250)
+			}()
+		}
+		wg.Wait()
+		close(errs)
+		for err := range errs {
+			if err != nil {
+				t.Error(err)
+			}
+		}
+		for _, j := range jobs {
+			ExpectIDs(t, r, j.w, j.ids)
+		}
+	})
+
+	t.Run("BoundedMemory", func(t *testing.T) {
+		if testing.Short() || raceEnabled {
+			t.Skip("writes 500k rows; skipped with -short and -race")
+		}
+		s, _ := open(t)
+		small := peakHeapWriting(t, s, Window("org_m", 30), 100_000)
+		large := peakHeapWriting(t, s, Window("org_m", 31), 400_000)
+		t.Logf("peak heap above baseline: 100k rows %.1f MiB, 400k rows %.1f MiB", mib(small), mib(large))
+		// Bounded memory means a 4x larger window costs about the same: allow
+		// 1.5x plus 32 MiB of GC noise, far below the ~4x a buffering sink shows.
+		if bound := small*3/2 + 32<<20; large > bound {
+			t.Fatalf("peak heap grows with the window: 100k rows %.1f MiB, 400k rows %.1f MiB (bound %.1f MiB)",
+				mib(small), mib(large), mib(bound))
+		}
+	})
+}
+
+func mib(b uint64) float64 { return float64(b) / (1 << 20) }
+
+// peakHeapWriting writes n rows in 1000-row batches, each built and released
+// in turn as the source does, and returns the peak heap above the baseline.
+func peakHeapWriting(t *testing.T, s sinks.Sink, w source.Window, n int) uint64 {
+	t.Helper()
+	ctx := context.Background()
+	runtime.GC()
+	base := heapObjects()
+	var peak atomic.Uint64
+	stop := make(chan struct{})
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		tick := time.NewTicker(2 * time.Millisecond)
+		defer tick.Stop()
+		for {
+			if h := heapObjects(); h > peak.Load() {
+				peak.Store(h)
+			}
+			select {
+			case <-stop:
+				return
+			case <-tick.C:
+			}
+		}
+	}()
+	u, err := s.Open(ctx, w)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer u.Abort(ctx)
+	for i := 0; i < n; i += 1000 {
+		rec := Batch(memory.DefaultAllocator, Events(w, IDs("big", i, min(1000, n-i))))
+		err := u.Write(ctx, rec)
+		rec.Release()
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	res, err := u.Commit(ctx)
+	close(stop)
+	<-done
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Events != int64(n) {
+		t.Fatalf("committed %d events, want %d", res.Events, n)
+	}
+	if p := peak.Load(); p > base {
+		return p - base
+	}
+	return 0
+}
+
+func heapObjects() uint64 {
+	s := []metrics.Sample{{Name: "/memory/classes/heap/objects:bytes"}}
+	metrics.Read(s)
+	return s[0].Value.Uint64()
+}
+
+// WriteWindow writes ids as one unit of w in batches of batch rows, commits
+// it and returns the Result.
+func WriteWindow(t testing.TB, s sinks.Sink, w source.Window, ids []string, batch int) sinks.Result {
+	t.Helper()
+	ctx := context.Background()
+	u, err := s.Open(ctx, w)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer u.Abort(ctx)
+	writeBatches(t, u, w, ids, batch)
+	res, err := u.Commit(ctx)
+	if err != nil {
+		t.Fatalf("commit %s: %v", w, err)
+	}
+	return res
+}
+
+func writeWindow(ctx context.Context, s sinks.Sink, w source.Window, ids []string, batch int) error {
+	u, err := s.Open(ctx, w)
+	if err != nil {
+		return err
+	}
+	defer u.Abort(ctx)
+	for i := 0; i < len(ids); i += batch {
+		rec := Batch(memory.DefaultAllocator, Events(w, ids[i:min(i+batch, len(ids))]))
+		err := u.Write(ctx, rec)
+		rec.Release()
+		if err != nil {
+			return err
+		}
+	}
+	_, err = u.Commit(ctx)
+	return err
+}
+
+func writeBatches(t testing.TB, u sinks.Unit, w source.Window, ids []string, batch int) {
+	t.Helper()
+	for i := 0; i < len(ids); i += batch {
+		rec := Batch(memory.DefaultAllocator, Events(w, ids[i:min(i+batch, len(ids))]))
+		err := u.Write(context.Background(), rec)
+		rec.Release()
+		if err != nil {
+			t.Fatalf("write %s: %v", w, err)
+		}
+	}
+}
+
+// ExpectIDs checks that r holds exactly want for w, as a multiset: every id
+// once, none missing, none extra.
+func ExpectIDs(t testing.TB, r sinks.Reader, w source.Window, want []string) {
+	t.Helper()
+	var got []string
+	if err := r.EventIDs(context.Background(), w, func(id string) error {
+		got = append(got, id)
+		return nil
+	}); err != nil {
+		t.Fatalf("read ids %s: %v", w, err)
+	}
+	if err := SameIDs(got, want); err != nil {
+		t.Fatalf("ids of %s: %v", w, err)
+	}
+}
+
+// SameIDs reports how got and want differ as multisets, or nil.
+func SameIDs(got, want []string) error {
+	g, w := slices.Clone(got), slices.Clone(want)
+	slices.Sort(g)
+	slices.Sort(w)
+	if slices.Equal(g, w) {
+		return nil
+	}
+	for i := 0; i < min(len(g), len(w)); i++ {
+		if g[i] != w[i] {
+			return fmt.Errorf("got %d ids, want %d; first difference at sorted position %d: got %q, want %q", len(g), len(w), i, g[i], w[i])
+		}
+	}
+	return fmt.Errorf("got %d ids, want %d", len(g), len(w))
+}
