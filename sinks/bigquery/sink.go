@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"os"
 	"sort"
+	"strings"
 	"sync"
 	"time"
 
@@ -451,8 +452,8 @@ func (s *Sink) commitGroup(ctx context.Context, units []*unit, callers int) erro
 			return err
 		}
 		stages = append(stages, stage)
-		q, p := s.mergeSQL(stage, data)
-		stmts, params = append(stmts, q), append(params, p...)
+		q, p := s.replaceSQL(stage, data)
+		stmts, params = append(stmts, q...), append(params, p...)
 	}
 	if len(quar) > 0 {
 		stage := "vaultsink_stage_" + id + "_q"
@@ -467,12 +468,9 @@ func (s *Sink) commitGroup(ctx context.Context, units []*unit, callers int) erro
 		}
 		stages = append(stages, stage)
 		q, p := s.quarantineSQL(stage, quar)
-		stmts, params = append(stmts, q), append(params, p...)
+		stmts, params = append(stmts, q...), append(params, p...)
 	}
-	sqlText := stmts[0]
-	if len(stmts) > 1 {
-		sqlText = "BEGIN TRANSACTION;\n" + stmts[0] + ";\n" + stmts[1] + ";\nCOMMIT TRANSACTION"
-	}
+	sqlText := "BEGIN TRANSACTION;\n" + strings.Join(stmts, ";\n") + ";\nCOMMIT TRANSACTION"
 	jobID := "vaultsink_merge_" + id
 	err := s.runJob(ctx, "dml", jobID, func(ctx context.Context, jid string) (*bigquery.Job, error) {
 		q := s.client.Query(sqlText)
@@ -645,45 +643,48 @@ func spans(us []*unit) []span {
 	return out
 }
 
-// mergeSQL is the one statement that replaces every unit's (org, window)
-// slice of the target with the staged rows, atomically: rows of the slices
-// not in staging are deleted, staged rows are inserted, nothing else is
-// touched. Empty units are not in us, so they delete nothing.
-func (s *Sink) mergeSQL(stage string, us []*unit) (string, []bigquery.QueryParameter) {
+// replaceSQL deletes every unit's (org, window) slice of the target and
+// inserts the staged rows (one per event id). It runs inside the commit's
+// transaction script, so readers see the old slice or the new one, never a
+// mix. Empty units are not in us, so they delete nothing.
+func (s *Sink) replaceSQL(stage string, us []*unit) ([]string, []bigquery.QueryParameter) {
 	var pred string
 	var params []bigquery.QueryParameter
 	for i, sp := range spans(us) {
 		if i > 0 {
-			pred += "\n    OR "
+			pred += "\n   OR "
 		}
-		pred += fmt.Sprintf("(T.org_id = @o%d AND T.`timestamp` >= @s%d AND T.`timestamp` < @e%d)", i, i, i)
+		pred += fmt.Sprintf("(org_id = @o%d AND `timestamp` >= @s%d AND `timestamp` < @e%d)", i, i, i)
 		params = append(params,
 			bigquery.QueryParameter{Name: fmt.Sprintf("o%d", i), Value: sp.org},
 			bigquery.QueryParameter{Name: fmt.Sprintf("s%d", i), Value: sp.start.UTC()},
 			bigquery.QueryParameter{Name: fmt.Sprintf("e%d", i), Value: sp.end.UTC()})
 	}
 	cols, vals := insertColumns()
-	q := fmt.Sprintf("MERGE `%s` AS T\nUSING (SELECT * FROM `%s.%s.%s` WHERE TRUE\n  QUALIFY ROW_NUMBER() OVER (PARTITION BY org_id, event_id ORDER BY `timestamp`, ingested_at) = 1) AS S\nON FALSE\nWHEN NOT MATCHED BY SOURCE AND (\n    %s) THEN DELETE\nWHEN NOT MATCHED THEN INSERT (%s)\n  VALUES (%s)",
-		s.target(), s.cfg.Project, s.cfg.StagingDataset, stage, pred, cols, vals)
-	return q, params
+	del := fmt.Sprintf("DELETE FROM `%s`\nWHERE %s", s.target(), pred)
+	ins := fmt.Sprintf("INSERT INTO `%s` (%s)\nSELECT %s\nFROM `%s.%s.%s` AS S\nWHERE TRUE\nQUALIFY ROW_NUMBER() OVER (PARTITION BY S.org_id, S.event_id ORDER BY S.`timestamp`, S.ingested_at) = 1",
+		s.target(), cols, vals, s.cfg.Project, s.cfg.StagingDataset, stage)
+	return []string{del, ins}, params
 }
 
 // quarantineSQL replaces the quarantine rows of the units' windows.
-func (s *Sink) quarantineSQL(stage string, us []*unit) (string, []bigquery.QueryParameter) {
+func (s *Sink) quarantineSQL(stage string, us []*unit) ([]string, []bigquery.QueryParameter) {
 	var pred string
 	var params []bigquery.QueryParameter
 	for i, u := range us {
 		if i > 0 {
-			pred += "\n    OR "
+			pred += "\n   OR "
 		}
-		pred += fmt.Sprintf("(T.org_id = @qo%d AND T.window_start = @qs%d)", i, i)
+		pred += fmt.Sprintf("(org_id = @qo%d AND window_start = @qs%d)", i, i)
 		params = append(params,
 			bigquery.QueryParameter{Name: fmt.Sprintf("qo%d", i), Value: u.w.Org},
 			bigquery.QueryParameter{Name: fmt.Sprintf("qs%d", i), Value: u.w.Start.UTC()})
 	}
-	q := fmt.Sprintf("MERGE `%s.%s.%s` AS T\nUSING `%s.%s.%s` AS S\nON FALSE\nWHEN NOT MATCHED BY SOURCE AND (\n    %s) THEN DELETE\nWHEN NOT MATCHED THEN INSERT ROW",
-		s.cfg.Project, s.cfg.Dataset, s.quarantineTable(), s.cfg.Project, s.cfg.StagingDataset, stage, pred)
-	return q, params
+	qt := fmt.Sprintf("%s.%s.%s", s.cfg.Project, s.cfg.Dataset, s.quarantineTable())
+	del := fmt.Sprintf("DELETE FROM `%s`\nWHERE %s", qt, pred)
+	ins := fmt.Sprintf("INSERT INTO `%s` (org_id, window_start, window_end, page, reason, raw)\nSELECT org_id, window_start, window_end, page, reason, raw FROM `%s.%s.%s`",
+		qt, s.cfg.Project, s.cfg.StagingDataset, stage)
+	return []string{del, ins}, params
 }
 
 // Quarantine records go to <table>_quarantine, replaced per window like data.
