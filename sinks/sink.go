@@ -92,3 +92,15 @@ type Defaulter interface{ SetDefaults() }
 // Validator checks a section. Errors name the field (relative to the
 // section, e.g. "path") and the bad value.
 type Validator interface{ Validate() error }
+
+// Stater is implemented by sinks that can tell cheaply whether a window's
+// unit exists (a footer or object metadata), so backfill can resume.
+type Stater interface {
+	Stat(ctx context.Context, w source.Window) (exists bool, events int64, err error)
+}
+
+// Checker is implemented by sinks that can prove they are writable without
+// writing a window (check-config --connect).
+type Checker interface {
+	Check(ctx context.Context) error
+}

@@ -28,11 +28,15 @@ type WalkStats struct {
 // to fn only once it decoded completely, so a retried page never yields
 // rows twice. Walk returns the first error of fn or of the API: errors.Is
 // ErrAuth / ErrRequest / ErrOffHost are permanent, others transient.
+// A nil mem means memory.DefaultAllocator.
 func (c *Client) Walk(ctx context.Context, org Org, w Window, mem memory.Allocator, fn func(Page) error) (WalkStats, error) {
 	var st WalkStats
 	token, err := org.Credential.Resolve()
 	if err != nil {
 		return st, fmt.Errorf("%w: org %s: %v", ErrAuth, org.ID, err)
+	}
+	if mem == nil {
+		mem = memory.DefaultAllocator
 	}
 	dropOutside := c.cfg.TimeFormat == "date"
 	dec := NewDecoder(mem, DecodeOptions{Org: org.ID, Fields: c.cfg.Fields, ItemsField: c.cfg.Params.ItemsField, DropOutside: dropOutside})

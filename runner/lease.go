@@ -1,0 +1,87 @@
+package runner
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+
+	"github.com/vaultsink/vaultsink/checkpoint"
+)
+
+var errLeaseHeld = errors.New("lease held by another process")
+
+// acquire reads the org's checkpoint and takes its lease with a
+// compare-and-swap write, so two daemons pointed at the same store never
+// advance one org together. A lease that expired (its holder died) is taken
+// over with a new epoch.
+func (e *Engine) acquire(ctx context.Context, spec OrgSpec) (checkpoint.Checkpoint, error) {
+	org := spec.Org.ID
+	cp, err := e.o.Store.Get(ctx, org)
+	switch {
+	case errors.Is(err, checkpoint.ErrNotFound):
+		cp = checkpoint.Checkpoint{Org: org}
+	case err != nil:
+		return cp, fmt.Errorf("read checkpoint: %w", err)
+	}
+	now := e.now()
+	if l := cp.Lease; l != nil && l.Owner != e.o.Owner && now.Before(l.Expires) {
+		return cp, fmt.Errorf("%w: %s until %s", errLeaseHeld, l.Owner, l.Expires.UTC().Format("15:04:05Z"))
+	}
+	lease := checkpoint.Lease{Owner: e.o.Owner, Expires: now.Add(e.o.LeaseTTL), Epoch: 1}
+	if cp.Lease != nil {
+		lease.Epoch = cp.Lease.Epoch
+		if cp.Lease.Owner != e.o.Owner {
+			lease.Epoch++
+		}
+	}
+	cp.Lease = &lease
+	v, err := e.o.Store.Put(ctx, cp)
+	if errors.Is(err, checkpoint.ErrConflict) {
+		return cp, fmt.Errorf("%w: another process wrote the checkpoint first", errLeaseHeld)
+	}
+	if err != nil {
+		return cp, fmt.Errorf("take lease: %w", err)
+	}
+	cp.Version = v
+	return cp, nil
+}
+
+// put writes cp (with the lease renewed by the caller). A conflict means
+// another process took the org over: stop, the data already written is safe
+// because every window write is idempotent.
+func (e *Engine) put(ctx context.Context, cp *checkpoint.Checkpoint) error {
+	v, err := e.o.Store.Put(ctx, *cp)
+	if errors.Is(err, checkpoint.ErrConflict) {
+		return fmt.Errorf("lease lost: another process moved org %s's checkpoint; stopping this org: %w", cp.Org, err)
+	}
+	if err != nil {
+		return fmt.Errorf("write checkpoint: %w", err)
+	}
+	cp.Version = v
+	return nil
+}
+
+// release records the run's outcome and lets the lease go, so another
+// process need not wait for it to expire.
+func (e *Engine) release(log *slog.Logger, cp *checkpoint.Checkpoint, res *Result) {
+	now := e.now()
+	cp.LastRun = now
+	if res.Err == nil && res.Status == StatusCurrent {
+		cp.LastSuccess = now
+		cp.LastError = ""
+		e.m.LastSuccess.WithLabelValues(cp.Org).Set(float64(now.Unix()))
+	} else if res.Err != nil {
+		cp.LastError = res.Err.Error()
+	}
+	if cp.Lease != nil && cp.Lease.Owner == e.o.Owner {
+		cp.Lease.Expires = now
+	}
+	// A fresh context: the run's may be cancelled by shutdown, and the
+	// bookkeeping is small and worth finishing.
+	ctx, cancel := context.WithTimeout(context.Background(), 10e9)
+	defer cancel()
+	if _, err := e.o.Store.Put(ctx, *cp); err != nil && !errors.Is(err, checkpoint.ErrConflict) {
+		log.Warn("could not record run outcome in checkpoint", "err", err)
+	}
+}

@@ -1,0 +1,47 @@
+package runner
+
+import (
+	"time"
+
+	"github.com/vaultsink/vaultsink/source"
+)
+
+// Plan lists the windows one run of an org should write, in order:
+// first up to lookback already-committed windows before end (re-pulled so
+// late events arrive; the sink replaces them), then every closed window
+// from end on. A window [s,e) is closed once e <= now-settle. end is the
+// checkpoint (or the org's start when there is none); windows never begin
+// before start. The two slices are returned separately because only the
+// second moves the checkpoint.
+func Plan(org string, start, end time.Time, size, settle time.Duration, lookback int, now time.Time) (redo, fresh []source.Window) {
+	if end.Before(start) {
+		end = start
+	}
+	end = align(end, size)
+	first := end.Add(-time.Duration(lookback) * size)
+	if first.Before(start) {
+		first = start
+	}
+	for s := first; s.Before(end); s = s.Add(size) {
+		redo = append(redo, source.Window{Org: org, Start: s, End: s.Add(size)})
+	}
+	horizon := now.Add(-settle)
+	for s := end; !s.Add(size).After(horizon); s = s.Add(size) {
+		fresh = append(fresh, source.Window{Org: org, Start: s, End: s.Add(size)})
+	}
+	return redo, fresh
+}
+
+// Windows lists the windows that cover [from,to), aligned to size.
+func Windows(org string, from, to time.Time, size time.Duration) []source.Window {
+	var out []source.Window
+	for s := align(from, size); s.Before(to); s = s.Add(size) {
+		out = append(out, source.Window{Org: org, Start: s, End: s.Add(size)})
+	}
+	return out
+}
+
+// align rounds t down to a multiple of size in UTC (size divides a day).
+func align(t time.Time, size time.Duration) time.Time {
+	return t.UTC().Truncate(size)
+}

@@ -1,0 +1,52 @@
+package runner
+
+import (
+	"github.com/vaultsink/vaultsink/source"
+	"testing"
+	"time"
+)
+
+func TestPlan(t *testing.T) {
+	start := time.Date(2026, 6, 1, 0, 0, 0, 0, time.UTC)
+	h := time.Hour
+	tests := []struct {
+		name              string
+		end, now          time.Time
+		lookback          int
+		wantRedo, wantNew int
+		firstNew          time.Time
+	}{
+		{"new org catches up closed windows only", start, start.Add(3*h + 4*time.Minute), 0, 0, 2, start},
+		{"window closes after settle", start, start.Add(3*h + 5*time.Minute), 0, 0, 3, start},
+		{"current org has nothing", start.Add(3 * h), start.Add(3*h + 30*time.Minute), 0, 0, 0, time.Time{}},
+		{"lookback re-pulls committed windows", start.Add(3 * h), start.Add(4*h + 10*time.Minute), 2, 2, 1, start.Add(3 * h)},
+		{"lookback never before start", start.Add(1 * h), start.Add(1*h + 10*time.Minute), 5, 1, 0, time.Time{}},
+		{"unaligned checkpoint rounds down", start.Add(90 * time.Minute), start.Add(3*h + 10*time.Minute), 0, 0, 2, start.Add(h)},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			redo, fresh := Plan("o", start, tt.end, h, 5*time.Minute, tt.lookback, tt.now)
+			if len(redo) != tt.wantRedo || len(fresh) != tt.wantNew {
+				t.Fatalf("got %d redo %d new, want %d %d", len(redo), len(fresh), tt.wantRedo, tt.wantNew)
+			}
+			for i := 1; i < len(fresh); i++ {
+				if !fresh[i].Start.Equal(fresh[i-1].End) {
+					t.Fatalf("windows not contiguous: %v then %v", fresh[i-1], fresh[i])
+				}
+			}
+			if len(fresh) > 0 && !fresh[0].Start.Equal(tt.firstNew) {
+				t.Fatalf("first new window %v, want start %v", fresh[0], tt.firstNew)
+			}
+			if len(redo) > 0 && !redo[len(redo)-1].End.Equal(fresh0(fresh, tt.end)) {
+				t.Fatalf("redo does not end at the checkpoint: %v", redo)
+			}
+		})
+	}
+}
+
+func fresh0(f []source.Window, end time.Time) time.Time {
+	if len(f) > 0 {
+		return f[0].Start
+	}
+	return end
+}

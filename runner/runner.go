@@ -1,0 +1,272 @@
+// Package runner ties source, sinks and checkpoint together: it plans each
+// org's windows from its checkpoint, walks them through the source into a
+// sink unit, commits, and only then advances the checkpoint. It also holds
+// the daemon's scheduler, metrics and health endpoints.
+package runner
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/apache/arrow-go/v18/arrow/memory"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/vaultsink/vaultsink/checkpoint"
+	"github.com/vaultsink/vaultsink/sinks"
+	"github.com/vaultsink/vaultsink/source"
+)
+
+// OrgSpec is one org's effective settings.
+type OrgSpec struct {
+	Org      source.Org
+	Start    time.Time     // where a new checkpoint begins (aligned to Window)
+	Window   time.Duration // divides 24h
+	Lookback int
+	Sink     sinks.Sink
+}
+
+// Options configure an Engine.
+type Options struct {
+	Source      *source.Client
+	Store       checkpoint.Store
+	Orgs        []OrgSpec
+	Settle      time.Duration
+	Concurrency int           // orgs in parallel
+	Owner       string        // lease owner id of this process
+	LeaseTTL    time.Duration // how long a lease holds without renewal
+	Log         *slog.Logger
+	Registerer  prometheus.Registerer
+	Mem         memory.Allocator
+	Now         func() time.Time
+}
+
+// Engine runs syncs. It is safe for concurrent use; an org never runs twice
+// at once within one Engine, and the checkpoint lease guards it across
+// processes.
+type Engine struct {
+	o    Options
+	m    *Metrics
+	log  *slog.Logger
+	now  func() time.Time
+	busy sync.Map // org -> struct{}: runs in progress
+}
+
+// New builds an Engine.
+func New(o Options) *Engine {
+	if o.Log == nil {
+		o.Log = slog.New(slog.DiscardHandler)
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	if o.Mem == nil {
+		o.Mem = memory.NewGoAllocator()
+	}
+	if o.Concurrency < 1 {
+		o.Concurrency = 1
+	}
+	if o.LeaseTTL <= 0 {
+		o.LeaseTTL = 10 * time.Minute
+	}
+	return &Engine{o: o, m: newMetrics(o.Registerer), log: o.Log, now: o.Now}
+}
+
+// Result is how one org's run ended.
+type Result struct {
+	Org       string
+	Status    Status
+	Windows   int       // windows committed (fresh and re-pulled)
+	Events    int64     // events committed
+	Bytes     int64     // bytes committed
+	Quarantin int64     // records quarantined
+	End       time.Time // checkpoint after the run
+	Err       error
+	Duration  time.Duration
+}
+
+// Status classifies a Result.
+type Status string
+
+// Statuses of an org run.
+const (
+	StatusCurrent Status = "current" // every closed window is committed
+	StatusFailed  Status = "failed"
+	StatusYielded Status = "yielded" // another process holds the org's lease
+	StatusBusy    Status = "busy"    // a run of this org is already in progress here
+	StatusStopped Status = "stopped" // shutdown began before the org was current
+)
+
+// Summary is the outcome of one Sync over all orgs.
+type Summary struct{ Results []Result }
+
+// OK reports whether every org is current (or was left to another process).
+func (s Summary) OK() bool {
+	for _, r := range s.Results {
+		if r.Status != StatusCurrent && r.Status != StatusYielded {
+			return false
+		}
+	}
+	return true
+}
+
+// String is a per-org table for the terminal.
+func (s Summary) String() string {
+	var b strings.Builder
+	for _, r := range s.Results {
+		fmt.Fprintf(&b, "%-24s %-8s windows=%-5d events=%-9d checkpoint=%s", r.Org, r.Status, r.Windows, r.Events, fmtTime(r.End))
+		if r.Err != nil {
+			fmt.Fprintf(&b, "  error: %v", r.Err)
+		}
+		b.WriteByte('\n')
+	}
+	return b.String()
+}
+
+func fmtTime(t time.Time) string {
+	if t.IsZero() {
+		return "-"
+	}
+	return t.UTC().Format(time.RFC3339)
+}
+
+// Sync runs one catch-up pass over every org, Concurrency at a time, and
+// returns when all are done. Cancelling stop prevents new windows from
+// starting; cancelling work abandons the windows in flight (uncommitted).
+func (e *Engine) Sync(stop, work context.Context) Summary {
+	results := make([]Result, len(e.o.Orgs))
+	sem := make(chan struct{}, e.o.Concurrency)
+	var wg sync.WaitGroup
+	for i, spec := range e.o.Orgs {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			select {
+			case sem <- struct{}{}:
+			case <-stop.Done():
+				results[i] = Result{Org: spec.Org.ID, Status: StatusStopped}
+				return
+			}
+			defer func() { <-sem }()
+			results[i] = e.SyncOrg(stop, work, spec)
+		}()
+	}
+	wg.Wait()
+	sort.SliceStable(results, func(a, b int) bool { return results[a].Org < results[b].Org })
+	return Summary{Results: results}
+}
+
+// SyncOrg brings one org up to date.
+func (e *Engine) SyncOrg(stop, work context.Context, spec OrgSpec) (res Result) {
+	org := spec.Org.ID
+	res = Result{Org: org}
+	if _, loaded := e.busy.LoadOrStore(org, struct{}{}); loaded {
+		res.Status = StatusBusy
+		return res
+	}
+	defer e.busy.Delete(org)
+	e.m.Running.Inc()
+	defer e.m.Running.Dec()
+	began := e.now()
+	defer func() { res.Duration = e.now().Sub(began) }()
+	log := e.log.With("org", org)
+
+	cp, err := e.acquire(work, spec)
+	if err != nil {
+		if errors.Is(err, errLeaseHeld) {
+			log.Info("org is leased by another process; yielding", "err", err)
+			res.Status = StatusYielded
+			return res
+		}
+		return e.fail(log, res, "checkpoint", err)
+	}
+	res.End = cp.End
+	defer e.release(log, &cp, &res)
+
+	start := cp.End
+	if start.IsZero() {
+		start = spec.Start
+	}
+	redo, fresh := Plan(org, spec.Start, start, spec.Window, e.o.Settle, spec.Lookback, e.now())
+	for _, w := range redo {
+		if stop.Err() != nil {
+			res.Status = StatusStopped
+			return res
+		}
+		r, err := e.window(work, spec, w, log)
+		if err != nil {
+			return e.fail(log, res, stageOf(err), err)
+		}
+		res.add(r)
+		cp.Events += r.Events
+		cp.Bytes += r.Bytes
+		cp.Quarantined += r.Quarantined
+	}
+	for _, w := range fresh {
+		if stop.Err() != nil {
+			res.Status = StatusStopped
+			return res
+		}
+		r, err := e.window(work, spec, w, log)
+		if err != nil {
+			return e.fail(log, res, stageOf(err), err)
+		}
+		res.add(r)
+		cp.End = w.End
+		cp.Events += r.Events
+		cp.Bytes += r.Bytes
+		cp.Quarantined += r.Quarantined
+		cp.Windows++
+		cp.Lease.Expires = e.now().Add(e.o.LeaseTTL)
+		if err := e.put(work, &cp); err != nil {
+			return e.fail(log, res, "checkpoint", err)
+		}
+		res.End = cp.End
+		e.m.Lag.WithLabelValues(org).Set(e.now().Sub(cp.End).Seconds())
+	}
+	if len(fresh) == 0 {
+		e.m.Lag.WithLabelValues(org).Set(e.now().Sub(start).Seconds())
+	}
+	res.Status = StatusCurrent
+	return res
+}
+
+func (r *Result) add(w sinks.Result) {
+	r.Windows++
+	r.Events += w.Events
+	r.Bytes += w.Bytes
+	r.Quarantin += w.Quarantined
+}
+
+// stageError tags an error with the pipeline stage that failed.
+type stageError struct {
+	stage string
+	err   error
+}
+
+func (s *stageError) Error() string { return s.err.Error() }
+func (s *stageError) Unwrap() error { return s.err }
+
+func stageOf(err error) string {
+	var se *stageError
+	if errors.As(err, &se) {
+		return se.stage
+	}
+	return "run"
+}
+
+func (e *Engine) fail(log *slog.Logger, res Result, stage string, err error) Result {
+	if errors.Is(err, source.ErrAuth) {
+		stage = "auth"
+	}
+	e.m.Errors.WithLabelValues(res.Org, stage).Inc()
+	res.Status = StatusFailed
+	res.Err = err
+	log.Error("org run failed", "stage", stage, "err", err)
+	return res
+}
