@@ -174,16 +174,16 @@ type Decoder struct {
 	canon   canonizer
 
 	// per page
-	pg     Page
-	page   int
-	ingUS  int64
+	pg       Page
+	page     int
+	ingUS    int64
 	appended int
 
 	// per record
-	fields []field
-	row    []byte
-	tmp    []byte
-	stack  []byte
+	fields   []field
+	row      []byte
+	tmp      []byte
+	stack    []byte
 	lastRows int
 	lastData [NumColumns]int
 }
@@ -192,7 +192,10 @@ type Decoder struct {
 // with the first window before DecodePage, and Release when done.
 func NewDecoder(mem memory.Allocator, opts DecodeOptions) *Decoder {
 	f, def := &opts.Fields, DefaultFields
-	for _, p := range []struct{ dst *[]string; d []string }{
+	for _, p := range []struct {
+		dst *[]string
+		d   []string
+	}{
 		{&f.ID, def.ID}, {&f.Timestamp, def.Timestamp}, {&f.Action, def.Action}, {&f.Title, def.Title},
 		{&f.Category, def.Category}, {&f.Severity, def.Severity}, {&f.Actor, def.Actor},
 		{&f.Resource, def.Resource}, {&f.SourceIP, def.SourceIP}, {&f.Detail, def.Detail}, {&f.OrgID, def.OrgID},
@@ -1041,10 +1044,10 @@ func daysFromCivil(y, m, d int64) int64 {
 
 // scan flags
 const (
-	flEsc     uint8 = 1 << iota // a string with a backslash escape
-	flNonASCII                  // bytes >= 0x80 in a string
-	flBadUTF8                   // invalid UTF-8 in a string
-	flWS                        // whitespace between the tokens of a value
+	flEsc      uint8 = 1 << iota // a string with a backslash escape
+	flNonASCII                   // bytes >= 0x80 in a string
+	flBadUTF8                    // invalid UTF-8 in a string
+	flWS                         // whitespace between the tokens of a value
 )
 
 const (

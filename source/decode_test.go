@@ -309,7 +309,7 @@ func TestDecodeTimestamps(t *testing.T) {
 func TestParseTimeTextMatchesTime(t *testing.T) {
 	start := time.Date(1899, 12, 31, 23, 59, 59, 0, time.UTC)
 	for i := range 20000 {
-		tm := start.Add(time.Duration(i) * 97*time.Hour + time.Duration(i%1000)*time.Millisecond + time.Duration(i%7)*time.Microsecond)
+		tm := start.Add(time.Duration(i)*97*time.Hour + time.Duration(i%1000)*time.Millisecond + time.Duration(i%7)*time.Microsecond)
 		for _, layout := range []string{"2006-01-02T15:04:05.999999Z07:00", "2006-01-02 15:04:05.000000-07:00"} {
 			loc := time.FixedZone("x", (i%27-13)*1800)
 			s := tm.In(loc).Format(layout)
