@@ -1,0 +1,356 @@
+package s3
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/url"
+	"sort"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/apache/arrow-go/v18/arrow"
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+	"github.com/aws/aws-sdk-go-v2/service/s3/types"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/vaultsink/vaultsink/sinks"
+	"github.com/vaultsink/vaultsink/sinks/pqenc"
+	"github.com/vaultsink/vaultsink/source"
+)
+
+// User metadata keys (sent as x-amz-meta-<key>).
+const (
+	// metaEvents is the object's row count, so Stat can answer from a
+	// HeadObject. A multipart upload's metadata is fixed before the count is
+	// known, so those objects carry it only in the Parquet footer.
+	metaEvents = "vaultsink-events"
+	// metaUpload is a random token per unit: it tells a retried
+	// CompleteMultipartUpload whether the object it finds is its own.
+	metaUpload = "vaultsink-upload"
+)
+
+var (
+	_ sinks.Sink   = (*Sink)(nil)
+	_ sinks.Reader = (*Sink)(nil)
+)
+
+// Sink writes windows as Parquet objects to S3. It is safe for concurrent
+// use by goroutines working on different windows.
+type Sink struct {
+	cfg     Config
+	client  *s3.Client
+	log     *slog.Logger
+	version string
+	m       *metrics
+
+	mu    sync.Mutex
+	open  map[*unit]struct{}
+	close bool
+}
+
+type metrics struct {
+	parts   prometheus.Counter
+	bytes   prometheus.Counter
+	commits *prometheus.CounterVec
+	aborts  prometheus.Counter
+}
+
+func newMetrics(reg prometheus.Registerer) *metrics {
+	m := &metrics{
+		parts: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "vaultsink_s3_parts_uploaded_total", Help: "Multipart parts uploaded by the S3 sink.",
+		}),
+		bytes: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "vaultsink_s3_uploaded_bytes_total", Help: "Bytes of Parquet data committed by the S3 sink.",
+		}),
+		commits: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "vaultsink_s3_commits_total", Help: "Units committed by the S3 sink, by how the object went up.",
+		}, []string{"method"}),
+		aborts: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "vaultsink_s3_multipart_aborts_total", Help: "Multipart uploads aborted by the S3 sink.",
+		}),
+	}
+	if reg == nil {
+		return m
+	}
+	m.parts = register(reg, m.parts)
+	m.bytes = register(reg, m.bytes)
+	m.commits = register(reg, m.commits)
+	m.aborts = register(reg, m.aborts)
+	return m
+}
+
+// register tolerates a second sink on the same registry (tests, reloads) by
+// sharing the first one's collector.
+func register[C prometheus.Collector](reg prometheus.Registerer, c C) C {
+	if err := reg.Register(c); err != nil {
+		var are prometheus.AlreadyRegisteredError
+		if errors.As(err, &are) {
+			if existing, ok := are.ExistingCollector.(C); ok {
+				return existing
+			}
+		}
+	}
+	return c
+}
+
+// New builds a sink from cfg (defaults applied to a copy).
+func New(ctx context.Context, cfg Config, env sinks.Env) (*Sink, error) {
+	cfg.SetDefaults()
+	if err := cfg.Validate(); err != nil {
+		return nil, fmt.Errorf("s3 sink config: %w", err)
+	}
+	client, err := NewClient(ctx, cfg.ClientConfig)
+	if err != nil {
+		return nil, fmt.Errorf("s3 sink client: %w", err)
+	}
+	log := env.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	return &Sink{
+		cfg: cfg, client: client, version: env.Version,
+		log:  log.With("sink", "s3", "bucket", cfg.Bucket),
+		m:    newMetrics(env.Registerer),
+		open: map[*unit]struct{}{},
+	}, nil
+}
+
+// Client is the sink's S3 client (tests and tools use it to inspect the bucket).
+func (s *Sink) Client() *s3.Client { return s.client }
+
+// Key is the object key of w's data.
+func (s *Sink) Key(w source.Window) string { return s.cfg.Prefix + "/" + sinks.ObjectKey(w) }
+
+// QuarantineKey is the object key of w's quarantine file.
+func (s *Sink) QuarantineKey(w source.Window) string {
+	return s.cfg.QuarantinePrefix + "/" + sinks.QuarantineKey(w)
+}
+
+// Open starts the unit for w. Nothing is sent to S3 until a part fills.
+func (s *Sink) Open(ctx context.Context, w source.Window) (sinks.Unit, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.close {
+		return nil, errors.New("open s3 unit: sink is closed")
+	}
+	var tok [12]byte
+	_, _ = rand.Read(tok[:]) // crypto/rand.Read never fails
+	u := &unit{s: s, w: w, key: s.Key(w), token: hex.EncodeToString(tok[:])}
+	s.open[u] = struct{}{}
+	return u, nil
+}
+
+// Close aborts the units still open. The S3 client holds no resources that
+// need releasing beyond idle connections.
+func (s *Sink) Close() error {
+	s.mu.Lock()
+	s.close = true
+	open := make([]*unit, 0, len(s.open))
+	for u := range s.open {
+		open = append(open, u)
+	}
+	s.mu.Unlock()
+	var errs []error
+	for _, u := range open {
+		errs = append(errs, u.Abort(context.Background()))
+	}
+	return errors.Join(errs...)
+}
+
+func (s *Sink) forget(u *unit) {
+	s.mu.Lock()
+	delete(s.open, u)
+	s.mu.Unlock()
+}
+
+func (s *Sink) params(key, contentType string, meta map[string]string) objectParams {
+	p := objectParams{
+		bucket: s.cfg.Bucket, key: key, contentType: contentType, metadata: meta,
+		sse: types.ServerSideEncryption(s.cfg.SSE), storageClass: types.StorageClass(s.cfg.StorageClass),
+	}
+	if s.cfg.SSEKMSKeyID != "" {
+		p.kmsKeyID = aws.String(s.cfg.SSEKMSKeyID)
+	}
+	if len(s.cfg.Tags) > 0 {
+		keys := make([]string, 0, len(s.cfg.Tags))
+		for k := range s.cfg.Tags {
+			keys = append(keys, k)
+		}
+		sort.Strings(keys)
+		v := url.Values{}
+		for _, k := range keys {
+			v.Set(k, s.cfg.Tags[k])
+		}
+		p.tagging = aws.String(v.Encode())
+	}
+	return p
+}
+
+// unit is one window being written. Used by one goroutine, except that
+// Sink.Close may abort it concurrently, hence mu.
+type unit struct {
+	s     *Sink
+	w     source.Window
+	key   string
+	token string
+
+	mu         sync.Mutex
+	up         *partWriter
+	pq         *pqenc.Writer
+	quarantine bytes.Buffer
+	nQuar      int64
+	done       bool
+	start      time.Time
+}
+
+func (u *unit) errorf(err error, key string) error {
+	return Classify(err, u.s.cfg.Bucket, key, fmt.Sprintf("org %s, window %s", u.w.Org, u.w.Range()))
+}
+
+// Write encodes rec into the window's object, uploading parts as they fill.
+func (u *unit) Write(ctx context.Context, rec arrow.RecordBatch) error {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	if u.done {
+		return errors.New("s3 unit: write after commit or abort")
+	}
+	if rec.NumRows() == 0 {
+		return nil
+	}
+	if u.pq == nil {
+		u.start = time.Now()
+		meta := map[string]string{metaUpload: u.token}
+		u.up = newPartWriter(ctx, u.s.client, u.s.params(u.key, "application/vnd.apache.parquet", meta), int(u.s.cfg.PartSize))
+		u.up.onPart = func(int) { u.s.m.parts.Inc() }
+		pq, err := pqenc.NewWriter(u.up, pqenc.Meta{Window: u.w, Version: u.s.version}, u.s.cfg.Options)
+		if err != nil {
+			return fmt.Errorf("s3 unit %s: %w", u.w, err)
+		}
+		u.pq = pq
+	}
+	u.up.ctx = ctx
+	if err := u.pq.Write(rec); err != nil {
+		return u.errorf(fmt.Errorf("encode parquet: %w", err), u.key)
+	}
+	return nil
+}
+
+// Quarantine buffers q for the quarantine object written at Commit.
+func (u *unit) Quarantine(_ context.Context, q source.Quarantined) error {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	if u.done {
+		return errors.New("s3 unit: quarantine after commit or abort")
+	}
+	b, err := json.Marshal(q)
+	if err != nil {
+		return fmt.Errorf("encode quarantined record: %w", err)
+	}
+	u.quarantine.Write(b)
+	u.quarantine.WriteByte('\n')
+	u.nQuar++
+	return nil
+}
+
+// Commit uploads the quarantine file (if any) and completes the data object.
+// The quarantine goes first so that a committed window never lacks it; a
+// failure after it is repaired by rerunning the window, which rewrites both.
+func (u *unit) Commit(ctx context.Context) (sinks.Result, error) {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	if u.done {
+		return sinks.Result{}, errors.New("s3 unit: commit after commit or abort")
+	}
+	res := sinks.Result{Quarantined: u.nQuar}
+	if u.nQuar > 0 {
+		qkey := u.s.QuarantineKey(u.w)
+		qw := newPartWriter(ctx, u.s.client, u.s.params(qkey, "application/x-ndjson", nil), u.quarantine.Len()+1)
+		if _, err := qw.Write(u.quarantine.Bytes()); err != nil {
+			u.abortLocked(ctx)
+			return res, u.errorf(err, qkey)
+		}
+		if _, err := qw.complete(); err != nil {
+			u.abortLocked(ctx)
+			return res, u.errorf(err, qkey)
+		}
+	}
+	if u.pq == nil {
+		// Empty window: an existing object is kept (see sinks.Unit.Commit).
+		u.finish()
+		return res, nil
+	}
+	rows := u.pq.Rows()
+	u.up.ctx = ctx
+	if err := u.pq.Close(); err != nil {
+		u.abortLocked(ctx)
+		return res, u.errorf(fmt.Errorf("close parquet: %w", err), u.key)
+	}
+	method := "put"
+	if u.up.uploadID != "" {
+		method = "multipart"
+	} else {
+		u.up.p.metadata[metaEvents] = strconv.FormatInt(rows, 10)
+	}
+	size := u.up.written
+	if _, err := u.up.complete(); err != nil {
+		u.abortLocked(ctx)
+		return res, u.errorf(err, u.key)
+	}
+	u.finish()
+	u.s.m.commits.WithLabelValues(method).Inc()
+	u.s.m.bytes.Add(float64(size))
+	res.Events, res.Bytes = rows, size
+	res.Location = "s3://" + u.s.cfg.Bucket + "/" + u.key
+	u.s.log.Debug("s3 object committed", "org", u.w.Org, "window", u.w.Range(), "rows", rows,
+		"bytes", size, "method", method, "duration", time.Since(u.start))
+	return res, nil
+}
+
+func (u *unit) finish() {
+	u.done = true
+	u.quarantine = bytes.Buffer{}
+	u.s.forget(u)
+}
+
+// Abort discards the unit and its incomplete upload. Abort after Commit is a no-op.
+func (u *unit) Abort(ctx context.Context) error {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	if u.done {
+		return nil
+	}
+	return u.abortLocked(ctx)
+}
+
+func (u *unit) abortLocked(ctx context.Context) error {
+	u.finish()
+	if u.up == nil {
+		return nil
+	}
+	hadUpload := u.up.uploadID != ""
+	// Closing the encoder frees its buffers; what it still writes goes into
+	// a writer that already refuses input.
+	u.up.err = errAborted
+	_ = u.pq.Close()
+	err := u.up.abort(ctx)
+	if hadUpload {
+		u.s.m.aborts.Inc()
+	}
+	if err != nil {
+		u.s.log.Warn("s3 multipart abort failed; a lifecycle rule must clean it up",
+			"org", u.w.Org, "window", u.w.Range(), "err", err)
+		return u.errorf(err, u.key)
+	}
+	return nil
+}
+
+var errAborted = errors.New("unit aborted")
