@@ -42,6 +42,7 @@ type Server struct {
 	loads    map[tableRef]int
 	dml      map[tableRef]int
 	queries  int
+	uploadN  [3]int // multipart requests, resumable sessions, resumable chunks
 	now      func() time.Time
 }
 
@@ -59,6 +60,10 @@ type upload struct {
 	job  *bq.Job
 	file *os.File
 	size int64
+	// result answers a repeated final chunk: the client retries a chunk whose
+	// answer was lost, and a finished session returns what it returned before.
+	result any
+	err    error
 }
 
 // Start starts a stand-in for project on 127.0.0.1 and stops it when t ends.
@@ -183,6 +188,14 @@ func (s *Server) DMLJobs(dataset, table string) int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.dml[tableRef{dataset, table}]
+}
+
+// Uploads counts media uploads: multipart requests, resumable sessions and
+// the chunks sent to them (retries included).
+func (s *Server) Uploads() (multipart, resumable, chunks int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.uploadN[0], s.uploadN[1], s.uploadN[2]
 }
 
 // Totals returns the number of load jobs and of query jobs created (failed
@@ -725,6 +738,7 @@ func sameType(a, b string) bool {
 func (s *Server) startUpload(r *http.Request) (any, error) {
 	switch r.URL.Query().Get("uploadType") {
 	case "multipart":
+		s.uploadN[0]++
 		mt, params, err := mime.ParseMediaType(r.Header.Get("Content-Type"))
 		if err != nil || !strings.HasPrefix(mt, "multipart/") {
 			return nil, errf(400, "invalid", "multipart upload needs a multipart Content-Type, got %q", r.Header.Get("Content-Type"))
@@ -749,6 +763,7 @@ func (s *Server) startUpload(r *http.Request) (any, error) {
 		defer os.Remove(path)
 		return s.insertJob(&job, path)
 	case "resumable":
+		s.uploadN[1]++
 		var job bq.Job
 		if err := json.NewDecoder(r.Body).Decode(&job); err != nil {
 			return nil, errf(400, "invalid", "resumable job metadata: %v", err)
@@ -776,6 +791,17 @@ func (s *Server) resumeUpload(r *http.Request) (any, error) {
 	if !ok {
 		return nil, errf(404, "notFound", "upload session %s not found", id)
 	}
+	if up.file == nil {
+		if up.err != nil {
+			var ae *apiError
+			if rec, ok := s.jobs[up.job.JobReference.JobId]; ok && errors.As(up.err, &ae) && ae.code == http.StatusServiceUnavailable {
+				// The lost answer was the job itself.
+				return rec.job, nil
+			}
+		}
+		return up.result, up.err
+	}
+	s.uploadN[2]++
 	cr := r.Header.Get("Content-Range")
 	sm := reRange.FindStringSubmatch(cr)
 	if sm == nil {
@@ -816,10 +842,12 @@ func (s *Server) resumeUpload(r *http.Request) (any, error) {
 	if total != up.size {
 		return nil, errf(400, "invalid", "upload declares %d bytes, received %d", total, up.size)
 	}
-	delete(s.uploads, id)
+	name := up.file.Name()
 	up.file.Close()
-	defer os.Remove(up.file.Name())
-	return s.insertJob(up.job, up.file.Name())
+	up.file = nil
+	defer os.Remove(name)
+	up.result, up.err = s.insertJob(up.job, name)
+	return up.result, up.err
 }
 
 // listData serves tabledata.list.

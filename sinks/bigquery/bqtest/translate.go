@@ -227,7 +227,7 @@ func prevIsTypePosition(toks []token, i int) bool {
 		case tokWord, tokBacktick:
 			return !isKeyword(strings.ToUpper(toks[j].text)) || strings.EqualFold(toks[j].text, "COLUMN")
 		case tokPunct:
-			return toks[j].text == "<" || toks[j].text == ","
+			return toks[j].text == "<"
 		}
 		return false
 	}
