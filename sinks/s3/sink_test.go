@@ -6,8 +6,8 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"io"
 	"fmt"
+	"io"
 	"slices"
 	"strings"
 	"sync"
@@ -454,5 +454,19 @@ func TestRegistered(t *testing.T) {
 	}
 	if _, ok := c.(*s3sink.Config); !ok {
 		t.Fatalf("sinks.New(s3) = %T", c)
+	}
+}
+
+func TestConformance(t *testing.T) {
+	for name, start := range servers() {
+		t.Run(name, func(t *testing.T) {
+			srv := start(t)
+			n := 0
+			sinktest.Run(t, func(t *testing.T) (sinks.Sink, sinks.Reader) {
+				n++ // a fresh table prefix per subtest is a fresh, empty sink
+				s := newSink(t, srv, func(c *s3sink.Config) { c.Prefix = fmt.Sprintf("conf%d/events", n) })
+				return s, s
+			})
+		})
 	}
 }
