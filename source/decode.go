@@ -125,6 +125,7 @@ type field struct {
 	v0, v1 int   // value token
 	code   int32 // mapped field<<16 | alias rank, or -1
 	fl     uint8 // scan flags of the value
+	kfl    uint8 // scan flags of the key
 }
 
 func (f *field) kind(b []byte) byte { return b[f.v0] }
@@ -550,7 +551,7 @@ func (d *Decoder) record(b []byte, i int) (int, error) {
 				return i, err
 			}
 			recFl |= kfl | vfl
-			d.fields = append(d.fields, field{k0: k0, k1: k1, v0: v0, v1: i, code: code, fl: vfl})
+			d.fields = append(d.fields, field{k0: k0, k1: k1, v0: v0, v1: i, code: code, fl: vfl, kfl: kfl})
 			if i < len(b) && b[i] <= ' ' {
 				i = skipWS(b, i)
 			}
@@ -666,7 +667,7 @@ func (d *Decoder) mapRecord(b []byte, start, end int, recFl uint8, depth int) {
 	}
 	if vals[ColEventID].where == spanNull {
 		s0 := len(d.row)
-		d.row = d.canon.hashID(d.row, d.opts.Org, raw)
+		d.row = d.canon.hashID(d.row, d.opts.Org, b, d.fields)
 		vals[ColEventID] = span{spanRow, s0, len(d.row)}
 	}
 	for f := fAction; f <= fSourceIP; f++ {

@@ -107,14 +107,24 @@ func benchDecode(b *testing.B, camel bool) {
 	defer d.Release()
 	ingested := benchWindow.End.Add(10 * time.Minute)
 
-	// The floor, timed in this same run over the same bytes.
-	floor := time.Duration(1<<63 - 1)
-	for range 30 {
+	// The floor, timed in this same run over the same bytes: interleaved
+	// pairs, best of each, so that other load on the machine hits both alike.
+	bestDecode, bestValid := time.Duration(1<<63-1), time.Duration(1<<63-1)
+	for range 40 {
+		d.Reset(benchWindow)
 		t0 := time.Now()
+		pg, err := d.DecodePage(body, 1, ingested)
+		t1 := time.Now()
+		if err != nil {
+			b.Fatal(err)
+		}
+		pg.Rec.Release()
+		t2 := time.Now()
 		if !json.Valid(body) {
 			b.Fatal("generated page is not valid JSON")
 		}
-		floor = min(floor, time.Since(t0))
+		bestDecode = min(bestDecode, t1.Sub(t0))
+		bestValid = min(bestValid, time.Since(t2))
 	}
 
 	var ms0, ms1 runtime.MemStats
@@ -134,11 +144,10 @@ func benchDecode(b *testing.B, camel bool) {
 	}
 	b.StopTimer()
 	runtime.ReadMemStats(&ms1)
-	perOp := b.Elapsed() / time.Duration(b.N)
 	b.ReportMetric(float64(n)*float64(b.N)/b.Elapsed().Seconds(), "events/s")
 	b.ReportMetric(float64(ms1.Mallocs-ms0.Mallocs)/float64(b.N*n), "allocs/event")
 	b.ReportMetric(float64(len(body))/n, "B/event")
-	b.ReportMetric(float64(floor)/float64(perOp), "x-json.Valid")
+	b.ReportMetric(float64(bestValid)/float64(bestDecode), "x-json.Valid")
 }
 
 // BenchmarkDecodePage decodes a 1,000-event page of the default profile.

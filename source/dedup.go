@@ -80,21 +80,95 @@ type canonizer struct {
 
 type member struct {
 	k0, k1 int // decoded key in keys
-	v0, v1 int // canonical value in out
+	v0, v1 int // canonical value in out (top level: v0 is the field index)
 }
 
-// hashID returns the id of a record that has none. raw must be a valid,
-// UTF-8-clean JSON value nested at most maxDepth deep (the decoder
-// quarantines anything else before it gets here).
-func (c *canonizer) hashID(dst []byte, org string, raw []byte) []byte {
+// hashID returns the id of a record that has none, from its members as
+// scanned by the decoder (so top-level values are not scanned again). The
+// record must be valid, UTF-8-clean JSON nested at most MaxDepth deep (the
+// decoder quarantines anything else before it gets here).
+func (c *canonizer) hashID(dst []byte, org string, b []byte, fields []field) []byte {
 	c.out = append(c.out[:0], org...)
 	c.out = append(c.out, '\n')
 	c.keys = c.keys[:0]
 	c.mems = c.mems[:0]
-	c.value(raw, skipWS(raw, 0))
+	for x := range fields {
+		f := &fields[x]
+		k0 := len(c.keys)
+		if f.kfl&flEsc == 0 {
+			c.keys = append(c.keys, b[f.k0+1:f.k1-1]...)
+		} else {
+			c.keys = unescape(c.keys, b[f.k0+1:f.k1-1])
+		}
+		c.mems = append(c.mems, member{k0: k0, k1: len(c.keys), v0: x})
+	}
+	c.sortMembers(c.mems)
+	n := len(c.mems)
+	c.out = append(c.out, '{')
+	for x := range n {
+		m := c.mems[x]
+		f := &fields[m.v0]
+		if x > 0 {
+			c.out = append(c.out, ',')
+		}
+		if f.kfl&flEsc == 0 {
+			c.out = append(c.out, b[f.k0:f.k1]...)
+		} else {
+			c.out = appendCanonString(c.out, c.keys[m.k0:m.k1])
+		}
+		c.out = append(c.out, ':')
+		switch b[f.v0] {
+		case '"':
+			c.str(b[f.v0:f.v1], f.fl)
+		case '{', '[':
+			c.value(b, f.v0)
+		default:
+			c.out = append(c.out, b[f.v0:f.v1]...)
+		}
+	}
+	c.out = append(c.out, '}')
 	sum := sha256.Sum256(c.out)
 	dst = append(dst, "h_"...)
 	return hex.AppendEncode(dst, sum[:16])
+}
+
+// str appends the canonical form of a string token.
+func (c *canonizer) str(tok []byte, fl uint8) {
+	if fl&flEsc == 0 || canonEscapes(tok) {
+		c.out = append(c.out, tok...)
+		return
+	}
+	c.tmp = unescape(c.tmp[:0], tok[1:len(tok)-1])
+	c.out = appendCanonString(c.out, c.tmp)
+}
+
+// canonEscapes reports whether every escape in a string token is the one
+// appendCanonString would write, so that the token is already canonical.
+func canonEscapes(tok []byte) bool {
+	for i := 0; i < len(tok); {
+		j := bytes.IndexByte(tok[i:], '\\')
+		if j < 0 {
+			return true
+		}
+		i += j + 1
+		switch tok[i] {
+		case '"', '\\', 'b', 'f', 'n', 'r', 't':
+			i++
+		default: // \/ and \uXXXX have other canonical forms
+			return false
+		}
+	}
+	return true
+}
+
+// sortMembers sorts by decoded key with an insertion sort: stable,
+// allocation-free, and objects are small.
+func (c *canonizer) sortMembers(ms []member) {
+	for x := 1; x < len(ms); x++ {
+		for y := x; y > 0 && bytes.Compare(c.keys[ms[y].k0:ms[y].k1], c.keys[ms[y-1].k0:ms[y-1].k1]) < 0; y-- {
+			ms[y], ms[y-1] = ms[y-1], ms[y]
+		}
+	}
 }
 
 // canonical returns the canonical JSON of raw (for tests and tools).
@@ -129,12 +203,7 @@ func (c *canonizer) value(b []byte, i int) int {
 		}
 	case '"':
 		end, fl, _ := scanString(b, i)
-		if fl&flEsc == 0 {
-			c.out = append(c.out, b[i:end]...)
-		} else {
-			c.tmp = unescape(c.tmp[:0], b[i+1:end-1])
-			c.out = appendCanonString(c.out, c.tmp)
-		}
+		c.str(b[i:end], fl)
 		return end
 	default: // number or literal: copy the token
 		j := i
@@ -170,12 +239,7 @@ func (c *canonizer) object(b []byte, i int) int {
 		}
 	}
 	ms := c.mems[base:]
-	// Insertion sort: stable, allocation-free, and objects are small.
-	for x := 1; x < len(ms); x++ {
-		for y := x; y > 0 && bytes.Compare(c.keys[ms[y].k0:ms[y].k1], c.keys[ms[y-1].k0:ms[y-1].k1]) < 0; y-- {
-			ms[y], ms[y-1] = ms[y-1], ms[y]
-		}
-	}
+	c.sortMembers(ms)
 	// Assemble the sorted object after the values, then move it into place.
 	asm := len(c.out)
 	c.out = append(c.out, '{')
@@ -191,9 +255,6 @@ func (c *canonizer) object(b []byte, i int) int {
 	n := copy(c.out[start:], c.out[asm:])
 	c.out = c.out[:start+n]
 	c.mems = c.mems[:base]
-	if base == 0 {
-		c.keys = c.keys[:0]
-	}
 	return i + 1
 }
 
