@@ -48,7 +48,7 @@
 // both atomic, but DuckDB (the stand-in's engine) runs MERGE ON FALSE with
 // NOT MATCHED BY SOURCE as a nested-loop join (measured: 100k x 100k rows
 // took 110 s), so the statement the tests can execute at realistic sizes is
-// the transaction. The stand-in still runs MERGE (TestStandInMerge).
+// the transaction. The stand-in still runs MERGE (bqtest TestMerge).
 //
 // # The table
 //

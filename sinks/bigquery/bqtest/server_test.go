@@ -1,0 +1,240 @@
+package bqtest_test
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"cloud.google.com/go/bigquery"
+	"github.com/apache/arrow-go/v18/arrow/memory"
+	"google.golang.org/api/googleapi"
+	"google.golang.org/api/iterator"
+	"google.golang.org/api/option"
+
+	"github.com/vaultsink/vaultsink/sinks/bigquery/bqtest"
+	"github.com/vaultsink/vaultsink/sinks/pqenc"
+	"github.com/vaultsink/vaultsink/sinks/sinktest"
+)
+
+func setup(t *testing.T) (*bqtest.Server, *bigquery.Client) {
+	srv := bqtest.Start(t, "proj-test")
+	c, err := bigquery.NewClient(context.Background(), "proj-test", option.WithEndpoint(srv.URL()), option.WithoutAuthentication())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	if err := c.Dataset("ds").Create(context.Background(), nil); err != nil {
+		t.Fatal(err)
+	}
+	return srv, c
+}
+
+func parquetOf(t *testing.T, org string, hour int, ids []string) []byte {
+	var buf bytes.Buffer
+	w := sinktest.Window(org, hour)
+	pw, err := pqenc.NewWriter(&buf, pqenc.Meta{Window: w}, pqenc.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec := sinktest.Batch(memory.DefaultAllocator, sinktest.Events(w, ids))
+	defer rec.Release()
+	if err := pw.Write(rec); err != nil {
+		t.Fatal(err)
+	}
+	if err := pw.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return buf.Bytes()
+}
+
+func load(ctx context.Context, c *bigquery.Client, table, id string, data []byte, wd bigquery.TableWriteDisposition, cd bigquery.TableCreateDisposition, schema bigquery.Schema) error {
+	src := bigquery.NewReaderSource(bytes.NewReader(data))
+	src.SourceFormat = bigquery.Parquet
+	src.Schema = schema
+	l := c.Dataset("ds").Table(table).LoaderFrom(src)
+	l.WriteDisposition, l.CreateDisposition = wd, cd
+	l.JobID = id
+	job, err := l.Run(ctx)
+	if err != nil {
+		return err
+	}
+	st, err := job.Wait(ctx)
+	if err != nil {
+		return err
+	}
+	return st.Err()
+}
+
+func run(ctx context.Context, c *bigquery.Client, sql string, params ...bigquery.QueryParameter) error {
+	q := c.Query(sql)
+	q.Parameters = params
+	job, err := q.Run(ctx)
+	if err != nil {
+		return err
+	}
+	st, err := job.Status(ctx)
+	if err != nil {
+		return err
+	}
+	return st.Err()
+}
+
+func count(t *testing.T, c *bigquery.Client, sql string, params ...bigquery.QueryParameter) int64 {
+	t.Helper()
+	q := c.Query(sql)
+	q.Parameters = params
+	it, err := q.Read(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var row []bigquery.Value
+	if err := it.Next(&row); err != nil {
+		t.Fatal(err)
+	}
+	return row[0].(int64)
+}
+
+func reason(err error) string {
+	var be *bigquery.Error
+	if errors.As(err, &be) {
+		return be.Reason
+	}
+	var ge *googleapi.Error
+	if errors.As(err, &ge) && len(ge.Errors) > 0 {
+		return ge.Errors[0].Reason
+	}
+	return ""
+}
+
+func TestLoadDispositions(t *testing.T) {
+	_, c := setup(t)
+	ctx := context.Background()
+	a := parquetOf(t, "o", 1, sinktest.IDs("a", 0, 10))
+	b := parquetOf(t, "o", 2, sinktest.IDs("b", 0, 5))
+	steps := []struct {
+		name   string
+		id     string
+		data   []byte
+		wd     bigquery.TableWriteDisposition
+		cd     bigquery.TableCreateDisposition
+		rows   int64
+		reason string
+	}{
+		{"create never on a missing table", "j0", a, bigquery.WriteAppend, bigquery.CreateNever, -1, "notFound"},
+		{"create", "j1", a, bigquery.WriteEmpty, bigquery.CreateIfNeeded, 10, ""},
+		{"write empty on rows", "j2", b, bigquery.WriteEmpty, bigquery.CreateIfNeeded, 10, "duplicate"},
+		{"append", "j3", b, bigquery.WriteAppend, bigquery.CreateNever, 15, ""},
+		{"truncate", "j4", b, bigquery.WriteTruncate, bigquery.CreateNever, 5, ""},
+		{"same job id again", "j4", b, bigquery.WriteAppend, bigquery.CreateNever, 5, "duplicate"},
+	}
+	for _, st := range steps {
+		err := load(ctx, c, "t", st.id, st.data, st.wd, st.cd, nil)
+		if got := reason(err); got != st.reason {
+			t.Fatalf("%s: error %v (reason %q), want reason %q", st.name, err, got, st.reason)
+		}
+		if st.rows >= 0 {
+			if n := count(t, c, "SELECT count(*) FROM `proj-test.ds.t`"); n != st.rows {
+				t.Fatalf("%s: %d rows, want %d", st.name, n, st.rows)
+			}
+		}
+	}
+	// BigQuery does not load Parquet into JSON columns.
+	schema := bigquery.Schema{{Name: "event_id", Type: bigquery.StringFieldType}, {Name: "detail", Type: bigquery.JSONFieldType}}
+	if err := c.Dataset("ds").Table("j").Create(ctx, &bigquery.TableMetadata{Schema: schema}); err != nil {
+		t.Fatal(err)
+	}
+	if err := load(ctx, c, "j", "j5", a, bigquery.WriteAppend, bigquery.CreateNever, nil); reason(err) != "invalid" {
+		t.Fatalf("parquet into a JSON column: %v, want reason invalid", err)
+	}
+}
+
+// TestMerge runs the MERGE ... ON FALSE slice replacement from the design
+// notes, with parameters and INSERT ROW, and checks only the slice changed.
+func TestMerge(t *testing.T) {
+	_, c := setup(t)
+	ctx := context.Background()
+	if err := load(ctx, c, "target", "l1", parquetOf(t, "o1", 1, sinktest.IDs("old", 0, 4)), bigquery.WriteAppend, bigquery.CreateIfNeeded, nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := load(ctx, c, "target", "l2", parquetOf(t, "o2", 1, sinktest.IDs("other", 0, 3)), bigquery.WriteAppend, bigquery.CreateIfNeeded, nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := load(ctx, c, "stage", "l3", parquetOf(t, "o1", 1, sinktest.IDs("new", 0, 6)), bigquery.WriteTruncate, bigquery.CreateIfNeeded, nil); err != nil {
+		t.Fatal(err)
+	}
+	w := sinktest.Window("o1", 1)
+	err := run(ctx, c, "MERGE `proj-test.ds.target` T USING `proj-test.ds.stage` S ON FALSE "+
+		"WHEN NOT MATCHED BY SOURCE AND T.org_id = @org AND T.`timestamp` >= @start AND T.`timestamp` < @end THEN DELETE "+
+		"WHEN NOT MATCHED THEN INSERT ROW",
+		bigquery.QueryParameter{Name: "org", Value: "o1"}, bigquery.QueryParameter{Name: "start", Value: w.Start}, bigquery.QueryParameter{Name: "end", Value: w.End})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := count(t, c, "SELECT count(*) FROM `proj-test.ds.target` WHERE org_id = @o AND STARTS_WITH(event_id, 'new')", bigquery.QueryParameter{Name: "o", Value: "o1"}); n != 6 {
+		t.Fatalf("%d new rows, want 6", n)
+	}
+	if n := count(t, c, "SELECT count(*) FROM `proj-test.ds.target`"); n != 9 {
+		t.Fatalf("%d rows, want 9 (6 new + 3 of the other org)", n)
+	}
+	// Reading rows back with tabledata.list.
+	it := c.Dataset("ds").Table("target").Read(ctx)
+	it.PageInfo().MaxSize = 4
+	var seen int
+	for {
+		var row []bigquery.Value
+		err := it.Next(&row)
+		if errors.Is(err, iterator.Done) {
+			break
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, ok := row[2].(time.Time); !ok {
+			t.Fatalf("timestamp column read as %T", row[2])
+		}
+		seen++
+	}
+	if seen != 9 {
+		t.Fatalf("tabledata.list returned %d rows, want 9", seen)
+	}
+}
+
+func TestRejectsWhatItCannotRun(t *testing.T) {
+	_, c := setup(t)
+	ctx := context.Background()
+	if err := load(ctx, c, "t", "l1", parquetOf(t, "o", 1, sinktest.IDs("a", 0, 2)), bigquery.WriteAppend, bigquery.CreateIfNeeded, nil); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct{ sql, reason string }{
+		{"SELECT count(*) FROM `proj-test.ds.t` WHERE org_id = @missing", "invalidQuery"},
+		{"SELECT event_id::INT FROM `proj-test.ds.t`", "invalidQuery"},
+		{"MERGE `proj-test.ds.t` T USING `proj-test.ds.t` S ON FALSE WHEN NOT MATCHED THEN INSERT *", "invalidQuery"},
+		{"DELETE FROM t WHERE TRUE", "invalidQuery"},
+		{"SELECT * FROM `proj-test.ds.nope`", "notFound"},
+		{"SELECT * FROM `other-proj.ds.t`", "notFound"},
+		{"SELEKT 1", "invalidQuery"},
+	} {
+		err := run(ctx, c, tc.sql)
+		if reason(err) != tc.reason {
+			t.Errorf("%s: %v, want reason %s", tc.sql, err, tc.reason)
+		}
+	}
+	// A job id is remembered: 409 duplicate.
+	q := c.Query("SELECT 1")
+	q.JobID = "fixed"
+	if _, err := q.Run(ctx); err != nil {
+		t.Fatal(err)
+	}
+	_, err := q.Run(ctx)
+	var ge *googleapi.Error
+	if !errors.As(err, &ge) || ge.Code != http.StatusConflict || reason(err) != "duplicate" {
+		t.Fatalf("second insert of a job id: %v, want 409 duplicate", err)
+	}
+	if !strings.Contains(ge.Message, "fixed") {
+		t.Errorf("409 message %q does not name the job", ge.Message)
+	}
+}
