@@ -10,8 +10,10 @@
 package config
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"math"
 	"net"
@@ -442,28 +444,46 @@ func (v *validator) credential(p string, cr source.Credential) {
 	case cr.TokenFile != "":
 		// Only a readability check: the token is read again on every run
 		// so that rotation needs no restart.
-		b, err := os.ReadFile(cr.TokenFile)
-		switch {
-		case err != nil:
-			var pe *fs.PathError
-			if errors.As(err, &pe) {
-				err = pe.Err
-			}
-			v.bad(p+".token_file", strconv.Quote(cr.TokenFile), "cannot be read: "+err.Error())
-		case len(trimSpace(b)) == 0:
-			v.bad(p+".token_file", strconv.Quote(cr.TokenFile), "is empty")
+		if err := checkTokenFile(cr.TokenFile); err != nil {
+			v.bad(p+".token_file", strconv.Quote(cr.TokenFile), err.Error())
 		}
 	}
 }
 
-func trimSpace(b []byte) []byte {
-	for len(b) > 0 && (b[0] == ' ' || b[0] == '\n' || b[0] == '\r' || b[0] == '\t') {
-		b = b[1:]
+// checkTokenFile reports whether path holds a token. It must be a regular
+// file (symlinks followed, as Kubernetes secrets are): /dev/zero or a FIFO
+// would hang the check.
+func checkTokenFile(path string) error {
+	reason := func(err error) error {
+		var pe *fs.PathError
+		if errors.As(err, &pe) {
+			err = pe.Err
+		}
+		return fmt.Errorf("cannot be read: %w", err)
 	}
-	for len(b) > 0 && (b[len(b)-1] == ' ' || b[len(b)-1] == '\n' || b[len(b)-1] == '\r' || b[len(b)-1] == '\t') {
-		b = b[:len(b)-1]
+	f, err := os.Open(path)
+	if err != nil {
+		return reason(err)
 	}
-	return b
+	defer f.Close()
+	st, err := f.Stat()
+	if err != nil {
+		return reason(err)
+	}
+	if !st.Mode().IsRegular() {
+		if st.IsDir() {
+			return errors.New("cannot be read: is a directory")
+		}
+		return errors.New("is not a regular file")
+	}
+	b, err := io.ReadAll(io.LimitReader(f, 64<<10))
+	if err != nil {
+		return reason(err)
+	}
+	if len(bytes.TrimSpace(b)) == 0 {
+		return errors.New("is empty")
+	}
+	return nil
 }
 
 // section runs a registered section's own Validate, prefixing each error
