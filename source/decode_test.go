@@ -777,6 +777,19 @@ func TestIDSet(t *testing.T) {
 	if s.len() != 100000+len(ids) {
 		t.Fatalf("len = %d: a collision among distinct ids", s.len())
 	}
+	// ids whose first 64 bits collide are still told apart
+	a, b := [2]uint64{7, 1}, [2]uint64{7, 2}
+	if !s.add(a) || !s.add(b) || s.add(a) || s.add(b) {
+		t.Fatal("first-half collision not handled")
+	}
+	s.remove(a)
+	if !s.add(a) || s.add(b) {
+		t.Fatal("remove on a first-half collision")
+	}
+	s.remove(b)
+	if s.add(a) || !s.add(b) {
+		t.Fatal("remove of the overflow entry")
+	}
 	s.reset()
 	if s.len() != 0 || !s.add(s.digest([]byte("a"))) {
 		t.Fatal("reset did not forget")
