@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net"
 	"os"
+	"path/filepath"
 	"time"
 
 	"github.com/vaultsink/vaultsink/source/vaultsim"
@@ -32,6 +33,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	fs.BoolVar(&cfg.Live, "live", false, "history keeps growing up to the current time")
 	fs.StringVar(&cfg.OffHost, "offhost", "", "host:port the offhost fault points Link URLs at (default 127.0.0.2:PORT)")
 	tokensOut := fs.String("tokens-out", "", "write the credentials of every org to this JSON file")
+	tokensDir := fs.String("tokens-dir", "", "write each org's API token to DIR/<org>.token (for token_file)")
 	verbose := fs.Bool("v", false, "log every request")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -60,6 +62,11 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		b, _ := json.MarshalIndent(sim.Creds(), "", "  ")
 		if err := os.WriteFile(*tokensOut, append(b, '\n'), 0o600); err != nil {
 			return fmt.Errorf("write tokens: %w", err)
+		}
+	}
+	if *tokensDir != "" {
+		if err := writeTokenFiles(*tokensDir, sim.Creds()); err != nil {
+			return fmt.Errorf("serve: %w", err)
 		}
 	}
 	ln, err := net.Listen("tcp", *addr)
@@ -95,4 +102,19 @@ func envOr(k, def string) string {
 		return v
 	}
 	return def
+}
+
+// writeTokenFiles writes one 0600 file per org holding its API token, the
+// shape vaultsink's token_file expects.
+func writeTokenFiles(dir string, creds []vaultsim.Creds) error {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return fmt.Errorf("tokens dir: %w", err)
+	}
+	for _, c := range creds {
+		p := filepath.Join(dir, c.OrgID+".token")
+		if err := os.WriteFile(p, []byte(c.Token+"\n"), 0o600); err != nil {
+			return fmt.Errorf("write token file: %w", err)
+		}
+	}
+	return nil
 }

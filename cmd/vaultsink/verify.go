@@ -64,6 +64,7 @@ func cmdVerify(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		}
 		specs = []runner.OrgSpec{s}
 	}
+	tty := isTerminal(stderr)
 	var total struct{ windows, bad, api, sink, missing, extra, dups int }
 	for _, s := range specs {
 		rd, ok := s.Sink.(sinks.Reader)
@@ -90,10 +91,16 @@ func cmdVerify(ctx context.Context, args []string, stdout, stderr io.Writer) err
 			if !v.ok() || *verbose {
 				printVerify(stdout, v)
 			}
-			fmt.Fprintf(stderr, "\rverified %d windows", total.windows)
+			if tty {
+				fmt.Fprintf(stderr, "\rverified %d windows", total.windows)
+			} else if total.windows%100 == 0 {
+				a.log.Info("verify progress", "windows", total.windows)
+			}
 		}
 	}
-	fmt.Fprintln(stderr)
+	if tty {
+		fmt.Fprintln(stderr)
+	}
 	fmt.Fprintf(stdout, "verify: %d windows, %d events in the API, %d rows in the sink: %d missing, %d extra, %d duplicated; %d windows differ\n",
 		total.windows, total.api, total.sink, total.missing, total.extra, total.dups, total.bad)
 	if total.bad > 0 {
