@@ -40,6 +40,7 @@ const (
 var (
 	_ sinks.Sink   = (*Sink)(nil)
 	_ sinks.Reader = (*Sink)(nil)
+	_ sinks.Stater = (*Sink)(nil)
 )
 
 // Sink writes windows as Parquet objects to S3. It is safe for concurrent
