@@ -173,13 +173,29 @@ func (d *decoder) locate(err error) error {
 			continue
 		}
 		path, _, _ := strings.Cut(e.Error(), ": ")
-		if line, ok := d.lines[path]; ok {
+		if line, ok := d.lineOf(path); ok {
 			out = append(out, fmt.Errorf("%s:%d: %w", d.src, line, e))
 		} else {
 			out = append(out, fmt.Errorf("%s: %w", d.src, e))
 		}
 	}
 	return errors.Join(out...)
+}
+
+// lineOf finds the line of path or, for a key the file left out (a
+// missing token), of the nearest enclosing entry.
+func (d *decoder) lineOf(path string) (int, bool) {
+	for path != "" {
+		if line, ok := d.lines[path]; ok {
+			return line, true
+		}
+		i := strings.LastIndexAny(path, ".[")
+		if i < 0 {
+			break
+		}
+		path = path[:i]
+	}
+	return 0, false
 }
 
 func kindName(n *yaml.Node) string {
