@@ -193,41 +193,36 @@ func (e *Engine) SyncOrg(stop, work context.Context, spec OrgSpec) (res Result) 
 		start = spec.Start
 	}
 	redo, fresh := Plan(org, spec.Start, start, spec.Window, e.o.Settle, spec.Lookback, e.now())
-	for _, w := range redo {
-		if stop.Err() != nil {
-			res.Status = StatusStopped
-			return res
-		}
-		r, err := e.window(work, spec, w, log)
-		if err != nil {
-			return e.fail(log, res, stageOf(err), err)
-		}
+	err = e.windows(stop, work, spec, redo, log, func(_ source.Window, r sinks.Result) error {
 		res.add(r)
 		cp.Events += r.Events
 		cp.Bytes += r.Bytes
 		cp.Quarantined += r.Quarantined
+		return nil
+	})
+	if err == nil {
+		err = e.windows(stop, work, spec, fresh, log, func(w source.Window, r sinks.Result) error {
+			res.add(r)
+			cp.End = w.End
+			cp.Events += r.Events
+			cp.Bytes += r.Bytes
+			cp.Quarantined += r.Quarantined
+			cp.Windows++
+			cp.Lease.Expires = e.now().Add(e.o.LeaseTTL)
+			if err := e.put(work, &cp); err != nil {
+				return &stageError{"checkpoint", err}
+			}
+			res.End = cp.End
+			e.m.Lag.WithLabelValues(org).Set(e.now().Sub(cp.End).Seconds())
+			return nil
+		})
 	}
-	for _, w := range fresh {
-		if stop.Err() != nil {
-			res.Status = StatusStopped
-			return res
-		}
-		r, err := e.window(work, spec, w, log)
-		if err != nil {
-			return e.fail(log, res, stageOf(err), err)
-		}
-		res.add(r)
-		cp.End = w.End
-		cp.Events += r.Events
-		cp.Bytes += r.Bytes
-		cp.Quarantined += r.Quarantined
-		cp.Windows++
-		cp.Lease.Expires = e.now().Add(e.o.LeaseTTL)
-		if err := e.put(work, &cp); err != nil {
-			return e.fail(log, res, "checkpoint", err)
-		}
-		res.End = cp.End
-		e.m.Lag.WithLabelValues(org).Set(e.now().Sub(cp.End).Seconds())
+	if errors.Is(err, errStopped) {
+		res.Status = StatusStopped
+		return res
+	}
+	if err != nil {
+		return e.fail(log, res, stageOf(err), err)
 	}
 	if len(fresh) == 0 {
 		e.m.Lag.WithLabelValues(org).Set(e.now().Sub(start).Seconds())

@@ -11,20 +11,32 @@ import (
 	"github.com/vaultsink/vaultsink/source"
 )
 
-// window writes one window: the walk (fetch and decode) runs in its own
-// goroutine and hands pages through a small channel to this one, which
-// encodes them into the sink unit, so decoding page n+1 overlaps encoding
-// page n. Memory stays bounded by the channel and the sink's row group.
-func (e *Engine) window(ctx context.Context, spec OrgSpec, w source.Window, log *slog.Logger) (sinks.Result, error) {
-	began := time.Now()
+// filled is a window whose unit holds every page, not yet committed.
+type filled struct {
+	w     source.Window
+	unit  sinks.Unit
+	stats source.WalkStats
+	began time.Time
+}
+
+// fill opens w's unit and writes the whole window into it: the walk (fetch
+// and decode) runs in its own goroutine and hands pages through a small
+// channel to this one, which encodes them into the unit, so decoding page
+// n+1 overlaps encoding page n. Memory stays bounded by the channel and the
+// sink's row group. On error the unit is aborted.
+func (e *Engine) fill(ctx context.Context, spec OrgSpec, w source.Window) (f filled, err error) {
+	f = filled{w: w, began: time.Now()}
 	org := spec.Org.ID
 	unit, err := spec.Sink.Open(ctx, w)
 	if err != nil {
 		e.m.Windows.WithLabelValues(org, "failed").Inc()
-		return sinks.Result{}, &stageError{"sink", fmt.Errorf("open %s: %w", w, err)}
+		return f, &stageError{"sink", fmt.Errorf("open %s: %w", w, err)}
 	}
-	// Abort after Commit is a no-op; on every other path it discards the unit.
-	defer func() { _ = unit.Abort(context.WithoutCancel(ctx)) }()
+	defer func() {
+		if err != nil {
+			_ = unit.Abort(context.WithoutCancel(ctx))
+		}
+	}()
 
 	wctx, cancel := context.WithCancel(ctx)
 	defer cancel()
@@ -52,6 +64,7 @@ func (e *Engine) window(ctx context.Context, spec OrgSpec, w source.Window, log 
 	var sinkErr error
 	for p := range pages {
 		if sinkErr == nil {
+			crashAt("page")
 			sinkErr = writePage(wctx, unit, p)
 			if sinkErr != nil {
 				cancel() // stop the walk; drain what it already sent
@@ -64,21 +77,105 @@ func (e *Engine) window(ctx context.Context, spec OrgSpec, w source.Window, log 
 	<-done
 	if sinkErr != nil {
 		e.m.Windows.WithLabelValues(org, "failed").Inc()
-		return sinks.Result{}, &stageError{"sink", fmt.Errorf("write %s: %w", w, sinkErr)}
+		return f, &stageError{"sink", fmt.Errorf("write %s: %w", w, sinkErr)}
 	}
 	if walkErr != nil {
-		result, stage := "failed", "source"
+		result := "failed"
 		if errors.Is(walkErr, context.Canceled) {
 			result = "aborted"
 		}
 		e.m.Windows.WithLabelValues(org, result).Inc()
-		return sinks.Result{}, &stageError{stage, fmt.Errorf("walk %s: %w", w, walkErr)}
+		return f, &stageError{"source", fmt.Errorf("walk %s: %w", w, walkErr)}
 	}
-	res, err := unit.Commit(ctx)
+	f.unit, f.stats = unit, st
+	return f, nil
+}
+
+// window fills and commits one window.
+func (e *Engine) window(ctx context.Context, spec OrgSpec, w source.Window, log *slog.Logger) (sinks.Result, error) {
+	f, err := e.fill(ctx, spec, w)
 	if err != nil {
-		e.m.Windows.WithLabelValues(org, "failed").Inc()
+		return sinks.Result{}, err
+	}
+	defer func() { _ = f.unit.Abort(context.WithoutCancel(ctx)) }() // no-op after Commit
+	res, err := f.unit.Commit(ctx)
+	if err != nil {
+		e.m.Windows.WithLabelValues(spec.Org.ID, "failed").Inc()
 		return sinks.Result{}, &stageError{"sink", fmt.Errorf("commit %s: %w", w, err)}
 	}
+	e.committed(spec.Org.ID, f, res, log)
+	return res, nil
+}
+
+// windows writes ws in order, calling after for each committed window in
+// order. With a sink that commits in batches (sinks.BatchCommitter) up to
+// MaxBatch windows are filled first and committed together; after then runs
+// for each once the batch committed.
+func (e *Engine) windows(stop, work context.Context, spec OrgSpec, ws []source.Window, log *slog.Logger, after func(source.Window, sinks.Result) error) error {
+	bc, ok := spec.Sink.(sinks.BatchCommitter)
+	if !ok || bc.MaxBatch() <= 1 {
+		for _, w := range ws {
+			if stop.Err() != nil {
+				return errStopped
+			}
+			r, err := e.window(work, spec, w, log)
+			if err != nil {
+				return err
+			}
+			if err := after(w, r); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	for len(ws) > 0 {
+		n := min(bc.MaxBatch(), len(ws))
+		batch := make([]filled, 0, n)
+		abortAll := func() {
+			for _, f := range batch {
+				_ = f.unit.Abort(context.WithoutCancel(work))
+			}
+		}
+		for _, w := range ws[:n] {
+			if stop.Err() != nil {
+				abortAll()
+				return errStopped
+			}
+			f, err := e.fill(work, spec, w)
+			if err != nil {
+				abortAll()
+				return err
+			}
+			batch = append(batch, f)
+		}
+		units := make([]sinks.Unit, len(batch))
+		for i, f := range batch {
+			units[i] = f.unit
+		}
+		results, err := bc.CommitBatch(work, units)
+		if err != nil {
+			abortAll()
+			e.m.Windows.WithLabelValues(spec.Org.ID, "failed").Add(float64(len(batch)))
+			return &stageError{"sink", fmt.Errorf("commit %d windows %s .. %s: %w", len(batch), batch[0].w.Range(), batch[len(batch)-1].w.Range(), err)}
+		}
+		if len(results) != len(batch) {
+			return &stageError{"sink", fmt.Errorf("commit batch: %d results for %d windows", len(results), len(batch))}
+		}
+		for i, f := range batch {
+			e.committed(spec.Org.ID, f, results[i], log)
+			if err := after(f.w, results[i]); err != nil {
+				return err
+			}
+		}
+		ws = ws[n:]
+	}
+	return nil
+}
+
+var errStopped = errors.New("stopped before the org was current")
+
+// committed records metrics and the one INFO line of a window.
+func (e *Engine) committed(org string, f filled, res sinks.Result, log *slog.Logger) {
 	result := "committed"
 	if res.Events == 0 {
 		result = "empty"
@@ -87,12 +184,11 @@ func (e *Engine) window(ctx context.Context, spec OrgSpec, w source.Window, log 
 	e.m.EventsWritten.WithLabelValues(org).Add(float64(res.Events))
 	e.m.BytesWritten.WithLabelValues(org).Add(float64(res.Bytes))
 	e.m.Quarantined.WithLabelValues(org).Add(float64(res.Quarantined))
-	d := time.Since(began)
+	d := time.Since(f.began)
 	e.m.WindowDuration.WithLabelValues(org).Observe(d.Seconds())
-	log.Info("window committed", "window", w.Range(), "rows", res.Events, "bytes", res.Bytes,
-		"pages", st.Pages, "quarantined", res.Quarantined, "duplicates", st.Duplicates,
-		"retries", st.Retries, "duration", d.Round(time.Millisecond), "location", res.Location)
-	return res, nil
+	log.Info("window committed", "window", f.w.Range(), "rows", res.Events, "bytes", res.Bytes,
+		"pages", f.stats.Pages, "quarantined", res.Quarantined, "duplicates", f.stats.Duplicates,
+		"retries", f.stats.Retries, "duration", d.Round(time.Millisecond), "location", res.Location)
 }
 
 func writePage(ctx context.Context, u sinks.Unit, p source.Page) error {
