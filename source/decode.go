@@ -179,14 +179,15 @@ type Decoder struct {
 	page     int
 	ingUS    int64
 	appended int
+	row      []byte            // arena of transformed values (unescaped, compacted, extra, hash ids)
+	cells    []span            // NumColumns per row
+	tsv      []arrow.Timestamp // timestamp per row
+	ingv     []arrow.Timestamp
 
 	// per record
-	fields   []field
-	row      []byte
-	tmp      []byte
-	stack    []byte
-	lastRows int
-	lastData [NumColumns]int
+	fields []field
+	tmp    []byte
+	stack  []byte
 }
 
 // NewDecoder returns a Decoder allocating Arrow memory from mem. Call Reset
@@ -282,20 +283,13 @@ func (d *Decoder) DecodePage(body []byte, page int, ingestedAt time.Time) (Page,
 	d.ingUS = ingestedAt.UnixMicro()
 	d.pending = d.pending[:0]
 	d.appended = 0
-	if d.lastRows > 0 {
-		d.rb.Reserve(d.lastRows)
-		for c, b := range d.str {
-			if b != nil {
-				b.ReserveData(d.lastData[c])
-			}
-		}
+	if cap(d.row) > 32<<20 { // a freak page does not pin its arena for the whole walk
+		d.row = nil
 	}
+	d.row, d.cells, d.tsv = d.row[:0], d.cells[:0], d.tsv[:0]
 	if err := d.decode(body); err != nil {
 		for _, k := range d.pending {
 			d.ids.remove(k)
-		}
-		if d.appended > 0 {
-			d.rb.NewRecordBatch().Release()
 		}
 		d.pg = Page{}
 		return Page{}, fmt.Errorf("decode page %d: %w", page, err)
@@ -303,16 +297,52 @@ func (d *Decoder) DecodePage(body []byte, page int, ingestedAt time.Time) (Page,
 	pg := d.pg
 	d.pg = Page{}
 	if d.appended > 0 {
-		d.lastRows = d.appended
-		for c, b := range d.str {
-			if b != nil {
-				d.lastData[c] = b.DataLen()
-			}
-		}
-		pg.Rec = d.rb.NewRecordBatch()
+		pg.Rec = d.materialize(body)
 		pg.Rows = d.appended
 	}
 	return pg, nil
+}
+
+// materialize fills the builders column by column from the page's cells:
+// one exact reservation per column, then unchecked appends, each column's
+// buffer written front to back.
+func (d *Decoder) materialize(body []byte) arrow.RecordBatch {
+	rows := d.appended
+	for c, sb := range d.str {
+		if sb == nil {
+			continue
+		}
+		sb.Reserve(rows)
+		if c == ColOrgID {
+			sb.ReserveData(rows * len(d.orgB))
+			for range rows {
+				sb.UnsafeAppend(d.orgB)
+			}
+			continue
+		}
+		total := 0
+		for r := c; r < len(d.cells); r += NumColumns {
+			total += d.cells[r].s1 - d.cells[r].s0
+		}
+		sb.ReserveData(total)
+		for r := c; r < len(d.cells); r += NumColumns {
+			if s := d.cells[r]; s.where == spanNull {
+				sb.AppendNull()
+			} else {
+				sb.UnsafeAppend(d.bytesOf(body, s))
+			}
+		}
+	}
+	d.ts.AppendValues(d.tsv, nil)
+	for len(d.ingv) < rows {
+		d.ingv = append(d.ingv, 0)
+	}
+	ing := d.ingv[:rows]
+	for r := range ing {
+		ing[r] = arrow.Timestamp(d.ingUS)
+	}
+	d.ing.AppendValues(ing, nil)
+	return d.rb.NewRecordBatch()
 }
 
 func (d *Decoder) decode(b []byte) error {
@@ -650,8 +680,8 @@ func (d *Decoder) mapRecord(b []byte, start, end int, recFl uint8, depth int) {
 		return
 	}
 
-	// Column values.
-	d.row = d.row[:0]
+	// Column values; transformed ones go to the page arena d.row.
+	rowStart := len(d.row)
 	var vals [NumColumns]span
 	idInExtra := false
 	if w := win[fID]; w >= 0 {
@@ -700,6 +730,7 @@ func (d *Decoder) mapRecord(b []byte, start, end int, recFl uint8, depth int) {
 	}
 	for c := range vals {
 		if vals[c].s1-vals[c].s0 > MaxFieldBytes {
+			d.row = d.row[:rowStart]
 			d.quarantine(raw, recFl, ReasonTooLarge)
 			return
 		}
@@ -708,24 +739,13 @@ func (d *Decoder) mapRecord(b []byte, start, end int, recFl uint8, depth int) {
 	id := d.bytesOf(b, vals[ColEventID])
 	k := d.ids.digest(id)
 	if !d.ids.add(k) {
+		d.row = d.row[:rowStart]
 		d.pg.Duplicates++
 		return
 	}
 	d.pending = append(d.pending, k)
-
-	for c, sb := range d.str {
-		switch {
-		case sb == nil:
-		case c == ColOrgID:
-			sb.Append(d.orgB)
-		case vals[c].where == spanNull:
-			sb.AppendNull()
-		default:
-			sb.Append(d.bytesOf(b, vals[c]))
-		}
-	}
-	d.ts.Append(arrow.Timestamp(ts))
-	d.ing.Append(arrow.Timestamp(d.ingUS))
+	d.cells = append(d.cells, vals[:]...)
+	d.tsv = append(d.tsv, arrow.Timestamp(ts))
 	d.appended++
 }
 
