@@ -212,6 +212,7 @@ func (e *Engine) SyncOrg(stop, work context.Context, spec OrgSpec) (res Result) 
 			if err := e.put(work, &cp); err != nil {
 				return &stageError{"checkpoint", err}
 			}
+			crashAt("after-checkpoint")
 			res.End = cp.End
 			e.m.Lag.WithLabelValues(org).Set(e.now().Sub(cp.End).Seconds())
 			return nil

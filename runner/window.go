@@ -98,11 +98,13 @@ func (e *Engine) window(ctx context.Context, spec OrgSpec, w source.Window, log 
 		return sinks.Result{}, err
 	}
 	defer func() { _ = f.unit.Abort(context.WithoutCancel(ctx)) }() // no-op after Commit
+	crashAt("before-commit")
 	res, err := f.unit.Commit(ctx)
 	if err != nil {
 		e.m.Windows.WithLabelValues(spec.Org.ID, "failed").Inc()
 		return sinks.Result{}, &stageError{"sink", fmt.Errorf("commit %s: %w", w, err)}
 	}
+	crashAt("after-commit")
 	e.committed(spec.Org.ID, f, res, log)
 	return res, nil
 }
@@ -152,6 +154,7 @@ func (e *Engine) windows(stop, work context.Context, spec OrgSpec, ws []source.W
 		for i, f := range batch {
 			units[i] = f.unit
 		}
+		crashAt("before-commit")
 		results, err := bc.CommitBatch(work, units)
 		if err != nil {
 			abortAll()
@@ -161,6 +164,7 @@ func (e *Engine) windows(stop, work context.Context, spec OrgSpec, ws []source.W
 		if len(results) != len(batch) {
 			return &stageError{"sink", fmt.Errorf("commit batch: %d results for %d windows", len(results), len(batch))}
 		}
+		crashAt("after-commit")
 		for i, f := range batch {
 			e.committed(spec.Org.ID, f, results[i], log)
 			if err := after(f.w, results[i]); err != nil {
