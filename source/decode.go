@@ -375,7 +375,7 @@ func (d *Decoder) decode(b []byte) error {
 
 func (d *Decoder) envelope(b []byte, i int) (int, error) {
 	env := map[string]json.RawMessage{}
-	found := false
+	found, nullItems := false, false
 	i = skipWS(b, i+1)
 	if i < len(b) && b[i] == '}' {
 		return i + 1, malformed(i, "no events array")
@@ -409,7 +409,7 @@ func (d *Decoder) envelope(b []byte, i int) (int, error) {
 				return i, err
 			}
 		case !found && d.isItems(key) && bytes.HasPrefix(b[i:], []byte("null")):
-			found = true // no events: an empty page
+			nullItems = true // an empty page, unless an array turns up later
 			i += 4
 		default:
 			v0 := i
@@ -435,7 +435,7 @@ func (d *Decoder) envelope(b []byte, i int) (int, error) {
 		i++
 		break
 	}
-	if !found {
+	if !found && !nullItems {
 		if d.opts.ItemsField != "" {
 			return i, malformed(i, fmt.Sprintf("no events field %q", d.opts.ItemsField))
 		}

@@ -427,6 +427,7 @@ func TestDecodeProfiles(t *testing.T) {
 		{"auto skips a non-array candidate", `{"data":{"x":1},"results":[` + join(evs) + `]}`, DecodeOptions{}, 5, map[string]string{"data": `{"x":1}`}},
 		{"first array candidate wins", `{"records":[` + join(evs[:2]) + `],"data":[` + join(evs) + `]}`, DecodeOptions{}, 2, map[string]string{"data": `[` + join(evs) + `]`}},
 		{"null items is an empty page", `{"data":null,"next_cursor":null}`, DecodeOptions{}, 0, map[string]string{"next_cursor": `null`}},
+		{"a null candidate yields to a later array", `{"data":null,"events":[` + join(evs) + `]}`, DecodeOptions{}, 5, map[string]string{}},
 		{"empty array", `{"data":[],"next_cursor":null}`, DecodeOptions{}, 0, map[string]string{"next_cursor": `null`}},
 		{"byte order mark", "\xef\xbb\xbf[" + join(evs) + "]", DecodeOptions{}, 5, nil},
 	}
