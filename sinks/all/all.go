@@ -3,6 +3,8 @@
 package all
 
 import (
-	_ "github.com/vaultsink/vaultsink/checkpoint" // file store (and s3 store)
+	_ "github.com/vaultsink/vaultsink/checkpoint" // file and s3 stores
+	_ "github.com/vaultsink/vaultsink/sinks/bigquery"
 	_ "github.com/vaultsink/vaultsink/sinks/local"
+	_ "github.com/vaultsink/vaultsink/sinks/s3"
 )
