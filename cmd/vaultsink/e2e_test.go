@@ -37,6 +37,8 @@ type e2eOpts struct {
 	extra    string            // appended top-level YAML
 	tokens   map[string]string // org -> token override
 	pageSize int
+	sink     string // YAML of the sink section body (indented two spaces); "" = local
+	ckpt     string // YAML of the checkpoint section body; "" = file
 }
 
 func newE2E(t *testing.T, o e2eOpts) *e2e {
@@ -68,6 +70,14 @@ func newE2E(t *testing.T, o e2eOpts) *e2e {
 		}
 		fmt.Fprintf(&orgs, "  - id: %s\n    token_file: %s\n", c.OrgID, p)
 	}
+	sink := o.sink
+	if sink == "" {
+		sink = "  type: local\n  path: " + filepath.Join(dir, "out") + "\n"
+	}
+	ckpt := o.ckpt
+	if ckpt == "" {
+		ckpt = "  type: file\n  path: " + filepath.Join(dir, "state") + "\n"
+	}
 	cfg := fmt.Sprintf(`source:
   base_url: %s
   page_size: %d
@@ -87,12 +97,8 @@ log:
   level: warn
   format: json
 sink:
-  type: local
-  path: %s
-checkpoint:
-  type: file
-  path: %s
-%s`, sim.URL, o.pageSize, orgs.String(), from.Format(time.RFC3339), filepath.Join(dir, "out"), filepath.Join(dir, "state"), o.extra)
+%scheckpoint:
+%s%s`, sim.URL, o.pageSize, orgs.String(), from.Format(time.RFC3339), sink, ckpt, o.extra)
 	path := filepath.Join(dir, "vaultsink.yaml")
 	if err := os.WriteFile(path, []byte(cfg), 0o600); err != nil {
 		t.Fatal(err)

@@ -58,3 +58,6 @@ func (s *Secret) UnmarshalText(b []byte) error {
 	*s = New(string(b))
 	return nil
 }
+
+// IsZero reports an unset secret, so YAML `omitempty` leaves it out.
+func (s Secret) IsZero() bool { return s.Empty() }
