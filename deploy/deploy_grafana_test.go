@@ -204,7 +204,9 @@ func TestGrafanaMetricsExist(t *testing.T) {
 	bin := vaultsinkBinary(t)
 
 	now := time.Now().UTC()
-	start := now.Truncate(time.Hour).Add(-2 * time.Hour)
+	// Three hours back: at least two closed windows for org_1 alone, even
+	// in the first minute of an hour.
+	start := now.Truncate(time.Hour).Add(-3 * time.Hour)
 	sim := vaultsim.Start(t, vaultsim.Config{
 		Seed: 9, Orgs: 2, Rate: 600,
 		From: start.Add(-time.Hour), To: now,
@@ -309,7 +311,7 @@ checkpoint:
 			t.Fatalf("parse /metrics: %v\n%s", err, body)
 		}
 		fams = f
-		if counterSum(fams, "vaultsink_run_windows_total", "result", "committed") >= 2 &&
+		if counterSum(fams, "vaultsink_run_windows_total", "result", "committed") >= 3 &&
 			counterSum(fams, "vaultsink_run_errors_total", "org", "org_bad") >= 1 &&
 			fams["vaultsink_run_orgs_running"] != nil && counterSum(fams, "vaultsink_run_orgs_running", "", "") == 0 {
 			break
