@@ -11,7 +11,7 @@ export PATH := $(TOOLS):$(PATH)
 export VAULTSINK_TOOLS := $(TOOLS)
 export CGO_ENABLED ?= 1
 
-.PHONY: all build test test-long chaos bench demo vet tools fuzz clean
+.PHONY: all build test test-long chaos bench demo vet tools systemd-analyze fuzz clean
 
 all: build
 
@@ -19,8 +19,16 @@ build:
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN)/vaultsink ./cmd/vaultsink
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN)/vaultsim ./cmd/vaultsim
 
-# Everything the tests need that is not a Go module import: the real S3 server.
-tools: $(TOOLS)/versitygw
+# Everything the tests need that is not a Go module import: the real S3 server,
+# and systemd-analyze (Debian package systemd) to verify the unit files.
+tools: $(TOOLS)/versitygw systemd-analyze
+
+systemd-analyze:
+	@command -v systemd-analyze >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    echo "installing the Debian package systemd (for systemd-analyze verify)"; \
+	    DEBIAN_FRONTEND=noninteractive apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends systemd >/dev/null; \
+	  else echo "note: systemd-analyze not found and cannot install it (not root or no apt-get); the unit-file test will skip"; fi; }
 
 $(TOOLS)/versitygw:
 	@mkdir -p $(TOOLS)
