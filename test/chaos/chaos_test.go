@@ -42,9 +42,9 @@ func TestChaosLocal(t *testing.T) {
 		faults: chaosFaults, lateDelay: lateDelay, latency: 3 * time.Millisecond})
 	dir := t.TempDir()
 	out := filepath.Join(dir, "out")
-	cfg := chaosConfig(t, dir, sim, window, 100, "  type: local\n  path: "+out)
+	cfg := chaosConfig(t, dir, sim, window, 100, "  type: local\n  path: "+out, "")
 
-	f := chaos(t, cfg, sim, kills, rng, window, 1500*time.Millisecond)
+	f := chaos(t, cfg, sim, kills, rng, window, 7, 1500*time.Millisecond)
 	// The hidden late events must have surfaced before the last sync, so
 	// that it is lookback (not luck) that brings them in.
 	if d := time.Until(visible); d > 0 {
@@ -80,8 +80,10 @@ func checkStateDir(t *testing.T, dir string) {
 		if perm := info.Mode().Perm(); perm&0o077 != 0 {
 			t.Errorf("checkpoint file %s has mode %v, want 0600", e.Name(), perm)
 		}
-		if filepath.Ext(e.Name()) != ".json" {
-			t.Logf("state dir holds %s (not a checkpoint)", e.Name())
+		if filepath.Ext(e.Name()) != ".json" && e.Name() != ".lock" {
+			// A kill during a checkpoint write leaves its hidden temp
+			// file: never read, but not cleaned up either.
+			t.Logf("state dir holds %s (a temp file of a killed write)", e.Name())
 		}
 	}
 }

@@ -294,10 +294,14 @@ func tail(s string, n int) string {
 	return strings.Join(lines, "\n")
 }
 
-// chaosConfig is the vaultsink config of a chaos run; sinkYAML is the
-// `sink:` section's body (indented two spaces).
-func chaosConfig(t *testing.T, dir string, s *simProc, window time.Duration, pageSize int, sinkYAML string) string {
+// chaosConfig is the vaultsink config of a chaos run; sinkYAML and
+// ckptYAML are the bodies of the `sink:` and `checkpoint:` sections
+// (indented two spaces); an empty ckptYAML is a file store under dir.
+func chaosConfig(t *testing.T, dir string, s *simProc, window time.Duration, pageSize int, sinkYAML, ckptYAML string) string {
 	t.Helper()
+	if ckptYAML == "" {
+		ckptYAML = "  type: file\n  path: " + filepath.Join(dir, "state")
+	}
 	var orgs strings.Builder
 	for _, org := range s.orgIDs() {
 		fmt.Fprintf(&orgs, "  - id: %s\n    token_file: %s\n", org, filepath.Join(s.tokens, org+".token"))
@@ -330,9 +334,8 @@ log:
 sink:
 %s
 checkpoint:
-  type: file
-  path: %s
-`, s.url, pageSize, orgs.String(), s.from.Format(time.RFC3339), window, s.orgs, sinkYAML, filepath.Join(dir, "state"))
+%s
+`, s.url, pageSize, orgs.String(), s.from.Format(time.RFC3339), window, s.orgs, sinkYAML, ckptYAML)
 	p := filepath.Join(dir, "vaultsink.yaml")
 	if err := os.WriteFile(p, []byte(cfg), 0o600); err != nil {
 		t.Fatal(err)
@@ -375,28 +378,33 @@ func (f figures) String() string {
 
 // crashKinds are the kill aims: a random timer (lands mostly in a page
 // fetch, since the simulator adds latency) and the runner's crash points.
-var crashKinds = []struct {
+type crashKind struct {
 	name   string
 	weight int
 	maxN   int // crash at the n-th arrival, n in [1,maxN]
-}{
-	{"timer", 35, 0},
-	{"page", 20, 30},
-	{"before-commit", 15, 4},
-	{"after-commit", 20, 4},
-	{"after-checkpoint", 10, 4},
+}
+
+func crashKinds(pagesPerWindow int) []crashKind {
+	return []crashKind{
+		{"timer", 35, 0},
+		{"page", 20, 2 * pagesPerWindow},
+		{"before-commit", 15, 4},
+		{"after-commit", 20, 4},
+		{"after-checkpoint", 10, 4},
+	}
 }
 
 // chaos kills vaultsink `kills` times and returns the figures so far. When
 // a run finishes by itself (every org current) it rewinds a random org's
 // checkpoint so that the next kills land on real work again: re-writing
 // committed windows under kills is the other half of the proof.
-func chaos(t *testing.T, cfg string, s *simProc, kills int, rng *rand.Rand, window time.Duration, maxTimer time.Duration) figures {
+func chaos(t *testing.T, cfg string, s *simProc, kills int, rng *rand.Rand, window time.Duration, pagesPerWindow int, maxTimer time.Duration) figures {
 	t.Helper()
 	f := figures{kills: map[string]int{}}
 	nWindows := int(s.to.Sub(s.from) / window)
+	kinds := crashKinds(pagesPerWindow)
 	total := 0
-	for _, k := range crashKinds {
+	for _, k := range kinds {
 		total += k.weight
 	}
 	for round := 0; f.totalKills() < kills; round++ {
@@ -404,8 +412,8 @@ func chaos(t *testing.T, cfg string, s *simProc, kills int, rng *rand.Rand, wind
 			t.Fatalf("no progress after %d rounds: %v", round, f)
 		}
 		pick := rng.IntN(total)
-		kind := crashKinds[0]
-		for _, k := range crashKinds {
+		kind := kinds[0]
+		for _, k := range kinds {
 			if pick < k.weight {
 				kind = k
 				break
