@@ -70,6 +70,10 @@
 // process never has more than one mutating DML on the table (BigQuery runs 2
 // concurrently per table and queues at most 20 more; a 21st queued fails).
 //
+// A commit waits for its group even when its context ends, because the group
+// reads the unit's files; Close cancels a running group (its callers get an
+// error and rerun the windows later, which the replace makes harmless).
+//
 // The limits that matter (BigQuery quotas page): 1,500 table modifications
 // (load/copy/query-destination jobs) per table per day; 100,000 load jobs per
 // project per day; DML statements do not count toward the per-table limit but

@@ -304,15 +304,10 @@ func (s *Sink) commit(ctx context.Context, us []*unit) ([]sinks.Result, error) {
 		case <-s.ctx.Done():
 			return nil, errors.New("bigquery commit: sink closed")
 		}
-		select {
-		case err := <-req.done:
-			if err != nil {
-				return nil, err
-			}
-		case <-ctx.Done():
-			// The group may still commit; the planner reruns the window and
-			// the replace makes that harmless.
-			return nil, fmt.Errorf("bigquery commit: %w", ctx.Err())
+		// Once a group holds the units it reads their files, so the caller
+		// waits for it even if ctx ends (Close cancels a running group).
+		if err := <-req.done; err != nil {
+			return nil, err
 		}
 	}
 	for i, u := range us {

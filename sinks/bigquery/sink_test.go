@@ -124,7 +124,10 @@ func countRows(t *testing.T, srv *bqtest.Server, q string) int {
 // quotas: the bound asserted is the no-cross-org-grouping worst case.
 func TestCatchUpBatching(t *testing.T) {
 	orgs, days := 200, 2
-	if testing.Short() {
+	switch {
+	case raceEnabled:
+		orgs = 20
+	case testing.Short():
 		orgs = 40
 	}
 	srv := bqtest.Start(t, project)
