@@ -248,7 +248,7 @@ func TestFaultClockSkew(t *testing.T) {
 				t.Fatalf("sync: %d\n%s", r.code, r.stdout)
 			}
 			to := now.Add(-tc.settle).Truncate(5 * time.Minute) // the daemon's last closed window
-			behind.Store(0)                                      // the API catches up
+			behind.Store(0)                                     // the API catches up
 			v := run(t, "verify", "--config", e.cfg, "--from", from.Format(time.RFC3339), "--to", to.Format(time.RFC3339))
 			if tc.wantLoss != (v.code == 3) {
 				t.Fatalf("verify after the API caught up: exit %d, loss expected %v\n%s", v.code, tc.wantLoss, tailLines(v.stdout, 5))
