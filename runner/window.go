@@ -65,7 +65,10 @@ func (e *Engine) fill(ctx context.Context, spec OrgSpec, w source.Window) (f fil
 	for p := range pages {
 		if sinkErr == nil {
 			crashAt("page")
-			sinkErr = writePage(wctx, unit, p)
+			// ctx, not wctx: wctx ends when fill returns, and a sink may
+			// still be using the context of its last Write (the S3 sink
+			// uploads the last full part in the background until Commit).
+			sinkErr = writePage(ctx, unit, p)
 			if sinkErr != nil {
 				cancel() // stop the walk; drain what it already sent
 			}
