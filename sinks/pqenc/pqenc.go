@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/apache/arrow-go/v18/arrow"
+	"github.com/apache/arrow-go/v18/arrow/array"
 	"github.com/apache/arrow-go/v18/arrow/memory"
 	"github.com/apache/arrow-go/v18/parquet"
 	"github.com/apache/arrow-go/v18/parquet/compress"
@@ -108,8 +109,18 @@ type Meta struct {
 type Writer struct {
 	fw     *pqarrow.FileWriter
 	out    *countingWriter
+	mem    memory.Allocator
 	rows   int64
 	closed bool
+
+	// Batches are coalesced up to coalesceRows before they reach pqarrow:
+	// each WriteBuffered call costs per column (definition levels in a
+	// pooled buffer that is zeroed on release, statistics, page checks),
+	// so page-sized batches of 1,000 rows spent ~15% of the encode CPU on
+	// overhead (perf profile of `vaultsink sync`; bench/REPORT.md).
+	pending     []arrow.RecordBatch
+	pendingRows int64
+	maxPending  int64
 }
 
 // NewWriter starts a Parquet file on w. Row groups are written to w as they
@@ -164,7 +175,7 @@ func newWriter(w io.Writer, meta Meta, opts Options, mem memory.Allocator) (*Wri
 			return nil, fmt.Errorf("parquet metadata %s: %w", p[0], err)
 		}
 	}
-	return &Writer{fw: fw, out: cw}, nil
+	return &Writer{fw: fw, out: cw, mem: mem, maxPending: coalesceRows(opts.RowGroupRows)}, nil
 }
 
 func codecOf(o Options) (compress.Compression, int) {
@@ -185,7 +196,9 @@ func codecOf(o Options) (compress.Compression, int) {
 }
 
 // Write buffers rec (in source.Schema) into the current row group, flushing
-// full row groups to the underlying writer. The caller keeps ownership of rec.
+// full row groups to the underlying writer. The caller keeps ownership of rec;
+// the Writer retains it until it is coalesced with the next batches (at most
+// 4,096 rows) or Close.
 func (w *Writer) Write(rec arrow.RecordBatch) error {
 	if w.closed {
 		return fmt.Errorf("write parquet: writer closed")
@@ -193,11 +206,65 @@ func (w *Writer) Write(rec arrow.RecordBatch) error {
 	if rec.NumRows() == 0 {
 		return nil
 	}
+	rec.Retain()
+	w.pending = append(w.pending, rec)
+	w.pendingRows += rec.NumRows()
+	w.rows += rec.NumRows()
+	if w.pendingRows >= w.maxPending {
+		return w.flushPending()
+	}
+	return nil
+}
+
+// flushPending hands the pending batches to pqarrow as one batch. The copy
+// Concatenate makes (~0.4 KB a row) is far cheaper than the per-call
+// overhead it saves.
+func (w *Writer) flushPending() error {
+	if len(w.pending) == 0 {
+		return nil
+	}
+	defer func() {
+		for _, r := range w.pending {
+			r.Release()
+		}
+		clear(w.pending)
+		w.pending = w.pending[:0]
+		w.pendingRows = 0
+	}()
+	rec := w.pending[0]
+	if len(w.pending) > 1 {
+		cols := make([]arrow.Array, rec.NumCols())
+		parts := make([]arrow.Array, len(w.pending))
+		for c := range cols {
+			for i, r := range w.pending {
+				parts[i] = r.Column(c)
+			}
+			a, err := array.Concatenate(parts, w.mem)
+			if err != nil {
+				for _, done := range cols[:c] {
+					done.Release()
+				}
+				return fmt.Errorf("write parquet: coalesce batches: %w", err)
+			}
+			cols[c] = a
+		}
+		rec = array.NewRecordBatch(rec.Schema(), cols, w.pendingRows)
+		for _, a := range cols {
+			a.Release()
+		}
+		defer rec.Release()
+	}
 	if err := w.fw.WriteBuffered(rec); err != nil {
 		return fmt.Errorf("write parquet: %w", err)
 	}
-	w.rows += rec.NumRows()
 	return nil
+}
+
+// coalesceRows: 4,096-row batches saved as much CPU as 16,384-row ones
+// (encode 2.6-2.8 -> 2.2 CPU-s per million events) for a quarter of the
+// memory held while coalescing (~2 MB).
+func coalesceRows(rowGroup int) int64 {
+	return int64(min(rowGroup, 4096))
 }
 
 // Rows is the number of rows written so far.
@@ -215,6 +282,10 @@ func (w *Writer) Close() error {
 		return nil
 	}
 	w.closed = true
+	if err := w.flushPending(); err != nil {
+		w.fw.Close()
+		return err
+	}
 	if err := w.fw.AppendKeyValueMetadata(MetaEventCount, strconv.FormatInt(w.rows, 10)); err != nil {
 		w.fw.Close()
 		return fmt.Errorf("parquet metadata %s: %w", MetaEventCount, err)
