@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"time"
 
 	"github.com/vaultsink/vaultsink/checkpoint"
 )
@@ -51,6 +52,10 @@ func (e *Engine) acquire(ctx context.Context, spec OrgSpec) (checkpoint.Checkpoi
 // another process took the org over: stop, the data already written is safe
 // because every window write is idempotent.
 func (e *Engine) put(ctx context.Context, cp *checkpoint.Checkpoint) error {
+	// The window is committed: recording it is worth finishing even when
+	// shutdown's grace ran out, or the next run redoes the window for nothing.
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+	defer cancel()
 	v, err := e.o.Store.Put(ctx, *cp)
 	if errors.Is(err, checkpoint.ErrConflict) {
 		return fmt.Errorf("lease lost: another process moved org %s's checkpoint; stopping this org: %w", cp.Org, err)
@@ -79,7 +84,7 @@ func (e *Engine) release(log *slog.Logger, cp *checkpoint.Checkpoint, res *Resul
 	}
 	// A fresh context: the run's may be cancelled by shutdown, and the
 	// bookkeeping is small and worth finishing.
-	ctx, cancel := context.WithTimeout(context.Background(), 10e9)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	if _, err := e.o.Store.Put(ctx, *cp); err != nil && !errors.Is(err, checkpoint.ErrConflict) {
 		log.Warn("could not record run outcome in checkpoint", "err", err)

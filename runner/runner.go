@@ -218,7 +218,9 @@ func (e *Engine) SyncOrg(stop, work context.Context, spec OrgSpec) (res Result) 
 			return nil
 		})
 	}
-	if errors.Is(err, errStopped) {
+	if errors.Is(err, errStopped) || (stop.Err() != nil && errors.Is(err, context.Canceled)) {
+		// Shutdown, not a failure: the window in flight was abandoned
+		// uncommitted and the next run picks up at the checkpoint.
 		res.Status = StatusStopped
 		return res
 	}

@@ -37,6 +37,7 @@ type e2eOpts struct {
 	extra    string            // appended top-level YAML
 	tokens   map[string]string // org -> token override
 	pageSize int
+	hours    int    // history length; default 72
 	sink     string // YAML of the sink section body (indented two spaces); "" = local
 	ckpt     string // YAML of the checkpoint section body; "" = file
 }
@@ -49,8 +50,11 @@ func newE2E(t *testing.T, o e2eOpts) *e2e {
 	if o.pageSize == 0 {
 		o.pageSize = 250
 	}
+	if o.hours == 0 {
+		o.hours = 72
+	}
 	to := time.Now().UTC().Truncate(time.Hour)
-	from := to.Add(-72 * time.Hour)
+	from := to.Add(-time.Duration(o.hours) * time.Hour)
 	faults, err := vaultsim.ParseFaults(o.faults)
 	if err != nil {
 		t.Fatal(err)
@@ -367,7 +371,7 @@ func TestE2EOneOrgFailsOthersGoOn(t *testing.T) {
 // TestE2EShutdownMidWindow: a stop during a window leaves no visible partial
 // file and does not move the checkpoint past written data.
 func TestE2EShutdownMidWindow(t *testing.T) {
-	e := newE2E(t, e2eOpts{rate: 2000, latency: 30 * time.Millisecond, pageSize: 100})
+	e := newE2E(t, e2eOpts{rate: 2000, latency: 30 * time.Millisecond, pageSize: 100, hours: 8})
 	ctx, cancel := context.WithCancel(context.Background())
 	go func() {
 		// Stop once a few windows are in: some committed, some in flight.

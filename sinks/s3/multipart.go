@@ -49,8 +49,8 @@ type partWriter struct {
 	parts    []types.CompletedPart
 	next     int32 // next part number
 	written  int64
-	inflight chan error // result of the part being uploaded, nil if none
-	err      error      // sticky: after an error every call fails
+	inflight chan partResult // result of the part being uploaded, nil if none
+	err      error           // sticky: after an error every call fails
 	closed   bool
 }
 
@@ -118,7 +118,7 @@ func (w *partWriter) flushPart() error {
 	buf, num := w.buf, w.next
 	w.buf = nil
 	w.next++
-	done := make(chan error, 1)
+	done := make(chan partResult, 1)
 	w.inflight = done
 	ctx := w.ctx
 	go func() {
@@ -133,35 +133,44 @@ func (w *partWriter) flushPart() error {
 			ContentLength: aws.Int64(int64(len(buf))),
 		})
 		if err != nil {
-			done <- OpError(fmt.Sprintf("UploadPart %d", num), err)
+			done <- partResult{err: OpError(fmt.Sprintf("UploadPart %d", num), err)}
 			return
 		}
-		w.parts = append(w.parts, types.CompletedPart{
+		if w.onPart != nil {
+			w.onPart(len(buf))
+		}
+		// The goroutine touches no field of w: the result travels through
+		// the channel, and wait applies it on the writer's goroutine.
+		done <- partResult{buf: buf, part: types.CompletedPart{
 			ETag: out.ETag, PartNumber: aws.Int32(num),
 			ChecksumCRC32: out.ChecksumCRC32, ChecksumCRC32C: out.ChecksumCRC32C,
 			ChecksumCRC64NVME: out.ChecksumCRC64NVME,
 			ChecksumSHA1:      out.ChecksumSHA1, ChecksumSHA256: out.ChecksumSHA256,
-		})
-		if w.onPart != nil {
-			w.onPart(len(buf))
-		}
-		w.spare = buf
-		done <- nil
+		}}
 	}()
 	return nil
 }
 
-// wait blocks until the part in flight (if any) finished. The channel
-// receive orders the goroutine's writes to parts and spare before ours.
+// partResult is what an upload goroutine reports: the completed part and
+// its buffer for reuse, or an error.
+type partResult struct {
+	err  error
+	part types.CompletedPart
+	buf  []byte
+}
+
+// wait blocks until the part in flight (if any) finished and records it.
 func (w *partWriter) wait() error {
 	if w.inflight == nil {
 		return w.err
 	}
-	err := <-w.inflight
+	r := <-w.inflight
 	w.inflight = nil
-	if err != nil {
-		return w.fail(err)
+	if r.err != nil {
+		return w.fail(r.err)
 	}
+	w.parts = append(w.parts, r.part)
+	w.spare = r.buf
 	return w.err
 }
 
