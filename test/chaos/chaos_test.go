@@ -5,6 +5,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 )
@@ -86,4 +87,47 @@ func checkStateDir(t *testing.T, dir string) {
 			t.Logf("state dir holds %s (a temp file of a killed write)", e.Name())
 		}
 	}
+}
+
+// TestChaosRestartWithNewOwner: after a kill, a restart under another lease
+// owner (the default owner is hostname-pid, so every restart is one) finds
+// the dead process's lease. It must not write while the lease holds, and
+// must catch up exactly once the lease expires.
+func TestChaosRestartWithNewOwner(t *testing.T) {
+	const window = time.Hour
+	from, to, lateDelay, _ := chaosHistory(window, 4)
+	sim := startSim(t, simOpts{seed: 77, orgs: 1, rate: 2000, from: from, to: to, lateDelay: lateDelay})
+	dir := t.TempDir()
+	out := filepath.Join(dir, "out")
+	cfg := chaosConfig(t, dir, sim, window, 500, "  type: local\n  path: "+out, "")
+	b, err := os.ReadFile(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const ttl = 3 * time.Second
+	owner := func(name string) string {
+		p := filepath.Join(dir, name+".yaml")
+		s := strings.Replace(string(b), "owner: chaos-host\n  ttl: 10m", "owner: "+name+"\n  ttl: "+ttl.String(), 1)
+		if err := os.WriteFile(p, []byte(s), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	first, second := owner("first"), owner("second")
+	o := vaultsink(t, []string{"VAULTSINK_TEST_CRASH_POINT=after-checkpoint:1"}, 0, time.Minute, "sync", "--config", first)
+	if !o.killed {
+		t.Fatalf("the crash point did not fire: %s", o)
+	}
+	killedAt := time.Now()
+	o = vaultsink(t, nil, 0, time.Minute, "sync", "--config", second)
+	if time.Since(killedAt) < ttl {
+		if !strings.Contains(o.stdout, "yielded") {
+			t.Fatalf("a restart under a new owner within the lease TTL did not yield:\n%s", o.stdout)
+		}
+		t.Logf("restart within the lease TTL: %s, summary %q", o, strings.TrimSpace(o.stdout))
+	}
+	time.Sleep(time.Until(killedAt.Add(ttl + 500*time.Millisecond)))
+	finish(t, second, sim, &figures{kills: map[string]int{}})
+	f := figures{kills: map[string]int{}}
+	checkTruth(t, out, sim.truth(t), &f)
 }

@@ -42,7 +42,7 @@ func TestChaosS3(t *testing.T) {
 	srv := s3test.Versity(t)
 	const window = time.Hour
 	from, to, lateDelay, visible := chaosHistory(window, 3)
-	sim := startSim(t, simOpts{seed: seed%1000 + 1, orgs: 2, rate: 45000, from: from, to: to,
+	sim := startSim(t, simOpts{seed: seed%1000 + 1, orgs: 2, rate: 60000, from: from, to: to,
 		faults: chaosFaults, lateDelay: lateDelay, latency: time.Millisecond})
 	dir := t.TempDir()
 	const prefix = "vaultterm/events"
