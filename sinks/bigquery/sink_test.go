@@ -275,6 +275,36 @@ func TestRerunAfterCrash(t *testing.T) {
 	u.Abort(ctx)
 }
 
+// TestRerunAfterPermanentJobFailure: a DML job that ran and failed for a
+// permanent reason (a schema problem since fixed, say) stays in BigQuery's job
+// history under its deterministic id. A rerun of the same window must not be
+// stuck on that failed job forever: it moves on to the next id of the sequence.
+func TestRerunAfterPermanentJobFailure(t *testing.T) {
+	srv := bqtest.Start(t, project)
+	s := newSink(t, srv, nil)
+	defer s.Close()
+	ctx := context.Background()
+	w := sinktest.Window("org_a", 8)
+	want := sinktest.IDs("evt", 0, 200)
+	u := openUnit(t, s, w, want).(*unit)
+	if err := u.finish(); err != nil {
+		t.Fatal(err)
+	}
+	srv.Inject(bqtest.QueryJob, bqtest.FailJob, "invalidQuery", 1)
+	if err := s.commitGroup(ctx, []*unit{u}, 1); err == nil {
+		t.Fatal("first run: the injected permanent failure should surface")
+	}
+	for run := 2; run <= 3; run++ {
+		if err := s.commitGroup(ctx, []*unit{u}, 1); err != nil {
+			t.Fatalf("run %d: %v (stuck on the earlier failed job?)", run, err)
+		}
+		if got := ids(t, s, w); !equal(got, sorted(want)) {
+			t.Fatalf("run %d: %d ids, want %d", run, len(got), len(want))
+		}
+	}
+	u.Abort(ctx)
+}
+
 // TestTransientJobFailures: jobs.insert rejected with 503 and jobs that fail
 // with backendError are retried (the latter under the next id).
 func TestTransientJobFailures(t *testing.T) {

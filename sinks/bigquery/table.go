@@ -178,9 +178,13 @@ func repeated(f *bigquery.FieldSchema) string {
 // same id (and a fresh reader). A 409 means an earlier attempt exists: that
 // job is fetched and waited for, and its success is ours. A job that failed
 // for a transient reason cannot be rerun under its id, so the next attempt
-// takes the next id of a fixed sequence (id_r1, id_r2, ...).
+// takes the next id of a fixed sequence (id_r1, id_r2, ...). A failed job
+// found under an id (a 409 from an earlier run that failed, for any reason)
+// belongs to that earlier attempt: the walk moves on to the next id without
+// counting it, or a window whose job once failed permanently (a schema error
+// since fixed) could never be written again while BigQuery remembers the id.
 func (s *Sink) runJob(ctx context.Context, kind, base string, start func(ctx context.Context, id string) (*bigquery.Job, error)) error {
-	const maxAttempts, maxSuffix = 6, 3
+	const maxAttempts, maxSuffix = 6, 100
 	id, suffix := base, 0
 	pause := s.retryBase
 	began := time.Now()
@@ -204,7 +208,8 @@ func (s *Sink) runJob(ctx context.Context, kind, base string, start func(ctx con
 			}
 		}
 		job, err := start(ctx, id)
-		if isDuplicate(err) {
+		earlier := isDuplicate(err)
+		if earlier {
 			s.log.Info("job exists from an earlier attempt; waiting for it", "job", id)
 			job, err = s.client.JobFromIDLocation(ctx, id, s.cfg.Location)
 		}
@@ -216,6 +221,13 @@ func (s *Sink) runJob(ctx context.Context, kind, base string, start func(ctx con
 				if jerr == nil {
 					outcome = "ok"
 					return nil
+				}
+				if earlier && suffix < maxSuffix {
+					s.log.Warn("an earlier attempt's job failed; trying the next id", "job", id, "err", jerr)
+					suffix++
+					id = fmt.Sprintf("%s_r%d", base, suffix)
+					attempt--
+					continue
 				}
 				if !retryable(jerr) || suffix >= maxSuffix {
 					return jobError(kind, id, jerr)
