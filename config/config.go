@@ -29,6 +29,7 @@ import (
 	"github.com/vaultsink/vaultsink/checkpoint"
 	"github.com/vaultsink/vaultsink/internal/secret"
 	"github.com/vaultsink/vaultsink/sinks"
+	s3sink "github.com/vaultsink/vaultsink/sinks/s3"
 	"github.com/vaultsink/vaultsink/source"
 )
 
@@ -305,6 +306,7 @@ func (c *Config) Validate() error {
 	}
 	v.section("sink", c.Sink.Type, c.Sink.Config)
 	v.section("checkpoint", c.Checkpoint.Type, c.Checkpoint.Config)
+	c.validateS3Layout(v)
 
 	if len(c.Orgs) == 0 {
 		v.bad("orgs", "[]", "at least one org is required")
@@ -595,4 +597,31 @@ func checkSchedule(spec string) error {
 		}
 	}
 	return nil
+}
+
+// validateS3Layout keeps S3 checkpoints out of the data and quarantine
+// prefixes: a Hive reader scanning the table prefix must never see state.
+func (c *Config) validateS3Layout(v *validator) {
+	cp, ok := c.Checkpoint.Config.(*checkpoint.S3Config)
+	if !ok {
+		return
+	}
+	check := func(field string, sec *SinkSection) {
+		sc, ok := sec.Config.(*s3sink.Config)
+		if !ok || sc.Bucket != cp.Bucket {
+			return
+		}
+		for _, p := range []string{sc.Prefix, sc.QuarantinePrefix} {
+			if p != "" && s3sink.Overlaps(p, cp.Prefix) {
+				v.bad("checkpoint.prefix", strconv.Quote(cp.Prefix), "overlaps "+field+" prefix "+strconv.Quote(p)+" in the same bucket: keep checkpoints outside the data")
+				return
+			}
+		}
+	}
+	check("sink", &c.Sink)
+	for i := range c.Orgs {
+		if c.Orgs[i].Sink != nil {
+			check(fmt.Sprintf("orgs[%d].sink", i), c.Orgs[i].Sink)
+		}
+	}
 }

@@ -79,15 +79,15 @@ func New(o Options) *Engine {
 
 // Result is how one org's run ended.
 type Result struct {
-	Org       string
-	Status    Status
-	Windows   int       // windows committed (fresh and re-pulled)
-	Events    int64     // events committed
-	Bytes     int64     // bytes committed
-	Quarantin int64     // records quarantined
-	End       time.Time // checkpoint after the run
-	Err       error
-	Duration  time.Duration
+	Org         string
+	Status      Status
+	Windows     int       // windows committed (fresh and re-pulled)
+	Events      int64     // events committed
+	Bytes       int64     // bytes committed
+	Quarantined int64     // records quarantined
+	End         time.Time // checkpoint after the run
+	Err         error
+	Duration    time.Duration
 }
 
 // Status classifies a Result.
@@ -238,7 +238,7 @@ func (r *Result) add(w sinks.Result) {
 	r.Windows++
 	r.Events += w.Events
 	r.Bytes += w.Bytes
-	r.Quarantin += w.Quarantined
+	r.Quarantined += w.Quarantined
 }
 
 // stageError tags an error with the pipeline stage that failed.
