@@ -34,6 +34,7 @@ func chaosHistory(window time.Duration, windows int) (from, to time.Time, lateDe
 }
 
 func TestChaosLocal(t *testing.T) {
+	t.Parallel()
 	kills := envInt("VAULTSINK_CHAOS_KILLS", 10)
 	seed := chaosSeed(t)
 	rng := rand.New(rand.NewPCG(seed, 0x5eed))
@@ -94,6 +95,7 @@ func checkStateDir(t *testing.T, dir string) {
 // the dead process's lease. It must not write while the lease holds, and
 // must catch up exactly once the lease expires.
 func TestChaosRestartWithNewOwner(t *testing.T) {
+	t.Parallel()
 	const window = time.Hour
 	from, to, lateDelay, _ := chaosHistory(window, 4)
 	sim := startSim(t, simOpts{seed: 77, orgs: 1, rate: 2000, from: from, to: to, lateDelay: lateDelay})

@@ -36,6 +36,7 @@ func s3Section(srv *s3test.Server, typ, extra string) string {
 // S3 checkpoints. Windows are big enough (~6 MB of Parquet) to go up as
 // multipart uploads, so kills land in the middle of uploads too.
 func TestChaosS3(t *testing.T) {
+	t.Parallel()
 	kills := envInt("VAULTSINK_CHAOS_KILLS", 10)
 	seed := chaosSeed(t)
 	rng := rand.New(rand.NewPCG(seed, 0x53))
