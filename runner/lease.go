@@ -5,6 +5,10 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"os"
+	"strconv"
+	"strings"
+	"syscall"
 	"time"
 
 	"github.com/vaultsink/vaultsink/checkpoint"
@@ -27,7 +31,10 @@ func (e *Engine) acquire(ctx context.Context, spec OrgSpec) (checkpoint.Checkpoi
 	}
 	now := e.now()
 	if l := cp.Lease; l != nil && l.Owner != e.o.Owner && now.Before(l.Expires) {
-		return cp, fmt.Errorf("%w: %s until %s", errLeaseHeld, l.Owner, l.Expires.UTC().Format("15:04:05Z"))
+		if !deadLocalOwner(l.Owner) {
+			return cp, fmt.Errorf("%w: %s until %s", errLeaseHeld, l.Owner, l.Expires.UTC().Format("15:04:05Z"))
+		}
+		e.log.Info("taking over the lease of a process of this host that is gone", "org", org, "owner", l.Owner)
 	}
 	lease := checkpoint.Lease{Owner: e.o.Owner, Expires: now.Add(e.o.LeaseTTL), Epoch: 1}
 	if cp.Lease != nil {
@@ -89,4 +96,21 @@ func (e *Engine) release(log *slog.Logger, cp *checkpoint.Checkpoint, res *Resul
 	if _, err := e.o.Store.Put(ctx, *cp); err != nil && !errors.Is(err, checkpoint.ErrConflict) {
 		log.Warn("could not record run outcome in checkpoint", "err", err)
 	}
+}
+
+// deadLocalOwner reports whether owner is a default owner id of this host
+// (<hostname>-<pid>) whose process no longer exists: a daemon restarted after
+// a crash (systemd, a container restart) then takes its own lease back at once
+// instead of waiting for it to expire. Anything else, including a pid that is
+// alive or an owner of another host, counts as held.
+func deadLocalOwner(owner string) bool {
+	host, err := os.Hostname()
+	if err != nil || !strings.HasPrefix(owner, host+"-") {
+		return false
+	}
+	pid, err := strconv.Atoi(strings.TrimPrefix(owner, host+"-"))
+	if err != nil || pid <= 0 || pid == os.Getpid() {
+		return false
+	}
+	return errors.Is(syscall.Kill(pid, 0), syscall.ESRCH)
 }

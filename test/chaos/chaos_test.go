@@ -91,8 +91,9 @@ func checkStateDir(t *testing.T, dir string) {
 }
 
 // TestChaosRestartWithNewOwner: after a kill, a restart under another lease
-// owner (the default owner is hostname-pid, so every restart is one) finds
-// the dead process's lease. It must not write while the lease holds, and
+// owner (a new pod or another host; a restart on the same host takes back the
+// lease of its own dead pid at once, see runner.deadLocalOwner) finds the
+// dead process's lease. It must not write while the lease holds, and
 // must catch up exactly once the lease expires.
 func TestChaosRestartWithNewOwner(t *testing.T) {
 	t.Parallel()
