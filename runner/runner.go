@@ -55,6 +55,9 @@ type Engine struct {
 	log  *slog.Logger
 	now  func() time.Time
 	busy sync.Map // org -> struct{}: runs in progress
+	// unsorted: org -> struct{}: the API served one of the org's windows out
+	// of timestamp order, so its walks keep every id of a window for dedup.
+	unsorted sync.Map
 }
 
 // New builds an Engine.

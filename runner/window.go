@@ -19,12 +19,30 @@ type filled struct {
 	began time.Time
 }
 
-// fill opens w's unit and writes the whole window into it: the walk (fetch
-// and decode) runs in its own goroutine and hands pages through a small
-// channel to this one, which encodes them into the unit, so decoding page
-// n+1 overlaps encoding page n. Memory stays bounded by the channel and the
-// sink's row group. On error the unit is aborted.
-func (e *Engine) fill(ctx context.Context, spec OrgSpec, w source.Window) (f filled, err error) {
+// fill opens w's unit and writes the whole window into it. The walk relies
+// on the API's timestamp order to dedup with a small id set; if the events
+// of the window go back in time, the unit is aborted and the window filled
+// again with every id of the window remembered (exact, but memory grows
+// with the window), and so are the org's later windows.
+func (e *Engine) fill(ctx context.Context, spec OrgSpec, w source.Window) (filled, error) {
+	org := spec.Org.ID
+	_, full := e.unsorted.Load(org)
+	f, err := e.fillOnce(ctx, spec, w, full)
+	if full || !errors.Is(err, source.ErrUnsorted) {
+		return f, err
+	}
+	e.unsorted.Store(org, struct{}{})
+	e.log.Info("events out of timestamp order in window; re-walking with a full id set",
+		"org", org, "window", w.Range(), "err", err)
+	return e.fillOnce(ctx, spec, w, true)
+}
+
+// fillOnce opens w's unit and writes the whole window into it: the walk
+// (fetch and decode) runs in its own goroutine and hands pages through a
+// small channel to this one, which encodes them into the unit, so decoding
+// page n+1 overlaps encoding page n. Memory stays bounded by the channel
+// and the sink's row group. On error the unit is aborted.
+func (e *Engine) fillOnce(ctx context.Context, spec OrgSpec, w source.Window, fullDedup bool) (f filled, err error) {
 	f = filled{w: w, began: time.Now()}
 	org := spec.Org.ID
 	unit, err := spec.Sink.Open(ctx, w)
@@ -49,7 +67,7 @@ func (e *Engine) fill(ctx context.Context, spec OrgSpec, w source.Window) (f fil
 	go func() {
 		defer close(done)
 		defer close(pages)
-		st, walkErr = e.o.Source.Walk(wctx, spec.Org, w, e.o.Mem, func(p source.Page) error {
+		st, walkErr = e.o.Source.WalkWith(wctx, spec.Org, w, e.o.Mem, source.WalkOptions{FullDedup: fullDedup}, func(p source.Page) error {
 			select {
 			case pages <- p:
 				return nil
@@ -84,10 +102,15 @@ func (e *Engine) fill(ctx context.Context, spec OrgSpec, w source.Window) (f fil
 	}
 	if walkErr != nil {
 		result := "failed"
-		if errors.Is(walkErr, context.Canceled) {
+		switch {
+		case errors.Is(walkErr, context.Canceled):
 			result = "aborted"
+		case errors.Is(walkErr, source.ErrUnsorted) && !fullDedup:
+			result = "" // fill walks it again at once
 		}
-		e.m.Windows.WithLabelValues(org, result).Inc()
+		if result != "" {
+			e.m.Windows.WithLabelValues(org, result).Inc()
+		}
 		return f, &stageError{"source", fmt.Errorf("walk %s: %w", w, walkErr)}
 	}
 	f.unit, f.stats = unit, st

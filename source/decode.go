@@ -39,6 +39,13 @@ func (e *MalformedError) Unwrap() error { return ErrMalformed }
 
 func malformed(off int, msg string) error { return &MalformedError{Offset: off, Msg: msg} }
 
+// ErrUnsorted means a record's timestamp is earlier than one before it in
+// the window, so the stream is not in the API's (timestamp, id) order and
+// the tie-group dedup of a sorted stream cannot be exact. It is a property
+// of the data, not a transient failure: retrying the page or the window the
+// same way fails again. Walk the window again with FullDedup instead.
+var ErrUnsorted = errors.New("events out of timestamp order")
+
 // Quarantine reasons (Quarantined.Reason). They are fixed strings so that
 // metrics and queries can group by them.
 const (
@@ -81,6 +88,12 @@ type DecodeOptions struct {
 	// quarantining them: in date mode the server returns whole days, and
 	// those records belong to other windows.
 	DropOutside bool
+	// FullDedup remembers every event_id of the window (memory grows with
+	// the window, ~30 B per event). Without it the decoder relies on the
+	// API's (timestamp, id) order and remembers only the ids of the latest
+	// timestamp; a stream that goes back in time fails the page with
+	// ErrUnsorted.
+	FullDedup bool
 }
 
 // Page is one decoded response body.
@@ -170,8 +183,9 @@ type Decoder struct {
 	startUS  int64
 	endUS    int64
 
-	ids     idSet
-	pending [][2]uint64 // digests added by the page being decoded
+	ids     idSet       // FullDedup: every id of the window; else only its hash seeds are used
+	pending [][2]uint64 // FullDedup: digests added by the page being decoded
+	tie     tieSet      // sorted mode: the ids of the latest timestamp
 	canon   canonizer
 
 	// per page
@@ -261,6 +275,15 @@ func (d *Decoder) Reset(w Window) {
 	d.startUS = w.Start.UnixMicro()
 	d.endUS = w.End.UnixMicro()
 	d.ids.reset()
+	d.tie.reset()
+}
+
+// dedupLen is the number of ids the decoder currently remembers.
+func (d *Decoder) dedupLen() int {
+	if d.opts.FullDedup {
+		return d.ids.len()
+	}
+	return d.tie.len()
 }
 
 // Release frees the builders. Record batches already returned stay valid.
@@ -276,12 +299,16 @@ func (d *Decoder) Release() {
 // On a body that is not valid JSON or has no events array it returns an
 // error wrapping ErrMalformed (a *MalformedError with the byte offset) and
 // forgets everything it saw in that body, so the page can be retried.
+// Without FullDedup, a row whose timestamp is earlier than an earlier row's
+// of the window fails the page with an error wrapping ErrUnsorted, which
+// leaves no trace either.
 // Rows + len(Quarantined) + Duplicates + Outside == Items on success.
 func (d *Decoder) DecodePage(body []byte, page int, ingestedAt time.Time) (Page, error) {
 	d.pg = Page{}
 	d.page = page
 	d.ingUS = ingestedAt.UnixMicro()
 	d.pending = d.pending[:0]
+	d.tie.begin()
 	d.appended = 0
 	if cap(d.row) > 32<<20 { // a freak page does not pin its arena for the whole walk
 		d.row = nil
@@ -291,6 +318,7 @@ func (d *Decoder) DecodePage(body []byte, page int, ingestedAt time.Time) (Page,
 		for _, k := range d.pending {
 			d.ids.remove(k)
 		}
+		d.tie.rollback()
 		d.pg = Page{}
 		return Page{}, fmt.Errorf("decode page %d: %w", page, err)
 	}
@@ -602,20 +630,20 @@ func (d *Decoder) record(b []byte, i int) (int, error) {
 			break
 		}
 	}
-	d.mapRecord(b, start, i, recFl, depth)
-	return i, nil
+	return i, d.mapRecord(b, start, i, recFl, depth)
 }
 
 // mapRecord maps a scanned record b[start:end] whose members are in d.fields.
-func (d *Decoder) mapRecord(b []byte, start, end int, recFl uint8, depth int) {
+// Its only error wraps ErrUnsorted.
+func (d *Decoder) mapRecord(b []byte, start, end int, recFl uint8, depth int) error {
 	raw := b[start:end]
 	switch {
 	case recFl&flBadUTF8 != 0:
 		d.quarantine(raw, recFl, ReasonInvalidUTF8)
-		return
+		return nil
 	case depth > MaxDepth:
 		d.quarantine(raw, recFl, ReasonTooDeep)
-		return
+		return nil
 	}
 	// Winner per mapped field: a non-null value beats null, then the
 	// earlier alias wins, then the earlier member. Losers go to extra.
@@ -645,12 +673,12 @@ func (d *Decoder) mapRecord(b []byte, start, end int, recFl uint8, depth int) {
 	w := win[fTS]
 	if w < 0 || b[d.fields[w].v0] == 'n' {
 		d.quarantine(raw, recFl, ReasonMissingTimestamp)
-		return
+		return nil
 	}
 	ts, ok := d.parseTimestamp(b, &d.fields[w])
 	if !ok {
 		d.quarantine(raw, recFl, ReasonBadTimestamp)
-		return
+		return nil
 	}
 	// org
 	if w := win[fOrg]; w >= 0 && len(d.orgB) > 0 {
@@ -662,12 +690,12 @@ func (d *Decoder) mapRecord(b []byte, start, end int, recFl uint8, depth int) {
 			v = d.stringContent(b, fd, &d.tmp)
 			if !bytes.Equal(v, d.orgB) {
 				d.quarantine(raw, recFl, ReasonOrgMismatch)
-				return
+				return nil
 			}
 		default:
 			if !bytes.Equal(b[fd.v0:fd.v1], d.orgB) {
 				d.quarantine(raw, recFl, ReasonOrgMismatch)
-				return
+				return nil
 			}
 		}
 	}
@@ -677,7 +705,7 @@ func (d *Decoder) mapRecord(b []byte, start, end int, recFl uint8, depth int) {
 		} else {
 			d.quarantine(raw, recFl, ReasonOutsideWindow)
 		}
-		return
+		return nil
 	}
 
 	// Column values; transformed ones go to the page arena d.row.
@@ -732,21 +760,41 @@ func (d *Decoder) mapRecord(b []byte, start, end int, recFl uint8, depth int) {
 		if vals[c].s1-vals[c].s0 > MaxFieldBytes {
 			d.row = d.row[:rowStart]
 			d.quarantine(raw, recFl, ReasonTooLarge)
-			return
+			return nil
 		}
 	}
 
 	id := d.bytesOf(b, vals[ColEventID])
 	k := d.ids.digest(id)
-	if !d.ids.add(k) {
+	var isNew bool
+	switch {
+	case d.opts.FullDedup:
+		if isNew = d.ids.add(k); isNew {
+			d.pending = append(d.pending, k)
+		}
+	case !d.tie.have || ts > d.tie.ts:
+		d.tie.group(ts)
+		isNew = d.tie.add(k)
+	case ts == d.tie.ts:
+		isNew = d.tie.add(k)
+	default:
+		d.row = d.row[:rowStart]
+		return fmt.Errorf("%w: an event at %s follows one at %s (event %d of the page)",
+			ErrUnsorted, fmtMicros(ts), fmtMicros(d.tie.ts), d.pg.Items+1)
+	}
+	if !isNew {
 		d.row = d.row[:rowStart]
 		d.pg.Duplicates++
-		return
+		return nil
 	}
-	d.pending = append(d.pending, k)
 	d.cells = append(d.cells, vals[:]...)
 	d.tsv = append(d.tsv, arrow.Timestamp(ts))
 	d.appended++
+	return nil
+}
+
+func fmtMicros(us int64) string {
+	return time.UnixMicro(us).UTC().Format("2006-01-02T15:04:05.000000Z")
 }
 
 func (d *Decoder) bytesOf(b []byte, s span) []byte {

@@ -578,6 +578,7 @@ func TestCanonical(t *testing.T) {
 	}
 }
 
+// TestDecodeDedup: with FullDedup, duplicates are dropped in any order.
 func TestDecodeDedup(t *testing.T) {
 	evs := genEvents(30, 5, false)
 	camel := genEvents(30, 5, true)
@@ -586,7 +587,7 @@ func TestDecodeDedup(t *testing.T) {
 		evs  [][]byte
 	}{{"ids", evs}, {"hash ids", camel}} {
 		t.Run(tc.name, func(t *testing.T) {
-			d := newTestDecoder(t, DecodeOptions{Org: "org_acme"})
+			d := newTestDecoder(t, DecodeOptions{Org: "org_acme", FullDedup: true})
 			decode := func(evs [][]byte) Page {
 				t.Helper()
 				pg, err := d.DecodePage(pageBody(evs, ""), 1, testIngested)
@@ -717,7 +718,8 @@ func TestDecodeRetryAfterMalformed(t *testing.T) {
 // shape, releasing each record, and checks that all Arrow memory returns.
 func TestDecodeManyPagesNoLeak(t *testing.T) {
 	mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
-	d := NewDecoder(mem, DecodeOptions{Org: "org_acme"})
+	// FullDedup: every page spans the whole window, so time goes back.
+	d := NewDecoder(mem, DecodeOptions{Org: "org_acme", FullDedup: true})
 	d.Reset(benchWindow)
 	total := 0
 	for p := range 60 {

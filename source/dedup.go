@@ -80,6 +80,132 @@ func (s *idSet) reset() {
 	s.overflow = nil
 }
 
+// tieSet remembers the event_ids of the current tie group: the events of a
+// sorted window that share its greatest timestamp so far.
+//
+// The Events API sorts by (timestamp, id) and repeats an event only on the
+// next page, so while timestamps never decrease, a repeated event can only
+// come back while the maximum still equals its own timestamp (everything
+// between the copies shares it). The ids of earlier timestamps can never
+// recur, so memory follows the largest tie group, not the window.
+//
+// Small groups (nearly always one id: timestamps are µs) are a slice
+// scanned linearly; a group that outgrows tieLinear also gets a map index.
+// Digests are compared in full (128 bits), so there is no overflow map.
+//
+// A page that fails must leave no trace, so the state at the start of a
+// page is saved: the timestamp and group length, and the group's digests
+// themselves only once the page starts a new group (at most one copy per
+// page, of one tie group).
+type tieSet struct {
+	have    bool  // a group exists (some row of the window passed)
+	ts      int64 // its timestamp, µs
+	keys    [][2]uint64
+	idx     map[[2]uint64]struct{}
+	indexed bool // idx holds exactly keys; otherwise idx is empty
+
+	// the state before the page being decoded
+	pHave  bool
+	pTS    int64
+	pN     int
+	pSaved bool // pKeys holds the pre-page group (the page started a new one)
+	pKeys  [][2]uint64
+}
+
+// tieLinear is the group size up to which a linear scan beats hashing.
+const tieLinear = 16
+
+// tieBig is the capacity beyond which a slice or map is dropped rather than
+// kept for reuse, so a freak tie group does not pin its memory.
+const tieBig = 1 << 14
+
+// begin marks the start of a page.
+func (t *tieSet) begin() {
+	t.pHave, t.pTS, t.pN, t.pSaved = t.have, t.ts, len(t.keys), false
+}
+
+// rollback restores the state saved by begin.
+func (t *tieSet) rollback() {
+	t.have, t.ts = t.pHave, t.pTS
+	if t.pSaved {
+		t.keys = append(t.keys[:0], t.pKeys...)
+	} else {
+		t.keys = t.keys[:t.pN]
+	}
+	t.dropIndex()
+}
+
+// group starts a new tie group at ts.
+func (t *tieSet) group(ts int64) {
+	if !t.pSaved {
+		// Until now the page only appended to the pre-page group.
+		t.pKeys = append(t.pKeys[:0], t.keys[:t.pN]...)
+		t.pSaved = true
+	}
+	if cap(t.keys) > tieBig {
+		t.keys = nil
+	}
+	t.keys = t.keys[:0]
+	t.dropIndex()
+	t.have, t.ts = true, ts
+}
+
+// add inserts k into the current group and reports whether it was new.
+func (t *tieSet) add(k [2]uint64) bool {
+	if len(t.keys) < tieLinear {
+		for _, x := range t.keys {
+			if x == k {
+				return false
+			}
+		}
+		t.keys = append(t.keys, k)
+		return true
+	}
+	if !t.indexed {
+		if t.idx == nil {
+			t.idx = make(map[[2]uint64]struct{}, 2*tieLinear)
+		}
+		for _, x := range t.keys {
+			t.idx[x] = struct{}{}
+		}
+		t.indexed = true
+	}
+	if _, ok := t.idx[k]; ok {
+		return false
+	}
+	t.idx[k] = struct{}{}
+	t.keys = append(t.keys, k)
+	return true
+}
+
+func (t *tieSet) dropIndex() {
+	if !t.indexed {
+		return
+	}
+	if len(t.idx) > tieBig {
+		t.idx = nil
+	} else {
+		clear(t.idx)
+	}
+	t.indexed = false
+}
+
+// reset forgets everything (a new window).
+func (t *tieSet) reset() {
+	t.have, t.ts = false, 0
+	if cap(t.keys) > tieBig {
+		t.keys = nil
+	}
+	if cap(t.pKeys) > tieBig {
+		t.pKeys = nil
+	}
+	t.keys = t.keys[:0]
+	t.dropIndex()
+	t.begin()
+}
+
+func (t *tieSet) len() int { return len(t.keys) }
+
 // Stable ids for events without one.
 //
 // event_id = "h_" + the first 32 hex digits of

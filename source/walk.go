@@ -23,13 +23,32 @@ type WalkStats struct {
 	Retries     int
 }
 
+// WalkOptions tune one walk.
+type WalkOptions struct {
+	// FullDedup keeps every event_id of the window to drop duplicates
+	// (DecodeOptions.FullDedup): memory grows with the window, but the
+	// events may come in any order.
+	FullDedup bool
+}
+
 // Walk fetches every page of window w for org, in order, and calls fn with
 // each decoded page. fn owns page.Rec and must release it. A page is handed
 // to fn only once it decoded completely, so a retried page never yields
 // rows twice. Walk returns the first error of fn or of the API: errors.Is
 // ErrAuth / ErrRequest / ErrOffHost are permanent, others transient.
 // A nil mem means memory.DefaultAllocator.
+//
+// Walk expects the API's (timestamp, id) order and keeps only the ids of
+// the latest timestamp for dedup. If the window's events go back in time it
+// stops with an error wrapping ErrUnsorted (not retried: the pages already
+// handed to fn are incomplete for the window); walk it again with
+// WalkWith and FullDedup.
 func (c *Client) Walk(ctx context.Context, org Org, w Window, mem memory.Allocator, fn func(Page) error) (WalkStats, error) {
+	return c.WalkWith(ctx, org, w, mem, WalkOptions{}, fn)
+}
+
+// WalkWith is Walk with options.
+func (c *Client) WalkWith(ctx context.Context, org Org, w Window, mem memory.Allocator, opts WalkOptions, fn func(Page) error) (WalkStats, error) {
 	var st WalkStats
 	token, err := org.Credential.Resolve()
 	if err != nil {
@@ -39,7 +58,7 @@ func (c *Client) Walk(ctx context.Context, org Org, w Window, mem memory.Allocat
 		mem = memory.DefaultAllocator
 	}
 	dropOutside := c.cfg.TimeFormat == "date"
-	dec := NewDecoder(mem, DecodeOptions{Org: org.ID, Fields: c.cfg.Fields, ItemsField: c.cfg.Params.ItemsField, DropOutside: dropOutside})
+	dec := NewDecoder(mem, DecodeOptions{Org: org.ID, Fields: c.cfg.Fields, ItemsField: c.cfg.Params.ItemsField, DropOutside: dropOutside, FullDedup: opts.FullDedup})
 	defer dec.Release()
 
 	style := c.cfg.Pagination

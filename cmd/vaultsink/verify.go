@@ -130,21 +130,30 @@ func printVerify(w io.Writer, v verifyWindow) {
 func verifyOne(ctx context.Context, c *source.Client, rd sinks.Reader, org source.Org, w source.Window) (verifyWindow, error) {
 	v := verifyWindow{w: w}
 	want := map[string]int{} // id -> times seen in the sink
-	_, err := c.Walk(ctx, org, w, nil, func(p source.Page) error {
-		if p.Rec != nil {
-			ids, ok := p.Rec.Column(source.ColEventID).(*array.String)
-			if !ok {
+	walk := func(opts source.WalkOptions) error {
+		clear(want)
+		v.quarantined = 0
+		_, err := c.WalkWith(ctx, org, w, nil, opts, func(p source.Page) error {
+			if p.Rec != nil {
+				ids, ok := p.Rec.Column(source.ColEventID).(*array.String)
+				if !ok {
+					p.Rec.Release()
+					return errors.New("event_id column is not a string array")
+				}
+				for i := 0; i < ids.Len(); i++ {
+					want[ids.Value(i)] = 0
+				}
 				p.Rec.Release()
-				return errors.New("event_id column is not a string array")
 			}
-			for i := 0; i < ids.Len(); i++ {
-				want[ids.Value(i)] = 0
-			}
-			p.Rec.Release()
-		}
-		v.quarantined += len(p.Quarantined)
-		return nil
-	})
+			v.quarantined += len(p.Quarantined)
+			return nil
+		})
+		return err
+	}
+	err := walk(source.WalkOptions{})
+	if errors.Is(err, source.ErrUnsorted) {
+		err = walk(source.WalkOptions{FullDedup: true}) // as the sync does
+	}
 	if err != nil {
 		return v, fmt.Errorf("walk the API: %w", err)
 	}
