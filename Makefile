@@ -6,12 +6,17 @@ LDFLAGS := -s -w -X main.version=$(VERSION)
 BIN := bin
 TOOLS := $(CURDIR)/.tools
 VERSITYGW_VERSION := v1.8.0
+GOVULNCHECK_VERSION := v1.9.0
+# The vulnerability database, as the golang.org/x/vulndb module serves it: the
+# only copy the Go module proxy can reach. Bump it to refresh the database.
+VULNDB_VERSION := v0.0.0-20261105234957-e22db6528018
 export PATH := $(TOOLS):$(PATH)
 # Tests find the S3 server here; cgo is needed only by the DuckDB reader used in tests.
 export VAULTSINK_TOOLS := $(TOOLS)
+export VAULTSINK_VULNDB := $(TOOLS)/vulndb-$(VULNDB_VERSION)
 export CGO_ENABLED ?= 1
 
-.PHONY: all build test test-long chaos bench demo vet tools systemd-analyze fuzz clean
+.PHONY: all build test test-long chaos bench demo vet tools systemd-analyze vulncheck fuzz clean
 
 all: build
 
@@ -21,7 +26,18 @@ build:
 
 # Everything the tests need that is not a Go module import: the real S3 server,
 # and systemd-analyze (Debian package systemd) to verify the unit files.
-tools: $(TOOLS)/versitygw systemd-analyze
+tools: $(TOOLS)/versitygw $(VAULTSINK_VULNDB) systemd-analyze
+
+# govulncheck with an offline database built from the vulndb module.
+$(VAULTSINK_VULNDB):
+	@mkdir -p $(TOOLS)
+	GOBIN=$(TOOLS) $(GO) install golang.org/x/vuln/cmd/govulncheck@$(GOVULNCHECK_VERSION)
+	GOBIN=$(TOOLS) $(GO) install golang.org/x/vulndb/cmd/indexdb@$(VULNDB_VERSION)
+	$(TOOLS)/indexdb -vulns "$$($(GO) mod download -json golang.org/x/vulndb@$(VULNDB_VERSION) | sed -n 's/.*"Dir": "\(.*\)".*/\1/p')/data/osv" -out $@.tmp
+	mv $@.tmp $@
+
+vulncheck: $(VAULTSINK_VULNDB)
+	$(TOOLS)/govulncheck -db file://$(VAULTSINK_VULNDB) ./...
 
 systemd-analyze:
 	@command -v systemd-analyze >/dev/null 2>&1 || { \
