@@ -307,6 +307,7 @@ func (u *unit) Commit(ctx context.Context) (sinks.Result, error) {
 		return res, u.errorf(err, u.key)
 	}
 	u.finish()
+	u.s.abortStale(ctx, u.key, u.up.uploadID)
 	u.s.m.commits.WithLabelValues(method).Inc()
 	u.s.m.bytes.Add(float64(size))
 	res.Events, res.Bytes = rows, size
@@ -314,6 +315,35 @@ func (u *unit) Commit(ctx context.Context) (sinks.Result, error) {
 	u.s.log.Debug("s3 object committed", "org", u.w.Org, "window", u.w.Range(), "rows", rows,
 		"bytes", size, "method", method, "duration", time.Since(u.start))
 	return res, nil
+}
+
+// abortStale aborts incomplete multipart uploads of key left by earlier
+// attempts that were killed before they could abort (SIGKILL, OOM): once the
+// window's object is committed they can only cost storage. The checkpoint
+// lease keeps other writers of this org away, so nothing live is aborted
+// (at worst a concurrent backfill of the same window fails and is redone).
+// Failures are logged, never returned: the commit already succeeded, and the
+// bucket's abort-incomplete-multipart lifecycle rule is the safety net.
+func (s *Sink) abortStale(ctx context.Context, key, own string) {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+	defer cancel()
+	ups, err := ListIncompleteUploads(ctx, s.client, s.cfg.Bucket, key)
+	if err != nil {
+		s.log.Warn("could not list stale multipart uploads (needs s3:ListBucketMultipartUploads)", "key", key, "err", err)
+		return
+	}
+	for _, up := range ups {
+		if up.Key != key || up.UploadID == own {
+			continue
+		}
+		_, err := s.client.AbortMultipartUpload(ctx, &s3.AbortMultipartUploadInput{Bucket: &s.cfg.Bucket, Key: &up.Key, UploadId: &up.UploadID})
+		if err != nil {
+			s.log.Warn("could not abort a stale multipart upload", "key", key, "upload_id", up.UploadID, "err", err)
+			continue
+		}
+		s.m.aborts.Inc()
+		s.log.Info("aborted a stale multipart upload of an earlier attempt", "key", key, "initiated", up.Initiated)
+	}
 }
 
 func (u *unit) finish() {

@@ -16,6 +16,7 @@ import (
 
 	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/apache/arrow-go/v18/arrow/memory"
+	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -468,5 +469,37 @@ func TestConformance(t *testing.T) {
 				return s, s
 			})
 		})
+	}
+}
+
+// TestCommitAbortsStaleUploads: an upload left by a killed attempt (it could
+// not abort) is aborted once the window's object is committed.
+func TestCommitAbortsStaleUploads(t *testing.T) {
+	srv := s3test.Versity(t)
+	s := newSink(t, srv, nil)
+	ctx := context.Background()
+	w := window
+	key := s.Key(w)
+	out, err := s.Client().CreateMultipartUpload(ctx, &s3.CreateMultipartUploadInput{Bucket: &srv.Bucket, Key: &key})
+	if err != nil {
+		t.Fatal(err)
+	}
+	other := s.Key(source.Window{Org: w.Org, Start: w.End, End: w.End.Add(w.End.Sub(w.Start))})
+	keep, err := s.Client().CreateMultipartUpload(ctx, &s3.CreateMultipartUploadInput{Bucket: &srv.Bucket, Key: &other})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ups, _ := s.IncompleteUploads(ctx); len(ups) != 2 {
+		t.Fatalf("setup: %d incomplete uploads, want 2", len(ups))
+	}
+	if _, err := writeWindow(t, s, w, sinktest.IDs("ev", 0, 500), 0); err != nil {
+		t.Fatal(err)
+	}
+	ups, err := s.IncompleteUploads(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(ups) != 1 || ups[0].UploadID != aws.ToString(keep.UploadId) {
+		t.Fatalf("after commit: %+v; want only the other window's upload %s (stale %s aborted)", ups, aws.ToString(keep.UploadId), aws.ToString(out.UploadId))
 	}
 }
