@@ -258,7 +258,16 @@ func (s *FileStore) lock() (func(), error) {
 // fileWriteAtomic replaces path with data: temp file in the same directory,
 // fsync, rename, directory fsync. Mode 0600: checkpoints carry lease owners
 // and error messages.
+//
+// The caller holds the store's lock (a flock shared by every process), so a
+// temp file of path that exists now was left by a writer that died between
+// create and rename: it is removed first.
 func fileWriteAtomic(dir, path string, data []byte) (err error) {
+	if stale, _ := filepath.Glob(filepath.Join(dir, "."+filepath.Base(path)+".tmp-*")); len(stale) > 0 {
+		for _, p := range stale {
+			_ = os.Remove(p)
+		}
+	}
 	f, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp-*")
 	if err != nil {
 		return fmt.Errorf("create temp file: %w", err)

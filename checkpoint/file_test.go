@@ -224,3 +224,26 @@ func TestFileTwoStoresOneDirectory(t *testing.T) {
 		t.Fatalf("windows = %d after %d+%d wins, want %d (a lost update)", final.Windows, wins[0], wins[1], want)
 	}
 }
+
+// TestFileRemovesStaleTemps: a writer killed between creating its temp file
+// and renaming it leaves the temp behind; the next Put of that org removes it.
+func TestFileRemovesStaleTemps(t *testing.T) {
+	dir := t.TempDir()
+	s := openStore(t, dir)
+	stale := filepath.Join(dir, ".org_1.json.tmp-123456")
+	other := filepath.Join(dir, ".org_2.json.tmp-99")
+	for _, p := range []string{stale, other} {
+		if err := os.WriteFile(p, []byte("{half"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := s.Put(context.Background(), checkpointtest.Full("org_1")); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(stale); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("stale temp file of org_1 still there: %v", err)
+	}
+	if _, err := os.Stat(other); err != nil {
+		t.Fatalf("org_2's temp file must be left to org_2's own Put: %v", err)
+	}
+}

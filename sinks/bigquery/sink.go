@@ -75,6 +75,13 @@ func New(ctx context.Context, cfg Config, env sinks.Env, opts ...option.ClientOp
 		co = append(co, option.WithAuthCredentialsFile(option.ServiceAccount, cfg.CredentialsFile))
 	}
 	co = append(co, opts...)
+	if cfg.TempDir != "" {
+		// Created here so a missing directory fails at startup, not on the
+		// first window.
+		if err := os.MkdirAll(cfg.TempDir, 0o700); err != nil {
+			return nil, fmt.Errorf("bigquery temp_dir %q: %w: %w", cfg.TempDir, err, sinks.ErrPermanent)
+		}
+	}
 	client, err := bigquery.NewClient(ctx, cfg.Project, co...)
 	if err != nil {
 		return nil, fmt.Errorf("bigquery client for project %s: %w", cfg.Project, err)
