@@ -183,7 +183,11 @@ func (c *Client) fetch(ctx context.Context, org Org, token string, u *url.URL) (
 	}
 	defer resp.Body.Close()
 	code := strconv.Itoa(resp.StatusCode)
-	body, err := io.ReadAll(io.LimitReader(resp.Body, c.cfg.MaxPageBytes+1))
+	if resp.ContentLength > c.cfg.MaxPageBytes {
+		// Refused before reading a byte: a declared size over the limit costs no memory.
+		return response{}, fmt.Errorf("%w: org %s: page of %d bytes is larger than source.max_page_bytes (%d bytes): lower source.page_size or raise the limit", ErrRequest, org.ID, resp.ContentLength, c.cfg.MaxPageBytes)
+	}
+	body, err := readBody(resp, c.cfg.MaxPageBytes)
 	c.m.Requests.WithLabelValues(org.ID, code).Observe(time.Since(start).Seconds())
 	if err != nil {
 		if ctx.Err() != nil {
@@ -213,6 +217,24 @@ func (c *Client) fetch(ctx context.Context, org Org, token string, u *url.URL) (
 	default:
 		return response{}, apiError(org.ID, s, body, "the server refused the request: check source.params and source.time_format", ErrRequest)
 	}
+}
+
+// readBody reads at most limit+1 bytes, into one allocation when the server
+// declared the length (io.ReadAll would grow and copy its buffer repeatedly).
+func readBody(resp *http.Response, limit int64) ([]byte, error) {
+	r := io.LimitReader(resp.Body, limit+1)
+	if n := resp.ContentLength; n >= 0 && n <= limit {
+		buf := make([]byte, n+1) // +1 so a body longer than declared shows as such
+		k, err := io.ReadFull(r, buf)
+		if errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF) {
+			if int64(k) < n {
+				return buf[:k], io.ErrUnexpectedEOF
+			}
+			err = nil
+		}
+		return buf[:k], err
+	}
+	return io.ReadAll(r)
 }
 
 func apiError(org string, status int, body []byte, hint string, class error) *APIError {
