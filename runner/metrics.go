@@ -1,9 +1,9 @@
 package runner
 
 import (
-	"errors"
-
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/vaultsink/vaultsink/internal/metrics"
 )
 
 // Metrics are the run loop's collectors.
@@ -53,27 +53,14 @@ func newMetrics(reg prometheus.Registerer) *Metrics {
 	if reg == nil {
 		return m
 	}
-	m.Windows = register(reg, m.Windows)
-	m.WindowDuration = register(reg, m.WindowDuration)
-	m.EventsWritten = register(reg, m.EventsWritten)
-	m.BytesWritten = register(reg, m.BytesWritten)
-	m.Quarantined = register(reg, m.Quarantined)
-	m.Errors = register(reg, m.Errors)
-	m.Lag = register(reg, m.Lag)
-	m.LastSuccess = register(reg, m.LastSuccess)
-	m.Running = register(reg, m.Running)
+	m.Windows = metrics.Register(reg, m.Windows)
+	m.WindowDuration = metrics.Register(reg, m.WindowDuration)
+	m.EventsWritten = metrics.Register(reg, m.EventsWritten)
+	m.BytesWritten = metrics.Register(reg, m.BytesWritten)
+	m.Quarantined = metrics.Register(reg, m.Quarantined)
+	m.Errors = metrics.Register(reg, m.Errors)
+	m.Lag = metrics.Register(reg, m.Lag)
+	m.LastSuccess = metrics.Register(reg, m.LastSuccess)
+	m.Running = metrics.Register(reg, m.Running)
 	return m
-}
-
-func register[C prometheus.Collector](reg prometheus.Registerer, c C) C {
-	if err := reg.Register(c); err != nil {
-		var are prometheus.AlreadyRegisteredError
-		if errors.As(err, &are) {
-			if existing, ok := are.ExistingCollector.(C); ok {
-				return existing
-			}
-		}
-		panic(err)
-	}
-	return c
 }

@@ -1,9 +1,9 @@
 package source
 
 import (
-	"errors"
-
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/vaultsink/vaultsink/internal/metrics"
 )
 
 // Metrics are the source's Prometheus collectors.
@@ -47,25 +47,12 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 	if reg == nil {
 		return m
 	}
-	m.Pages = register(reg, m.Pages)
-	m.Events = register(reg, m.Events)
-	m.Bytes = register(reg, m.Bytes)
-	m.Quarantined = register(reg, m.Quarantined)
-	m.Duplicates = register(reg, m.Duplicates)
-	m.Retries = register(reg, m.Retries)
-	m.Requests = register(reg, m.Requests)
+	m.Pages = metrics.Register(reg, m.Pages)
+	m.Events = metrics.Register(reg, m.Events)
+	m.Bytes = metrics.Register(reg, m.Bytes)
+	m.Quarantined = metrics.Register(reg, m.Quarantined)
+	m.Duplicates = metrics.Register(reg, m.Duplicates)
+	m.Retries = metrics.Register(reg, m.Retries)
+	m.Requests = metrics.Register(reg, m.Requests)
 	return m
-}
-
-func register[C prometheus.Collector](reg prometheus.Registerer, c C) C {
-	if err := reg.Register(c); err != nil {
-		var are prometheus.AlreadyRegisteredError
-		if errors.As(err, &are) {
-			if existing, ok := are.ExistingCollector.(C); ok {
-				return existing
-			}
-		}
-		panic(err)
-	}
-	return c
 }

@@ -18,6 +18,7 @@ import (
 	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/vaultsink/vaultsink/internal/metrics"
 	"github.com/vaultsink/vaultsink/sinks"
 	"github.com/vaultsink/vaultsink/sinks/pqenc"
 	"github.com/vaultsink/vaultsink/source"
@@ -89,17 +90,7 @@ func New(cfg Config, env sinks.Env) (*Sink, error) {
 // counter registers (or reuses, when another sink or a second instance
 // already did) a counter vector and returns this sink's child.
 func counter(reg prometheus.Registerer, name, help string) prometheus.Counter {
-	cv := prometheus.NewCounterVec(prometheus.CounterOpts{Name: name, Help: help}, []string{"sink"})
-	if err := reg.Register(cv); err != nil {
-		var are prometheus.AlreadyRegisteredError
-		if errors.As(err, &are) {
-			if existing, ok := are.ExistingCollector.(*prometheus.CounterVec); ok {
-				cv = existing
-			}
-		}
-		// Any other registration error (a clashing descriptor) leaves the
-		// counter unregistered: metrics must never stop the data path.
-	}
+	cv := metrics.Register(reg, prometheus.NewCounterVec(prometheus.CounterOpts{Name: name, Help: help}, []string{"sink"}))
 	return cv.WithLabelValues("local")
 }
 

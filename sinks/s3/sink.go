@@ -21,6 +21,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/s3/types"
 	"github.com/prometheus/client_golang/prometheus"
 
+	promreg "github.com/vaultsink/vaultsink/internal/metrics"
 	"github.com/vaultsink/vaultsink/sinks"
 	"github.com/vaultsink/vaultsink/sinks/pqenc"
 	"github.com/vaultsink/vaultsink/source"
@@ -82,25 +83,11 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 	if reg == nil {
 		return m
 	}
-	m.parts = register(reg, m.parts)
-	m.bytes = register(reg, m.bytes)
-	m.commits = register(reg, m.commits)
-	m.aborts = register(reg, m.aborts)
+	m.parts = promreg.Register(reg, m.parts)
+	m.bytes = promreg.Register(reg, m.bytes)
+	m.commits = promreg.Register(reg, m.commits)
+	m.aborts = promreg.Register(reg, m.aborts)
 	return m
-}
-
-// register tolerates a second sink on the same registry (tests, reloads) by
-// sharing the first one's collector.
-func register[C prometheus.Collector](reg prometheus.Registerer, c C) C {
-	if err := reg.Register(c); err != nil {
-		var are prometheus.AlreadyRegisteredError
-		if errors.As(err, &are) {
-			if existing, ok := are.ExistingCollector.(C); ok {
-				return existing
-			}
-		}
-	}
-	return c
 }
 
 // New builds a sink from cfg (defaults applied to a copy).
