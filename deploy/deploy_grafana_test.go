@@ -204,9 +204,9 @@ func TestGrafanaMetricsExist(t *testing.T) {
 	bin := vaultsinkBinary(t)
 
 	now := time.Now().UTC()
-	// Three hours back: at least two closed windows for org_1 alone, even
-	// in the first minute of an hour.
-	start := now.Truncate(time.Hour).Add(-3 * time.Hour)
+	// Three closed windows for org_1 alone, even in the first minutes of an
+	// hour (settle is 1m: the hour that just ended may not be closed yet).
+	start := now.Add(-2 * time.Minute).Truncate(time.Hour).Add(-3 * time.Hour)
 	sim := vaultsim.Start(t, vaultsim.Config{
 		Seed: 9, Orgs: 2, Rate: 600,
 		From: start.Add(-time.Hour), To: now,
