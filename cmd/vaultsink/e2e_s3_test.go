@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"fmt"
-	"io"
 	"os"
 	"path/filepath"
 	"slices"
@@ -30,49 +29,6 @@ func s3YAML(srv *s3test.Server, typ, extra string) string {
   secret_access_key: %s
   max_backoff: 50ms
 %s`, typ, srv.Bucket, srv.Endpoint, srv.Region, srv.AccessKey, srv.SecretKey, extra)
-}
-
-// download copies every object under prefix into a temp dir (keys kept as
-// paths) so DuckDB reads exactly what S3 holds. It returns the dir and the keys.
-func download(t *testing.T, srv *s3test.Server, prefix string) (string, []string) {
-	t.Helper()
-	ctx := context.Background()
-	cl, err := s3sink.NewClient(ctx, srv.ClientConfig())
-	if err != nil {
-		t.Fatal(err)
-	}
-	dir := t.TempDir()
-	var keys []string
-	p := s3.NewListObjectsV2Paginator(cl, &s3.ListObjectsV2Input{Bucket: aws.String(srv.Bucket), Prefix: aws.String(prefix)})
-	for p.HasMorePages() {
-		page, err := p.NextPage(ctx)
-		if err != nil {
-			t.Fatal(err)
-		}
-		for _, o := range page.Contents {
-			key := aws.ToString(o.Key)
-			keys = append(keys, key)
-			out, err := cl.GetObject(ctx, &s3.GetObjectInput{Bucket: aws.String(srv.Bucket), Key: aws.String(key)})
-			if err != nil {
-				t.Fatal(err)
-			}
-			dst := filepath.Join(dir, filepath.FromSlash(key))
-			if err := os.MkdirAll(filepath.Dir(dst), 0o700); err != nil {
-				t.Fatal(err)
-			}
-			f, err := os.Create(dst)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if _, err := io.Copy(f, out.Body); err != nil {
-				t.Fatal(err)
-			}
-			out.Body.Close()
-			f.Close()
-		}
-	}
-	slices.Sort(keys)
-	return filepath.Join(dir, filepath.FromSlash(prefix)), keys
 }
 
 func deletePrefix(t *testing.T, srv *s3test.Server, prefix string) {
@@ -102,7 +58,7 @@ func TestE2ES3(t *testing.T) {
 	})
 	e.mustRun("sync")
 	db := duck(t)
-	dir, keys := download(t, srv, "vaultterm/events")
+	dir, keys := s3test.Download(t, srv, "vaultterm/events")
 	got := idsByOrg(t, db, dir)
 	for _, org := range e.sim.Orgs() {
 		if want := e.sim.EventIDs(org, e.from, e.to); !slices.Equal(got[org], want) {
@@ -116,7 +72,7 @@ func TestE2ES3(t *testing.T) {
 	}
 	deletePrefix(t, srv, "vaultsink/state/")
 	e.mustRun("sync")
-	dir2, keys2 := download(t, srv, "vaultterm/events")
+	dir2, keys2 := s3test.Download(t, srv, "vaultterm/events")
 	if !slices.Equal(keys, keys2) {
 		t.Fatalf("keys changed after a checkpoint-less rerun: %d before, %d after", len(keys), len(keys2))
 	}
@@ -157,7 +113,7 @@ func TestE2ES3Faults(t *testing.T) {
 	if proxy.Injected(s3test.OpPutObject) < 10 {
 		t.Fatalf("only %d faults injected: the test proves little", proxy.Injected(s3test.OpPutObject))
 	}
-	dir, _ := download(t, srv, "vaultterm/events")
+	dir, _ := s3test.Download(t, srv, "vaultterm/events")
 	got := idsByOrg(t, duck(t), dir)
 	for _, org := range e.sim.Orgs() {
 		if want := e.sim.EventIDs(org, e.from, e.to); !slices.Equal(got[org], want) {
@@ -203,7 +159,7 @@ func TestE2ETwoDaemonsShareS3Checkpoints(t *testing.T) {
 	}
 	// Whatever one yielded, a final pass completes; then the data is exact.
 	e.mustRun("sync")
-	dir, _ := download(t, srv, "vaultterm/events")
+	dir, _ := s3test.Download(t, srv, "vaultterm/events")
 	got := idsByOrg(t, duck(t), dir)
 	for _, org := range e.sim.Orgs() {
 		if want := e.sim.EventIDs(org, e.from, e.to); !slices.Equal(got[org], want) {

@@ -3,10 +3,7 @@ package chaos_test
 import (
 	"context"
 	"fmt"
-	"io"
 	"math/rand/v2"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -57,7 +54,12 @@ func TestChaosS3(t *testing.T) {
 		time.Sleep(d + time.Second)
 	}
 	finish(t, cfg, sim, &f)
-	local := download(t, srv, prefix)
+	local, keys := s3test.Download(t, srv, prefix)
+	for _, k := range keys {
+		if !strings.HasSuffix(k, ".parquet") {
+			t.Errorf("object %s under the table prefix is not a Parquet file", k)
+		}
+	}
 	checkTruth(t, local, sim.truth(t), &f)
 	checkUploads(t, srv, &f)
 	t.Logf("chaos figures (s3): %v", f)
@@ -95,49 +97,4 @@ func checkUploads(t *testing.T, srv *s3test.Server, f *figures) {
 		}
 	}
 	t.Logf("incomplete multipart uploads after the final sync: %d, every one superseded by a committed object", len(ups))
-}
-
-// download copies every object under prefix into a temp dir, keys kept as
-// paths, so DuckDB reads exactly what S3 serves.
-func download(t *testing.T, srv *s3test.Server, prefix string) string {
-	t.Helper()
-	ctx := context.Background()
-	cl, err := s3sink.NewClient(ctx, srv.ClientConfig())
-	if err != nil {
-		t.Fatal(err)
-	}
-	dir := t.TempDir()
-	p := s3.NewListObjectsV2Paginator(cl, &s3.ListObjectsV2Input{Bucket: aws.String(srv.Bucket), Prefix: aws.String(prefix + "/")})
-	for p.HasMorePages() {
-		page, err := p.NextPage(ctx)
-		if err != nil {
-			t.Fatal(err)
-		}
-		for _, o := range page.Contents {
-			key := aws.ToString(o.Key)
-			if !strings.HasSuffix(key, ".parquet") {
-				t.Errorf("object %s under the table prefix is not a Parquet file", key)
-				continue
-			}
-			out, err := cl.GetObject(ctx, &s3.GetObjectInput{Bucket: aws.String(srv.Bucket), Key: aws.String(key)})
-			if err != nil {
-				t.Fatal(err)
-			}
-			dst := filepath.Join(dir, filepath.FromSlash(key))
-			if err := os.MkdirAll(filepath.Dir(dst), 0o700); err != nil {
-				t.Fatal(err)
-			}
-			fh, err := os.Create(dst)
-			if err != nil {
-				t.Fatal(err)
-			}
-			_, err = io.Copy(fh, out.Body)
-			out.Body.Close()
-			fh.Close()
-			if err != nil {
-				t.Fatal(err)
-			}
-		}
-	}
-	return filepath.Join(dir, filepath.FromSlash(prefix))
 }
