@@ -31,6 +31,7 @@ import (
 
 	_ "github.com/duckdb/duckdb-go/v2"
 
+	"github.com/vaultsink/vaultsink/internal/testbin"
 	"github.com/vaultsink/vaultsink/source/vaultsim"
 )
 
@@ -38,46 +39,23 @@ import (
 // as they ship.
 var bins struct {
 	once              sync.Once
-	dir               string
 	vaultsink, simBin string
-	err               error
 }
 
 func buildBinaries(t *testing.T) {
 	t.Helper()
 	bins.once.Do(func() {
-		root, err := filepath.Abs("../..")
-		if err != nil {
-			bins.err = err
-			return
-		}
-		bins.dir, bins.err = os.MkdirTemp("", "vaultsink-chaos-bin-")
-		if bins.err != nil {
-			return
-		}
-		for _, name := range []string{"vaultsink", "vaultsim"} {
-			out := filepath.Join(bins.dir, name)
-			cmd := exec.Command("go", "build", "-trimpath", "-o", out, "./cmd/"+name)
-			cmd.Dir = root
-			cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
-			if b, err := cmd.CombinedOutput(); err != nil {
-				bins.err = fmt.Errorf("go build %s: %v\n%s", name, err, b)
-				return
-			}
-		}
-		bins.vaultsink = filepath.Join(bins.dir, "vaultsink")
-		bins.simBin = filepath.Join(bins.dir, "vaultsim")
+		bins.vaultsink = testbin.Build(t, "vaultsink")
+		bins.simBin = testbin.Build(t, "vaultsim")
 	})
-	if bins.err != nil {
-		t.Fatal(bins.err)
+	if bins.vaultsink == "" || bins.simBin == "" {
+		t.Fatal("building the binaries failed in another test")
 	}
 }
 
 func TestMain(m *testing.M) {
 	code := m.Run()
-	if bins.dir != "" {
-		_ = os.RemoveAll(bins.dir)
-	}
+	testbin.Cleanup()
 	os.Exit(code)
 }
 

@@ -13,53 +13,21 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
 
 	_ "github.com/duckdb/duckdb-go/v2"
 
+	"github.com/vaultsink/vaultsink/internal/testbin"
 	"github.com/vaultsink/vaultsink/source/vaultsim"
 )
 
-var bin struct {
-	once sync.Once
-	dir  string
-	path string
-	err  error
-}
-
-func vaultsinkBinary(t *testing.T) string {
-	t.Helper()
-	bin.once.Do(func() {
-		root, err := filepath.Abs("../..")
-		if err != nil {
-			bin.err = err
-			return
-		}
-		if bin.dir, bin.err = os.MkdirTemp("", "vaultsink-faults-bin-"); bin.err != nil {
-			return
-		}
-		bin.path = filepath.Join(bin.dir, "vaultsink")
-		cmd := exec.Command("go", "build", "-trimpath", "-o", bin.path, "./cmd/vaultsink")
-		cmd.Dir = root
-		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
-		if b, err := cmd.CombinedOutput(); err != nil {
-			bin.err = fmt.Errorf("go build: %v\n%s", err, b)
-		}
-	})
-	if bin.err != nil {
-		t.Fatal(bin.err)
-	}
-	return bin.path
-}
+func vaultsinkBinary(t *testing.T) string { return testbin.Build(t, "vaultsink") }
 
 func TestMain(m *testing.M) {
 	code := m.Run()
-	if bin.dir != "" {
-		_ = os.RemoveAll(bin.dir)
-	}
+	testbin.Cleanup()
 	os.Exit(code)
 }
 

@@ -19,7 +19,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"syscall"
 	"testing"
@@ -30,49 +29,18 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 
 	"github.com/vaultsink/vaultsink/internal/secret"
+	"github.com/vaultsink/vaultsink/internal/testbin"
 	s3sink "github.com/vaultsink/vaultsink/sinks/s3"
 	"github.com/vaultsink/vaultsink/sinks/s3/s3test"
 	"github.com/vaultsink/vaultsink/source"
 	"github.com/vaultsink/vaultsink/source/vaultsim"
 )
 
-var bin struct {
-	once sync.Once
-	dir  string
-	path string
-	err  error
-}
-
-func vaultsinkBinary(t *testing.T) string {
-	t.Helper()
-	bin.once.Do(func() {
-		root, err := filepath.Abs("../..")
-		if err != nil {
-			bin.err = err
-			return
-		}
-		if bin.dir, bin.err = os.MkdirTemp("", "vaultsink-security-bin-"); bin.err != nil {
-			return
-		}
-		bin.path = filepath.Join(bin.dir, "vaultsink")
-		cmd := exec.Command("go", "build", "-trimpath", "-o", bin.path, "./cmd/vaultsink")
-		cmd.Dir = root
-		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
-		if b, err := cmd.CombinedOutput(); err != nil {
-			bin.err = fmt.Errorf("go build: %v\n%s", err, b)
-		}
-	})
-	if bin.err != nil {
-		t.Fatal(bin.err)
-	}
-	return bin.path
-}
+func vaultsinkBinary(t *testing.T) string { return testbin.Build(t, "vaultsink") }
 
 func TestMain(m *testing.M) {
 	code := m.Run()
-	if bin.dir != "" {
-		_ = os.RemoveAll(bin.dir)
-	}
+	testbin.Cleanup()
 	os.Exit(code)
 }
 
