@@ -97,6 +97,16 @@ func newLogger(l config.Log, w io.Writer) (*slog.Logger, error) {
 	return slog.New(slog.NewJSONHandler(w, opts)), nil
 }
 
+// open loads the config named by c and builds the app: the common start of
+// every command that runs the job. The caller closes the app.
+func open(ctx context.Context, c commonFlags, stderr io.Writer) (*app, error) {
+	cfg, err := loadConfig(c)
+	if err != nil {
+		return nil, err
+	}
+	return build(ctx, cfg, stderr)
+}
+
 // build constructs the client, store, sinks and engine for cfg.
 func build(ctx context.Context, cfg *config.Config, stderr io.Writer) (*app, error) {
 	log, err := newLogger(cfg.Log, stderr)

@@ -41,11 +41,7 @@ func cmdBackfill(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	if !t.After(f) {
 		return usageError("backfill: --to %s is not after --from %s", *to, *from)
 	}
-	cfg, err := loadConfig(c)
-	if err != nil {
-		return err
-	}
-	a, err := build(ctx, cfg, stderr)
+	a, err := open(ctx, c, stderr)
 	if err != nil {
 		return err
 	}
@@ -54,7 +50,7 @@ func cmdBackfill(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	if err != nil {
 		return err
 	}
-	work, cancel := workContext(ctx, cfg.ShutdownGrace)
+	work, cancel := workContext(ctx, a.cfg.ShutdownGrace)
 	defer cancel()
 	began := time.Now()
 	res, err := a.engine.Backfill(ctx, work, spec, runner.BackfillOptions{

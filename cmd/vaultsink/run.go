@@ -13,21 +13,17 @@ func cmdRun(ctx context.Context, args []string, _, stderr io.Writer) error {
 	if err := parseFlags(fs, args, &c); err != nil {
 		return err
 	}
-	cfg, err := loadConfig(c)
-	if err != nil {
-		return err
-	}
-	a, err := build(ctx, cfg, stderr)
+	a, err := open(ctx, c, stderr)
 	if err != nil {
 		return err
 	}
 	defer a.Close()
-	work, cancel := workContext(ctx, cfg.ShutdownGrace)
+	work, cancel := workContext(ctx, a.cfg.ShutdownGrace)
 	defer cancel()
 	return a.engine.Run(ctx, work, runner.DaemonOptions{
-		Schedule: cfg.Schedule,
-		Jitter:   cfg.Jitter,
-		Listen:   cfg.Server.Listen,
+		Schedule: a.cfg.Schedule,
+		Jitter:   a.cfg.Jitter,
+		Listen:   a.cfg.Server.Listen,
 		Gatherer: a.reg,
 	})
 }

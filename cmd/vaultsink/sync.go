@@ -13,16 +13,12 @@ func cmdSync(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	if err := parseFlags(fs, args, &c); err != nil {
 		return err
 	}
-	cfg, err := loadConfig(c)
-	if err != nil {
-		return err
-	}
-	a, err := build(ctx, cfg, stderr)
+	a, err := open(ctx, c, stderr)
 	if err != nil {
 		return err
 	}
 	defer a.Close()
-	work, cancel := workContext(ctx, cfg.ShutdownGrace)
+	work, cancel := workContext(ctx, a.cfg.ShutdownGrace)
 	defer cancel()
 	sum := a.engine.Sync(ctx, work)
 	fmt.Fprint(stdout, sum.String())

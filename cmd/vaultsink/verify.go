@@ -47,11 +47,7 @@ func cmdVerify(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	if err != nil {
 		return err
 	}
-	cfg, err := loadConfig(c)
-	if err != nil {
-		return err
-	}
-	a, err := build(ctx, cfg, stderr)
+	a, err := open(ctx, c, stderr)
 	if err != nil {
 		return err
 	}
