@@ -555,7 +555,7 @@ func (s *Sink) mergedData(us []*unit) (string, func(), error) {
 		return "", nil, fmt.Errorf("batch parquet writer: %w", err)
 	}
 	for _, u := range us {
-		if err := copyParquet(pw, u.f.Name()); err != nil {
+		if err := copyParquet(u.f.Name(), source.Schema, pw.Write); err != nil {
 			pw.Close()
 			cleanup()
 			return "", nil, fmt.Errorf("merge parquet of %s: %w", u.w, err)
@@ -572,7 +572,10 @@ func (s *Sink) mergedData(us []*unit) (string, func(), error) {
 	return out.Name(), cleanup, nil
 }
 
-func copyParquet(pw *pqenc.Writer, path string) error {
+// copyParquet streams the row batches of the Parquet file at path, relabelled
+// with schema (the reader adds field-id metadata the writers do not want),
+// into write, a batch at a time.
+func copyParquet(path string, schema *arrow.Schema, write func(arrow.RecordBatch) error) error {
 	f, err := os.Open(path)
 	if err != nil {
 		return err
@@ -593,10 +596,9 @@ func copyParquet(pw *pqenc.Writer, path string) error {
 	}
 	defer rr.Release()
 	for rr.Next() {
-		// The reader adds field-id metadata; the encoder wants source.Schema.
 		rb := rr.RecordBatch()
-		rec := array.NewRecordBatch(source.Schema, rb.Columns(), rb.NumRows())
-		err := pw.Write(rec)
+		rec := array.NewRecordBatch(schema, rb.Columns(), rb.NumRows())
+		err := write(rec)
 		rec.Release()
 		if err != nil {
 			return err
@@ -752,7 +754,7 @@ func (s *Sink) mergedQuarantine(us []*unit) (string, func(), error) {
 		return "", nil, err
 	}
 	for _, u := range us {
-		if err := copyRaw(qw, u.qf.Name()); err != nil {
+		if err := copyParquet(u.qf.Name(), quarantineArrow, qw.WriteBuffered); err != nil {
 			qw.Close()
 			cleanup()
 			return "", nil, fmt.Errorf("merge quarantine of %s: %w", u.w, err)
@@ -763,39 +765,4 @@ func (s *Sink) mergedQuarantine(us []*unit) (string, func(), error) {
 		return "", nil, err
 	}
 	return out.Name(), cleanup, nil
-}
-
-func copyRaw(w *pqarrow.FileWriter, path string) error {
-	f, err := os.Open(path)
-	if err != nil {
-		return err
-	}
-	defer f.Close()
-	pr, err := file.NewParquetReader(f)
-	if err != nil {
-		return err
-	}
-	defer pr.Close()
-	fr, err := pqarrow.NewFileReader(pr, pqarrow.ArrowReadProperties{BatchSize: 8192}, memory.DefaultAllocator)
-	if err != nil {
-		return err
-	}
-	rr, err := fr.GetRecordReader(context.Background(), nil, nil)
-	if err != nil {
-		return err
-	}
-	defer rr.Release()
-	for rr.Next() {
-		rb := rr.RecordBatch()
-		rec := array.NewRecordBatch(quarantineArrow, rb.Columns(), rb.NumRows())
-		err := w.WriteBuffered(rec)
-		rec.Release()
-		if err != nil {
-			return err
-		}
-	}
-	if err := rr.Err(); err != nil && !errors.Is(err, io.EOF) {
-		return err
-	}
-	return nil
 }

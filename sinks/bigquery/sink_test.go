@@ -440,3 +440,46 @@ func TestRealBigQuery(t *testing.T) {
 		return s, s
 	})
 }
+
+// TestBatchQuarantine: quarantined records of several units committed in one
+// batch are merged into one staging file and all land in <table>_quarantine.
+func TestBatchQuarantine(t *testing.T) {
+	srv := bqtest.Start(t, project)
+	s := newSink(t, srv, nil)
+	defer s.Close()
+	ctx := context.Background()
+	var units []sinks.Unit
+	for h := 0; h < 3; h++ {
+		w := sinktest.Window("org_q", h)
+		u := openUnit(t, s, w, sinktest.IDs(fmt.Sprintf("e%d_", h), 0, 50))
+		for i := 0; i <= h; i++ {
+			q := source.Quarantined{Org: w.Org, Window: w.Range(), Page: 1, Reason: "missing timestamp", Raw: fmt.Sprintf(`{"n":%d}`, i)}
+			if err := u.Quarantine(ctx, q); err != nil {
+				t.Fatal(err)
+			}
+		}
+		units = append(units, u)
+	}
+	res, err := s.CommitBatch(ctx, units)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var nq int64
+	for _, r := range res {
+		nq += r.Quarantined
+	}
+	rows, err := srv.Query(ctx, `SELECT count(*) FROM "audit"."vaultterm_events_quarantine" WHERE org_id = 'org_q'`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var n int64
+	for rows.Next() {
+		if err := rows.Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+	}
+	rows.Close()
+	if n != 6 || nq != 6 {
+		t.Fatalf("quarantine table holds %d rows, results say %d; want 6 (1+2+3)", n, nq)
+	}
+}
