@@ -16,6 +16,8 @@ import (
 	"strings"
 	"sync"
 	"syscall"
+
+	"github.com/vaultsink/vaultsink/internal/fsutil"
 )
 
 func init() {
@@ -199,7 +201,7 @@ func (s *FileStore) Delete(ctx context.Context, org string) error {
 		}
 		return fmt.Errorf("delete checkpoint %s: %w", org, err)
 	}
-	if err := fileSyncDir(s.dir); err != nil {
+	if err := fsutil.SyncDir(s.dir); err != nil {
 		return fmt.Errorf("delete checkpoint %s: %w", org, err)
 	}
 	return nil
@@ -293,17 +295,5 @@ func fileWriteAtomic(dir, path string, data []byte) (err error) {
 	if err := os.Rename(f.Name(), path); err != nil {
 		return fmt.Errorf("rename: %w", err)
 	}
-	return fileSyncDir(dir)
-}
-
-func fileSyncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return fmt.Errorf("fsync directory: %w", err)
-	}
-	defer d.Close()
-	if err := d.Sync(); err != nil {
-		return fmt.Errorf("fsync directory %s: %w", dir, err)
-	}
-	return nil
+	return fsutil.SyncDir(dir)
 }

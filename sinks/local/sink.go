@@ -18,6 +18,7 @@ import (
 	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/vaultsink/vaultsink/internal/fsutil"
 	"github.com/vaultsink/vaultsink/internal/metrics"
 	"github.com/vaultsink/vaultsink/sinks"
 	"github.com/vaultsink/vaultsink/sinks/pqenc"
@@ -364,7 +365,7 @@ func (s *Sink) mkdirAll(dir string) error {
 		return fmt.Errorf("create directory: %w", err)
 	}
 	for _, d := range created {
-		if err := syncDir(filepath.Dir(d)); err != nil {
+		if err := fsutil.SyncDir(filepath.Dir(d)); err != nil {
 			return err
 		}
 	}
@@ -389,17 +390,5 @@ func publish(f *os.File, final string) (err error) {
 	if err := os.Rename(f.Name(), final); err != nil {
 		return fmt.Errorf("rename: %w", err)
 	}
-	return syncDir(filepath.Dir(final))
-}
-
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return fmt.Errorf("fsync directory: %w", err)
-	}
-	defer d.Close()
-	if err := d.Sync(); err != nil {
-		return fmt.Errorf("fsync directory %s: %w", dir, err)
-	}
-	return nil
+	return fsutil.SyncDir(filepath.Dir(final))
 }
