@@ -31,19 +31,7 @@ func bqIDs(t *testing.T, srv *bqtest.Server) map[string][]string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer rows.Close()
-	out := map[string][]string{}
-	for rows.Next() {
-		var org, id string
-		if err := rows.Scan(&org, &id); err != nil {
-			t.Fatal(err)
-		}
-		out[org] = append(out[org], id)
-	}
-	if err := rows.Err(); err != nil {
-		t.Fatal(err)
-	}
-	return out
+	return scanIDs(t, rows)
 }
 
 func (e *e2e) expectTruth(t *testing.T, got map[string][]string) {

@@ -148,6 +148,12 @@ func idsByOrg(t *testing.T, db *sql.DB, dir string) map[string][]string {
 	if err != nil {
 		t.Fatal(err)
 	}
+	return scanIDs(t, rows)
+}
+
+// scanIDs collects (org_id, event_id) rows by org, in row order.
+func scanIDs(t *testing.T, rows *sql.Rows) map[string][]string {
+	t.Helper()
 	defer rows.Close()
 	out := map[string][]string{}
 	for rows.Next() {
