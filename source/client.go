@@ -159,7 +159,10 @@ func (r *retryable) Unwrap() error { return r.err }
 
 // fetch GETs u once. Non-retryable failures come back as *APIError or a
 // classified error; retryable ones as *retryable.
-func (c *Client) fetch(ctx context.Context, org Org, token string, u *url.URL) (response, error) {
+// buf, when not nil, is a buffer the body may be read into (and is grown
+// into): the walk reuses one per window, because the decoder copies out
+// everything it keeps, so a page's body is garbage once it is decoded.
+func (c *Client) fetch(ctx context.Context, org Org, token string, u *url.URL, buf *[]byte) (response, error) {
 	if !c.sameHost(u) {
 		return response{}, fmt.Errorf("%w: %s (configured %s)", ErrOffHost, u.Host, c.events.Host)
 	}
@@ -187,7 +190,7 @@ func (c *Client) fetch(ctx context.Context, org Org, token string, u *url.URL) (
 		// Refused before reading a byte: a declared size over the limit costs no memory.
 		return response{}, fmt.Errorf("%w: org %s: page of %d bytes is larger than source.max_page_bytes (%d bytes): lower source.page_size or raise the limit", ErrRequest, org.ID, resp.ContentLength, c.cfg.MaxPageBytes)
 	}
-	body, err := readBody(resp, c.cfg.MaxPageBytes)
+	body, err := readBody(resp, c.cfg.MaxPageBytes, buf)
 	c.m.Requests.WithLabelValues(org.ID, code).Observe(time.Since(start).Seconds())
 	if err != nil {
 		if ctx.Err() != nil {
@@ -221,10 +224,20 @@ func (c *Client) fetch(ctx context.Context, org Org, token string, u *url.URL) (
 
 // readBody reads at most limit+1 bytes, into one allocation when the server
 // declared the length (io.ReadAll would grow and copy its buffer repeatedly).
-func readBody(resp *http.Response, limit int64) ([]byte, error) {
+// With reuse set, the body goes into *reuse when it fits, and a new buffer
+// of the declared size is kept there for the next call.
+func readBody(resp *http.Response, limit int64, reuse *[]byte) ([]byte, error) {
 	r := io.LimitReader(resp.Body, limit+1)
 	if n := resp.ContentLength; n >= 0 && n <= limit {
-		buf := make([]byte, n+1) // +1 so a body longer than declared shows as such
+		var buf []byte
+		if reuse != nil && int64(cap(*reuse)) >= n+1 {
+			buf = (*reuse)[:n+1]
+		} else {
+			buf = make([]byte, n+1) // +1 so a body longer than declared shows as such
+			if reuse != nil {
+				*reuse = buf
+			}
+		}
 		k, err := io.ReadFull(r, buf)
 		if errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF) {
 			if int64(k) < n {
@@ -335,17 +348,28 @@ func splitLinks(v string) []string {
 // get fetches u with retries: capped exponential backoff with full jitter,
 // Retry-After honoured, bounded by attempts and elapsed time. decode runs
 // inside the loop so that a malformed body is retried like a cut one.
-func (c *Client) get(ctx context.Context, org Org, token string, u *url.URL, page int, decode func(response) error) (retries int, err error) {
+// When pre is not nil it is a background fetch of u (prefetch) that stands
+// for the first attempt; its buffer is buf.
+func (c *Client) get(ctx context.Context, org Org, token string, u *url.URL, page int, buf *[]byte, pre *pending, decode func(response) error) (retries int, err error) {
 	lim := c.limiter(org)
 	rc := c.cfg.Retry
 	start := time.Now()
 	for attempt := 1; ; attempt++ {
-		if lim != nil {
-			if err := lim.Wait(ctx); err != nil {
-				return retries, err
+		var resp response
+		if attempt == 1 && pre != nil {
+			<-pre.done
+			resp, err = pre.resp, pre.err
+			if err != nil && ctx.Err() != nil {
+				return retries, ctx.Err()
 			}
+		} else {
+			if lim != nil {
+				if err := lim.Wait(ctx); err != nil {
+					return retries, err
+				}
+			}
+			resp, err = c.fetch(ctx, org, token, u, buf)
 		}
-		resp, err := c.fetch(ctx, org, token, u)
 		if err == nil {
 			err = decode(resp)
 			if err == nil {

@@ -15,6 +15,7 @@ type Metrics struct {
 	Duplicates  *prometheus.CounterVec
 	Retries     *prometheus.CounterVec
 	Requests    *prometheus.HistogramVec
+	Prefetch    *prometheus.CounterVec
 }
 
 // NewMetrics registers the source metrics on reg (nil: not registered).
@@ -43,6 +44,9 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Name: "vaultsink_source_request_duration_seconds", Help: "Events API request latency, body included.",
 			Buckets: prometheus.ExponentialBuckets(0.005, 2.5, 10),
 		}, []string{"org", "code"}),
+		Prefetch: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "vaultsink_source_prefetch_total", Help: "Pages read ahead while the previous page decoded, by outcome: used, or discarded (the guessed next URL was wrong).",
+		}, []string{"org", "outcome"}),
 	}
 	if reg == nil {
 		return m
@@ -54,5 +58,6 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 	m.Duplicates = metrics.Register(reg, m.Duplicates)
 	m.Retries = metrics.Register(reg, m.Retries)
 	m.Requests = metrics.Register(reg, m.Requests)
+	m.Prefetch = metrics.Register(reg, m.Prefetch)
 	return m
 }

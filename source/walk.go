@@ -69,7 +69,17 @@ func (c *Client) WalkWith(ctx context.Context, org Org, w Window, mem memory.All
 		}
 		c.mu.Unlock()
 	}
+	// Page bodies alternate between two buffers: one is decoded while the
+	// next page is read ahead into the other (prefetch.go). The decoder
+	// copies everything it keeps, so a body is garbage once decoded.
+	var (
+		bodies [2][]byte
+		pre    *pending // read-ahead of the next page, if any
+	)
+	defer func() { pre.discard() }()
 restart:
+	pre.discard()
+	pre = nil
 	dec.Reset(w)
 	st = WalkStats{}
 	seen := map[string]bool{}
@@ -83,12 +93,24 @@ restart:
 			link string
 		)
 		ingested := time.Now()
-		retries, err := c.get(ctx, org, token.Reveal(), u, page, func(r response) error {
+		cur, curPre := &bodies[page%2], pre
+		pre = nil
+		retries, err := c.get(ctx, org, token.Reveal(), u, page, cur, curPre, func(r response) error {
+			pre.discard() // a retry of this page: the last guess may be wrong
+			pre = nil
+			if page < c.cfg.MaxPagesPerWindow {
+				if g := c.guessNext(style, u, r); g != nil {
+					pre = c.prefetch(ctx, org, token.Reveal(), g, &bodies[(page+1)%2])
+				}
+			}
 			var derr error
 			p, derr = dec.DecodePage(r.body, page, ingested)
 			link = r.link
 			return derr
 		})
+		if curPre != nil {
+			curPre.cancel() // done; releases its context
+		}
 		st.Retries += retries
 		if err != nil {
 			return st, fmt.Errorf("fetch page %d of %s: %w", page, w.Range(), err)
@@ -127,6 +149,13 @@ restart:
 				p.Rec.Release()
 			}
 			return st, fmt.Errorf("org %s window %s page %d: %w", org.ID, w.Range(), page, err)
+		}
+		if pre != nil && (next == nil || pre.url != next.String()) {
+			pre.discard() // guessed wrong: the answer is never read
+			pre = nil
+			c.m.Prefetch.WithLabelValues(org.ID, "discarded").Inc()
+		} else if pre != nil {
+			c.m.Prefetch.WithLabelValues(org.ID, "used").Inc()
 		}
 		if err := fn(p); err != nil {
 			return st, err
@@ -269,7 +298,7 @@ func (c *Client) Check(ctx context.Context, org Org) error {
 		q.Set(c.cfg.Params.Limit, "1")
 	}
 	u.RawQuery = q.Encode()
-	_, err = c.fetch(ctx, org, token.Reveal(), u)
+	_, err = c.fetch(ctx, org, token.Reveal(), u, nil)
 	var r *retryable
 	if errors.As(err, &r) {
 		return r.err
