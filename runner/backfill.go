@@ -80,7 +80,7 @@ func (e *Engine) Backfill(stop, work context.Context, spec OrgSpec, o BackfillOp
 						continue
 					}
 				}
-				r, err := e.window(work, spec, w, log)
+				r, err := e.window(work, spec, w, nil, log)
 				mu.Lock()
 				if err != nil {
 					res.Failed++

@@ -86,25 +86,11 @@ func TestSyncUnsortedWindow(t *testing.T) {
 	cfg := source.Config{BaseURL: srv.URL, Pagination: "cursor", PageSize: unsortedPageSize}
 	cfg.SetDefaults()
 	cfg.Retry.MaxAttempts = 1
-	if err := cfg.Validate(); err != nil {
-		t.Fatal(err)
-	}
 	var logs bytes.Buffer
 	var logMu sync.Mutex
 	log := slog.New(slog.NewJSONHandler(&lockedWriter{w: &logs, mu: &logMu}, nil))
 	reg := prometheus.NewRegistry()
-	client, err := source.NewClient(cfg, log, reg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	sink, err := local.New(local.Config{Path: t.TempDir()}, sinks.Env{Registerer: reg, Version: "test"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	store, err := checkpoint.OpenFileStore(t.TempDir(), log)
-	if err != nil {
-		t.Fatal(err)
-	}
+	client, sink, store := testParts(t, cfg, log, reg)
 	org := source.Org{ID: "org_1", Credential: source.Credential{Token: secret.New("tok")}}
 	e := New(Options{
 		Source: client, Store: store, Log: log, Registerer: reg, Settle: 5 * time.Minute,
@@ -134,12 +120,14 @@ func TestSyncUnsortedWindow(t *testing.T) {
 		}
 	}
 	// 22 events = 6 pages. Window 1: the sorted walk stops on its first
-	// page, then the full walk reads all 6. Window 2 starts in full mode.
+	// page, then the full walk reads all 6; the read-ahead of the sorted
+	// walk's second page may or may not have gone out before the walk
+	// stopped (source/prefetch.go). Window 2 starts in full mode.
 	api.mu.Lock()
 	r1, r2 := api.requests[start.Format(time.RFC3339)], api.requests[start.Add(time.Hour).Format(time.RFC3339)]
 	api.mu.Unlock()
-	if r1 != 7 || r2 != 6 {
-		t.Errorf("requests per window: %d, %d; want 7, 6", r1, r2)
+	if (r1 != 7 && r1 != 8) || r2 != 6 {
+		t.Errorf("requests per window: %d, %d; want 7 (or 8), 6", r1, r2)
 	}
 	logMu.Lock()
 	defer logMu.Unlock()
@@ -157,4 +145,26 @@ func (l *lockedWriter) Write(p []byte) (int, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return l.w.Write(p)
+}
+
+// testParts builds a source client for cfg, a local sink and a file
+// checkpoint store in temporary directories.
+func testParts(t *testing.T, cfg source.Config, log *slog.Logger, reg *prometheus.Registry) (*source.Client, *local.Sink, *checkpoint.FileStore) {
+	t.Helper()
+	if err := cfg.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	client, err := source.NewClient(cfg, log, reg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sink, err := local.New(local.Config{Path: t.TempDir()}, sinks.Env{Registerer: reg, Version: "test"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	store, err := checkpoint.OpenFileStore(t.TempDir(), log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return client, sink, store
 }

@@ -24,29 +24,36 @@ type filled struct {
 // of the window go back in time, the unit is aborted and the window filled
 // again with every id of the window remembered (exact, but memory grows
 // with the window), and so are the org's later windows.
-func (e *Engine) fill(ctx context.Context, spec OrgSpec, w source.Window) (filled, error) {
+//
+// k, when not nil, is w's walk already started (read ahead, lookahead.go);
+// fill owns it from here on.
+func (e *Engine) fill(ctx context.Context, spec OrgSpec, w source.Window, k *walk) (filled, error) {
 	org := spec.Org.ID
-	_, full := e.unsorted.Load(org)
-	f, err := e.fillOnce(ctx, spec, w, full)
-	if full || !errors.Is(err, source.ErrUnsorted) {
+	if k == nil {
+		k = e.startWalk(ctx, spec, w, nil)
+	}
+	f, err := e.fillOnce(ctx, spec, w, k)
+	if k.full || !errors.Is(err, source.ErrUnsorted) {
 		return f, err
 	}
 	e.unsorted.Store(org, struct{}{})
 	e.log.Info("events out of timestamp order in window; re-walking with a full id set",
 		"org", org, "window", w.Range(), "err", err)
-	return e.fillOnce(ctx, spec, w, true)
+	return e.fillOnce(ctx, spec, w, e.startWalk(ctx, spec, w, k.then))
 }
 
-// fillOnce opens w's unit and writes the whole window into it: the walk
+// fillOnce opens w's unit and writes the whole window into it: the walk k
 // (fetch and decode) runs in its own goroutine and hands pages through a
 // small channel to this one, which encodes them into the unit, so decoding
 // page n+1 overlaps encoding page n. Memory stays bounded by the channel
-// and the sink's row group. On error the unit is aborted.
-func (e *Engine) fillOnce(ctx context.Context, spec OrgSpec, w source.Window, fullDedup bool) (f filled, err error) {
+// and the sink's row group. On error the unit is aborted. fillOnce returns
+// only once k has ended.
+func (e *Engine) fillOnce(ctx context.Context, spec OrgSpec, w source.Window, k *walk) (f filled, err error) {
 	f = filled{w: w, began: time.Now()}
 	org := spec.Org.ID
 	unit, err := spec.Sink.Open(ctx, w)
 	if err != nil {
+		k.stop()
 		e.m.Windows.WithLabelValues(org, "failed").Inc()
 		return f, &stageError{"sink", fmt.Errorf("open %s: %w", w, err)}
 	}
@@ -56,46 +63,25 @@ func (e *Engine) fillOnce(ctx context.Context, spec OrgSpec, w source.Window, fu
 		}
 	}()
 
-	wctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	pages := make(chan source.Page, 2)
-	var (
-		st      source.WalkStats
-		walkErr error
-		done    = make(chan struct{})
-	)
-	go func() {
-		defer close(done)
-		defer close(pages)
-		st, walkErr = e.o.Source.WalkWith(wctx, spec.Org, w, e.o.Mem, source.WalkOptions{FullDedup: fullDedup}, func(p source.Page) error {
-			select {
-			case pages <- p:
-				return nil
-			case <-wctx.Done():
-				if p.Rec != nil {
-					p.Rec.Release()
-				}
-				return wctx.Err()
-			}
-		})
-	}()
 	var sinkErr error
-	for p := range pages {
+	for p := range k.pages {
 		if sinkErr == nil {
 			crashAt("page")
-			// ctx, not wctx: wctx ends when fill returns, and a sink may
-			// still be using the context of its last Write (the S3 sink
+			// ctx, not the walk's context: a sink may still be using the
+			// context of its last Write after the walk ends (the S3 sink
 			// uploads the last full part in the background until Commit).
 			sinkErr = writePage(ctx, unit, p)
 			if sinkErr != nil {
-				cancel() // stop the walk; drain what it already sent
+				k.cancel() // stop the walk; drain what it already sent
 			}
 		}
 		if p.Rec != nil {
 			p.Rec.Release()
 		}
 	}
-	<-done
+	<-k.done
+	k.cancel()
+	st, walkErr := k.st, k.err
 	if sinkErr != nil {
 		e.m.Windows.WithLabelValues(org, "failed").Inc()
 		return f, &stageError{"sink", fmt.Errorf("write %s: %w", w, sinkErr)}
@@ -105,7 +91,7 @@ func (e *Engine) fillOnce(ctx context.Context, spec OrgSpec, w source.Window, fu
 		switch {
 		case errors.Is(walkErr, context.Canceled):
 			result = "aborted"
-		case errors.Is(walkErr, source.ErrUnsorted) && !fullDedup:
+		case errors.Is(walkErr, source.ErrUnsorted) && !k.full:
 			result = "" // fill walks it again at once
 		}
 		if result != "" {
@@ -118,8 +104,9 @@ func (e *Engine) fillOnce(ctx context.Context, spec OrgSpec, w source.Window, fu
 }
 
 // window fills and commits one window.
-func (e *Engine) window(ctx context.Context, spec OrgSpec, w source.Window, log *slog.Logger) (sinks.Result, error) {
-	f, err := e.fill(ctx, spec, w)
+// k, when not nil, is w's walk already started (lookahead.go).
+func (e *Engine) window(ctx context.Context, spec OrgSpec, w source.Window, k *walk, log *slog.Logger) (sinks.Result, error) {
+	f, err := e.fill(ctx, spec, w, k)
 	if err != nil {
 		return sinks.Result{}, err
 	}
@@ -140,13 +127,15 @@ func (e *Engine) window(ctx context.Context, spec OrgSpec, w source.Window, log 
 // MaxBatch windows are filled first and committed together; after then runs
 // for each once the batch committed.
 func (e *Engine) windows(stop, work context.Context, spec OrgSpec, ws []source.Window, log *slog.Logger, after func(source.Window, sinks.Result) error) error {
+	la := e.lookahead(work, spec, ws)
+	defer la.close()
 	bc, ok := spec.Sink.(sinks.BatchCommitter)
 	if !ok || bc.MaxBatch() <= 1 {
-		for _, w := range ws {
+		for i, w := range ws {
 			if stop.Err() != nil {
 				return errStopped
 			}
-			r, err := e.window(work, spec, w, log)
+			r, err := e.window(work, spec, w, la.walk(i), log)
 			if err != nil {
 				return err
 			}
@@ -156,20 +145,20 @@ func (e *Engine) windows(stop, work context.Context, spec OrgSpec, ws []source.W
 		}
 		return nil
 	}
-	for len(ws) > 0 {
-		n := min(bc.MaxBatch(), len(ws))
+	for done := 0; done < len(ws); {
+		n := min(bc.MaxBatch(), len(ws)-done)
 		batch := make([]filled, 0, n)
 		abortAll := func() {
 			for _, f := range batch {
 				_ = f.unit.Abort(context.WithoutCancel(work))
 			}
 		}
-		for _, w := range ws[:n] {
+		for i := done; i < done+n; i++ {
 			if stop.Err() != nil {
 				abortAll()
 				return errStopped
 			}
-			f, err := e.fill(work, spec, w)
+			f, err := e.fill(work, spec, ws[i], la.walk(i))
 			if err != nil {
 				abortAll()
 				return err
@@ -197,7 +186,7 @@ func (e *Engine) windows(stop, work context.Context, spec OrgSpec, ws []source.W
 				return err
 			}
 		}
-		ws = ws[n:]
+		done += n
 	}
 	return nil
 }
