@@ -246,7 +246,7 @@ func (u *unit) Abort(ctx context.Context) error {
 	}
 	u.done = true
 	if u.pw != nil && !u.finished {
-		u.pw.Close()
+		u.pw.Abort()
 	}
 	if u.qw != nil && !u.finished {
 		u.qw.Close()

@@ -307,6 +307,9 @@ func (u *unit) Abort(ctx context.Context) error {
 	}
 	u.done = true
 	u.s.forget(u)
+	if u.pw != nil {
+		u.pw.Abort() // releases the batches it still holds
+	}
 	var errs []error
 	for _, f := range []*os.File{u.tmp, u.qtmp} {
 		if f == nil {

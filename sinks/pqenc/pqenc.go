@@ -19,10 +19,10 @@ import (
 	"time"
 
 	"github.com/apache/arrow-go/v18/arrow"
-	"github.com/apache/arrow-go/v18/arrow/array"
 	"github.com/apache/arrow-go/v18/arrow/memory"
 	"github.com/apache/arrow-go/v18/parquet"
 	"github.com/apache/arrow-go/v18/parquet/compress"
+	"github.com/apache/arrow-go/v18/parquet/file"
 	"github.com/apache/arrow-go/v18/parquet/pqarrow"
 
 	"github.com/vaultsink/vaultsink/source"
@@ -40,6 +40,13 @@ const (
 	// ~25 MiB of heap below 64k rows and ~30 MiB below 128k, for files only
 	// 13-20% larger; the daemon has to fit several orgs' row groups in 128 MiB.
 	DefaultRowGroupRows = 32768
+	// DataPageBytes is the uncompressed size at which a column's data page
+	// is compressed and closed. arrow-go's default (1 MiB) kept up to a
+	// MiB of uncompressed values per column, in buffers regrown for every
+	// page; 256 KiB pages cut the peak RSS of a 1M-event sync from ~134 to
+	// ~108 MiB and its CPU by a few percent, for files ~1% larger (128 KiB:
+	// ~100 MiB, +2%). Measured with `vaultsink sync`, bench/REPORT.md.
+	DataPageBytes = 256 << 10
 	// MaxRowGroupRows bounds the memory a misconfiguration can cost.
 	MaxRowGroupRows = 1 << 20
 )
@@ -107,17 +114,27 @@ type Meta struct {
 
 // Writer encodes one Parquet file. It is not safe for concurrent use.
 type Writer struct {
-	fw     *pqarrow.FileWriter
+	wr     *file.Writer
 	out    *countingWriter
 	mem    memory.Allocator
 	rows   int64
 	closed bool
+	failed error // a write error leaves the file unusable
 
-	// Batches are coalesced up to coalesceRows before they reach pqarrow:
-	// each WriteBuffered call costs per column (definition levels in a
-	// pooled buffer that is zeroed on release, statistics, page checks),
-	// so page-sized batches of 1,000 rows spent ~15% of the encode CPU on
-	// overhead (perf profile of `vaultsink sync`; bench/REPORT.md).
+	// The current row group. Its columns are encoded by up to
+	// len(workers) goroutines at once (columns.go).
+	rgw       file.BufferedRowGroupWriter
+	rgRows    int64
+	maxRGRows int64
+	cols      []colSpec
+	order     []int // column indexes, biggest first
+	workers   []colWorker
+
+	// Batches are coalesced up to coalesceRows before they are encoded:
+	// each column write costs per call (definition levels, statistics,
+	// page checks, a goroutine hand-off), so page-sized batches of 1,000
+	// rows spent ~15% of the encode CPU on overhead (perf profile of
+	// `vaultsink sync`; bench/REPORT.md).
 	pending     []arrow.RecordBatch
 	pendingRows int64
 	maxPending  int64
@@ -135,6 +152,11 @@ func NewWriter(w io.Writer, meta Meta, opts Options) (*Writer, error) {
 var NoStatsColumns = []string{"title", "actor", "resource", "detail", "extra"}
 
 func newWriter(w io.Writer, meta Meta, opts Options, mem memory.Allocator) (*Writer, error) {
+	return newWriterWorkers(w, meta, opts, mem, encodeWorkers())
+}
+
+// newWriterWorkers is newWriter with workers encoding goroutines.
+func newWriterWorkers(w io.Writer, meta Meta, opts Options, mem memory.Allocator, workers int) (*Writer, error) {
 	opts.SetDefaults()
 	if err := opts.Validate(); err != nil {
 		return nil, fmt.Errorf("parquet options: %w", err)
@@ -152,6 +174,7 @@ func newWriter(w io.Writer, meta Meta, opts Options, mem memory.Allocator) (*Wri
 		parquet.WithVersion(parquet.V2_6),
 		parquet.WithDataPageVersion(parquet.DataPageV1),
 	}
+	props = append(props, parquet.WithDataPageSize(DataPageBytes))
 	for _, c := range source.LowCardinalityColumns {
 		props = append(props, parquet.WithDictionaryFor(c, true))
 	}
@@ -169,8 +192,13 @@ func newWriter(w io.Writer, meta Meta, opts Options, mem memory.Allocator) (*Wri
 		pqarrow.WithCoerceTimestamps(arrow.Microsecond),
 		pqarrow.WithDeprecatedInt96Timestamps(false),
 	)
+	wprops := parquet.NewWriterProperties(props...)
+	pqschema, err := pqarrow.ToParquet(source.Schema, wprops, arrProps)
+	if err != nil {
+		return nil, fmt.Errorf("parquet schema: %w", err)
+	}
 	cw := &countingWriter{w: w}
-	fw, err := pqarrow.NewFileWriter(source.Schema, cw, parquet.NewWriterProperties(props...), arrProps)
+	wr, err := file.NewParquetWriterWithError(cw, pqschema.Root(), file.WithWriterProps(wprops))
 	if err != nil {
 		return nil, fmt.Errorf("new parquet writer: %w", err)
 	}
@@ -182,11 +210,19 @@ func newWriter(w io.Writer, meta Meta, opts Options, mem memory.Allocator) (*Wri
 		{MetaVersion, meta.Version},
 	}
 	for _, p := range kv {
-		if err := fw.AppendKeyValueMetadata(p[0], p[1]); err != nil {
+		if err := wr.AppendKeyValueMetadata(p[0], p[1]); err != nil {
 			return nil, fmt.Errorf("parquet metadata %s: %w", p[0], err)
 		}
 	}
-	return &Writer{fw: fw, out: cw, mem: mem, maxPending: coalesceRows(opts.RowGroupRows)}, nil
+	cols := columnSpecs(source.Schema)
+	return &Writer{
+		wr: wr, out: cw, mem: mem,
+		maxRGRows:  int64(opts.RowGroupRows),
+		maxPending: coalesceRows(opts.RowGroupRows),
+		cols:       cols,
+		order:      bySize(cols),
+		workers:    newWorkers(max(workers, 1), &arrProps),
+	}, nil
 }
 
 func codecOf(o Options) (compress.Compression, int) {
@@ -214,6 +250,9 @@ func (w *Writer) Write(rec arrow.RecordBatch) error {
 	if w.closed {
 		return fmt.Errorf("write parquet: writer closed")
 	}
+	if w.failed != nil {
+		return fmt.Errorf("write parquet: an earlier write failed: %w", w.failed)
+	}
 	if rec.NumRows() == 0 {
 		return nil
 	}
@@ -227,9 +266,8 @@ func (w *Writer) Write(rec arrow.RecordBatch) error {
 	return nil
 }
 
-// flushPending hands the pending batches to pqarrow as one batch. The copy
-// Concatenate makes (~0.4 KB a row) is far cheaper than the per-call
-// overhead it saves.
+// flushPending encodes the pending batches together: each column is
+// handed to an encoding goroutine once for all of them.
 func (w *Writer) flushPending() error {
 	if len(w.pending) == 0 {
 		return nil
@@ -242,30 +280,8 @@ func (w *Writer) flushPending() error {
 		w.pending = w.pending[:0]
 		w.pendingRows = 0
 	}()
-	rec := w.pending[0]
-	if len(w.pending) > 1 {
-		cols := make([]arrow.Array, rec.NumCols())
-		parts := make([]arrow.Array, len(w.pending))
-		for c := range cols {
-			for i, r := range w.pending {
-				parts[i] = r.Column(c)
-			}
-			a, err := array.Concatenate(parts, w.mem)
-			if err != nil {
-				for _, done := range cols[:c] {
-					done.Release()
-				}
-				return fmt.Errorf("write parquet: coalesce batches: %w", err)
-			}
-			cols[c] = a
-		}
-		rec = array.NewRecordBatch(rec.Schema(), cols, w.pendingRows)
-		for _, a := range cols {
-			a.Release()
-		}
-		defer rec.Release()
-	}
-	if err := w.fw.WriteBuffered(rec); err != nil {
+	if err := w.writeBatches(w.pending); err != nil {
+		w.failed = err
 		return fmt.Errorf("write parquet: %w", err)
 	}
 	return nil
@@ -293,18 +309,45 @@ func (w *Writer) Close() error {
 		return nil
 	}
 	w.closed = true
+	if w.failed != nil {
+		w.release()
+		return fmt.Errorf("close parquet: an earlier write failed: %w", w.failed)
+	}
 	if err := w.flushPending(); err != nil {
-		w.fw.Close()
+		w.release()
 		return err
 	}
-	if err := w.fw.AppendKeyValueMetadata(MetaEventCount, strconv.FormatInt(w.rows, 10)); err != nil {
-		w.fw.Close()
+	if err := w.closeRowGroup(); err != nil {
+		w.release()
+		return fmt.Errorf("close parquet: %w", err)
+	}
+	if err := w.wr.AppendKeyValueMetadata(MetaEventCount, strconv.FormatInt(w.rows, 10)); err != nil {
+		w.release()
 		return fmt.Errorf("parquet metadata %s: %w", MetaEventCount, err)
 	}
-	if err := w.fw.Close(); err != nil {
+	if err := w.wr.Close(); err != nil {
 		return fmt.Errorf("close parquet: %w", err)
 	}
 	return nil
+}
+
+// Abort drops the file: batches still held are released and nothing more
+// is encoded or written. Close or Abort after Abort is a no-op.
+func (w *Writer) Abort() {
+	if w.closed {
+		return
+	}
+	w.closed = true
+	w.release()
+}
+
+// release drops what a failed writer holds; the file is not finished.
+func (w *Writer) release() {
+	for _, r := range w.pending {
+		r.Release()
+	}
+	w.pending = nil
+	w.rgw = nil
 }
 
 // countingWriter hides any Close method of the destination (pqarrow closes

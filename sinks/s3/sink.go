@@ -355,10 +355,10 @@ func (u *unit) abortLocked(ctx context.Context) error {
 		return nil
 	}
 	hadUpload := u.up.uploadID != ""
-	// Closing the encoder frees its buffers; what it still writes goes into
-	// a writer that already refuses input.
 	u.up.err = errAborted
-	_ = u.pq.Close()
+	if u.pq != nil {
+		u.pq.Abort() // frees its buffers; nothing more is written
+	}
 	err := u.up.abort(ctx)
 	if hadUpload {
 		u.s.m.aborts.Inc()
