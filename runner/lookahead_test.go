@@ -20,15 +20,18 @@ import (
 	"github.com/vaultsink/vaultsink/source/vaultsim"
 )
 
-// failCommit is a sink whose units fail to commit the window starting at bad.
+// failCommit is a sink whose units fail to commit the window starting at
+// bad, once wait is closed (or after 5 s).
 type failCommit struct {
 	sinks.Sink
-	bad time.Time
+	bad  time.Time
+	wait <-chan struct{}
 }
 
 type failUnit struct {
 	sinks.Unit
 	fail bool
+	wait <-chan struct{}
 }
 
 func (s *failCommit) Open(ctx context.Context, w source.Window) (sinks.Unit, error) {
@@ -36,11 +39,15 @@ func (s *failCommit) Open(ctx context.Context, w source.Window) (sinks.Unit, err
 	if err != nil {
 		return nil, err
 	}
-	return &failUnit{Unit: u, fail: w.Start.Equal(s.bad)}, nil
+	return &failUnit{Unit: u, fail: w.Start.Equal(s.bad), wait: s.wait}, nil
 }
 
 func (u *failUnit) Commit(ctx context.Context) (sinks.Result, error) {
 	if u.fail {
+		select {
+		case <-u.wait:
+		case <-time.After(5 * time.Second):
+		}
 		return sinks.Result{}, errors.New("injected commit failure")
 	}
 	return u.Unit.Commit(ctx)
@@ -58,12 +65,19 @@ func TestLookahead(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	hour := func(h int) time.Time { return start.Add(time.Duration(h) * time.Hour) }
 	var mu sync.Mutex
 	requests := map[string]int{} // window start -> requests
+	third := make(chan struct{}) // closed at the first request for the third window
+	var once sync.Once
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		from := r.URL.Query().Get("from")
 		mu.Lock()
-		requests[r.URL.Query().Get("from")]++
+		requests[from]++
 		mu.Unlock()
+		if from == hour(2).Format(time.RFC3339) {
+			once.Do(func() { close(third) })
+		}
 		sim.Handler().ServeHTTP(w, r)
 	}))
 	t.Cleanup(srv.Close)
@@ -79,7 +93,6 @@ func TestLookahead(t *testing.T) {
 		}
 	}
 	org := source.Org{ID: "org_1", Credential: source.Credential{Token: secret.New(token)}}
-	hour := func(h int) time.Time { return start.Add(time.Duration(h) * time.Hour) }
 	engine := func(sink sinks.Sink, mem memory.Allocator) *Engine {
 		return New(Options{
 			Source: client, Store: store, Registerer: reg, Settle: time.Minute, Mem: mem,
@@ -90,7 +103,10 @@ func TestLookahead(t *testing.T) {
 
 	goroutines := runtime.NumGoroutine()
 	mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
-	sum := engine(&failCommit{Sink: good, bad: hour(1)}, mem).Sync(context.Background(), context.Background())
+	// The second window's commit fails, but only once the third window's
+	// first request arrived (5 s at most): the lookahead must start that
+	// walk while the commit is in progress.
+	sum := engine(&failCommit{Sink: good, bad: hour(1), wait: third}, mem).Sync(context.Background(), context.Background())
 	if sum.OK() {
 		t.Fatal("sync succeeded although the second window's commit failed")
 	}
