@@ -54,7 +54,7 @@ var columnWeights = map[string]int{
 
 func columnSpecs(s *arrow.Schema) []colSpec {
 	dict := map[string]bool{}
-	for _, c := range source.LowCardinalityColumns {
+	for _, c := range source.DictionaryColumns {
 		dict[c] = true
 	}
 	specs := make([]colSpec, s.NumFields())

@@ -3,12 +3,12 @@
 // writes Parquet (local, S3, BigQuery loads) uses it, so every sink writes
 // byte-for-byte the same kind of file.
 //
-// Memory is bounded by one row group: batches are buffered into the current
-// row group (pqarrow WriteBuffered) and the row group is flushed to w once it
-// reaches RowGroupRows. Timestamps are INT64 TIMESTAMP(MICROS, UTC), never
-// INT96 or nanoseconds; only source.LowCardinalityColumns are
-// dictionary-encoded, because dictionaries on high-cardinality text cost
-// throughput and buy nothing.
+// Memory is bounded by one row group: batches are encoded into the current
+// (buffered) row group, its columns in parallel (columns.go), and the row
+// group is flushed to w once it reaches RowGroupRows. Timestamps are INT64
+// TIMESTAMP(MICROS, UTC), never INT96 or nanoseconds; only
+// source.DictionaryColumns are dictionary-encoded, because dictionaries on
+// unique values (ids, IPs, detail) cost throughput and buy nothing.
 package pqenc
 
 import (
@@ -147,8 +147,8 @@ func NewWriter(w io.Writer, meta Meta, opts Options) (*Writer, error) {
 }
 
 // NoStatsColumns are the free-text columns written without min/max
-// statistics; every other column (ids, org, timestamps, low-cardinality
-// strings) keeps them for row-group pruning.
+// statistics; every other column (ids, org, timestamps, action, category,
+// severity, source_ip) keeps them for row-group pruning.
 var NoStatsColumns = []string{"title", "actor", "resource", "detail", "extra"}
 
 func newWriter(w io.Writer, meta Meta, opts Options, mem memory.Allocator) (*Writer, error) {
@@ -175,7 +175,7 @@ func newWriterWorkers(w io.Writer, meta Meta, opts Options, mem memory.Allocator
 		parquet.WithDataPageVersion(parquet.DataPageV1),
 	}
 	props = append(props, parquet.WithDataPageSize(DataPageBytes))
-	for _, c := range source.LowCardinalityColumns {
+	for _, c := range source.DictionaryColumns {
 		props = append(props, parquet.WithDictionaryFor(c, true))
 	}
 	// Min/max statistics serve pruning only on columns that queries filter

@@ -126,9 +126,9 @@ func TestRoundTrip(t *testing.T) {
 	if rg.NumRows() != 2048 {
 		t.Fatalf("first row group has %d rows, want 2048", rg.NumRows())
 	}
-	lowCard := map[string]bool{}
-	for _, c := range source.LowCardinalityColumns {
-		lowCard[c] = true
+	dict := map[string]bool{}
+	for _, c := range source.DictionaryColumns {
+		dict[c] = true
 	}
 	for i := 0; i < rg.NumColumns(); i++ {
 		cc, err := rg.ColumnChunk(i)
@@ -139,8 +139,8 @@ func TestRoundTrip(t *testing.T) {
 		if cc.Compression() != compress.Codecs.Zstd {
 			t.Errorf("%s: compression %v, want zstd", name, cc.Compression())
 		}
-		if cc.HasDictionaryPage() != lowCard[name] {
-			t.Errorf("%s: dictionary page %t, want %t", name, cc.HasDictionaryPage(), lowCard[name])
+		if cc.HasDictionaryPage() != dict[name] {
+			t.Errorf("%s: dictionary page %t, want %t", name, cc.HasDictionaryPage(), dict[name])
 		}
 		ok, err := cc.StatsSet()
 		if err != nil {

@@ -48,13 +48,17 @@ func newSink(t testing.TB, srv *s3test.Server, mutate func(*s3sink.Config)) *s3s
 	return s
 }
 
-// multipart makes every window of more than a few thousand events span
-// several parts: no compression, small row groups, the minimum part size.
+// multipart makes a window of multipartEvents events span two parts: no
+// compression, small row groups, the minimum part size.
 func multipart(c *s3sink.Config) {
 	c.PartSize = s3sink.MinPartSize
 	c.Compression = "none"
 	c.RowGroupRows = 2000
 }
+
+// multipartEvents synthetic events make ~7 MB of uncompressed Parquet
+// (~240 B a row with dictionaries): more than one 5 MiB part.
+const multipartEvents = 30000
 
 // batches of synthetic events are built once per (window, ids) and shared:
 // under -race, building them costs more than uploading them.
@@ -175,7 +179,7 @@ func TestSinkRoundTrip(t *testing.T) {
 				parts  bool
 			}{
 				{"small window is one PutObject", 1500, nil, false},
-				{"large window is a multipart upload", 20000, multipart, true},
+				{"large window is a multipart upload", multipartEvents, multipart, true},
 			}
 			for _, tc := range tests {
 				t.Run(tc.name, func(t *testing.T) {
@@ -212,12 +216,12 @@ func TestSinkReplaceEmptyAbortQuarantine(t *testing.T) {
 			s := newSink(t, srv, multipart)
 			ctx := context.Background()
 
-			first := sinktest.IDs("a", 0, 20000)
+			first := sinktest.IDs("a", 0, multipartEvents)
 			if _, err := writeWindow(t, s, window, first, 0); err != nil {
 				t.Fatal(err)
 			}
 			// A rerun with a superset replaces the object, never adds one.
-			second := sinktest.IDs("a", 0, 21000)
+			second := sinktest.IDs("a", 0, multipartEvents+1000)
 			if _, err := writeWindow(t, s, window, second, 2); err != nil {
 				t.Fatal(err)
 			}
@@ -235,7 +239,7 @@ func TestSinkReplaceEmptyAbortQuarantine(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			for _, rec := range batches(window, sinktest.IDs("a", 0, 20000)) {
+			for _, rec := range batches(window, sinktest.IDs("a", 0, multipartEvents)) {
 				if err := u.Write(ctx, rec); err != nil {
 					t.Fatal(err)
 				}
@@ -289,20 +293,20 @@ func listKeys(t testing.TB, client *s3.Client, bucket, prefix string) []string {
 
 func TestSinkFaults(t *testing.T) {
 	srv := s3test.Versity(t)
-	ids := sinktest.IDs("f", 0, 20000)
+	ids := sinktest.IDs("f", 0, multipartEvents)
 	tests := []struct {
 		name  string
 		n     int
 		rules []s3test.Rule
 	}{
-		{"UploadPart 500", 20000, []s3test.Rule{{Op: s3test.OpUploadPart, Fault: s3test.Fault500, Skip: 1, Times: 2}}},
-		{"UploadPart SlowDown", 20000, []s3test.Rule{{Op: s3test.OpUploadPart, Fault: s3test.FaultSlowDown, Times: 3}}},
-		{"UploadPart connection cut", 20000, []s3test.Rule{{Op: s3test.OpUploadPart, Fault: s3test.FaultCutRequest, Skip: 1, Times: 1}}},
-		{"UploadPart response lost", 20000, []s3test.Rule{{Op: s3test.OpUploadPart, Fault: s3test.FaultCutResponse, Times: 1}}},
-		{"CreateMultipartUpload SlowDown", 20000, []s3test.Rule{{Op: s3test.OpCreateMultipartUpload, Fault: s3test.FaultSlowDown, Times: 2}}},
-		{"CompleteMultipartUpload 500", 20000, []s3test.Rule{{Op: s3test.OpCompleteMultipartUpload, Fault: s3test.Fault500, Times: 2}}},
-		{"CompleteMultipartUpload connection cut", 20000, []s3test.Rule{{Op: s3test.OpCompleteMultipartUpload, Fault: s3test.FaultCutRequest, Times: 1}}},
-		{"CompleteMultipartUpload response lost", 20000, []s3test.Rule{{Op: s3test.OpCompleteMultipartUpload, Fault: s3test.FaultCutResponse, Times: 1}}},
+		{"UploadPart 500", multipartEvents, []s3test.Rule{{Op: s3test.OpUploadPart, Fault: s3test.Fault500, Skip: 1, Times: 2}}},
+		{"UploadPart SlowDown", multipartEvents, []s3test.Rule{{Op: s3test.OpUploadPart, Fault: s3test.FaultSlowDown, Times: 3}}},
+		{"UploadPart connection cut", multipartEvents, []s3test.Rule{{Op: s3test.OpUploadPart, Fault: s3test.FaultCutRequest, Skip: 1, Times: 1}}},
+		{"UploadPart response lost", multipartEvents, []s3test.Rule{{Op: s3test.OpUploadPart, Fault: s3test.FaultCutResponse, Times: 1}}},
+		{"CreateMultipartUpload SlowDown", multipartEvents, []s3test.Rule{{Op: s3test.OpCreateMultipartUpload, Fault: s3test.FaultSlowDown, Times: 2}}},
+		{"CompleteMultipartUpload 500", multipartEvents, []s3test.Rule{{Op: s3test.OpCompleteMultipartUpload, Fault: s3test.Fault500, Times: 2}}},
+		{"CompleteMultipartUpload connection cut", multipartEvents, []s3test.Rule{{Op: s3test.OpCompleteMultipartUpload, Fault: s3test.FaultCutRequest, Times: 1}}},
+		{"CompleteMultipartUpload response lost", multipartEvents, []s3test.Rule{{Op: s3test.OpCompleteMultipartUpload, Fault: s3test.FaultCutResponse, Times: 1}}},
 		{"PutObject SlowDown and cut", 1500, []s3test.Rule{
 			{Op: s3test.OpPutObject, Fault: s3test.FaultSlowDown, Times: 1},
 			{Op: s3test.OpPutObject, Fault: s3test.FaultCutRequest, Times: 1},
@@ -344,7 +348,7 @@ func TestSinkFaultsExhaustRetries(t *testing.T) {
 	proxy := s3test.NewFaultProxy(t, srv.Endpoint)
 	s := newSink(t, srv.WithEndpoint(proxy.URL), multipart)
 	proxy.Add(s3test.Rule{Op: s3test.OpUploadPart, Fault: s3test.Fault500, Skip: 1, Times: 1000})
-	_, err := writeWindow(t, s, window, sinktest.IDs("f", 0, 20000), 0)
+	_, err := writeWindow(t, s, window, sinktest.IDs("f", 0, multipartEvents), 0)
 	if err == nil {
 		t.Fatal("commit succeeded although every UploadPart after the first failed")
 	}
