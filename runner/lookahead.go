@@ -21,8 +21,13 @@ type walk struct {
 }
 
 // walkBuffer is how many decoded pages a walk may hold ready (each ~0.5 MB
-// of Arrow buffers for 1,000 events) before it waits for the encoder.
-const walkBuffer = 2
+// of Arrow buffers for 1,000 events) before it waits for the encoder. The
+// encoder takes pages in bursts (it encodes 4,096 rows at a time on every
+// core) while the walk's pace is set by the server; 12 pages of slack let
+// both run on: a 1.16M-event hourly sync took 3.47 s instead of 3.69 s with
+// 2 (medians of 5 interleaved runs) for 2 MiB more peak RSS; 24 gained
+// nothing more.
+const walkBuffer = 12
 
 // startWalk starts walking w. then, if not nil, runs once the walk has
 // succeeded, before done is closed.

@@ -82,7 +82,9 @@ func TestLookahead(t *testing.T) {
 	}))
 	t.Cleanup(srv.Close)
 
-	cfg := source.Config{BaseURL: srv.URL + "/api", PageSize: 200}
+	// 100-event pages: ~40 a window, far more than a walk may read ahead
+	// (walkBuffer), so the third window cannot finish and start a fourth.
+	cfg := source.Config{BaseURL: srv.URL + "/api", PageSize: 100}
 	cfg.SetDefaults()
 	reg := prometheus.NewRegistry()
 	client, good, store := testParts(t, cfg, nil, reg)
