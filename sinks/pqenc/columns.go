@@ -9,6 +9,7 @@ import (
 	"sync/atomic"
 
 	"github.com/apache/arrow-go/v18/arrow"
+	"github.com/apache/arrow-go/v18/arrow/array"
 	"github.com/apache/arrow-go/v18/parquet/pqarrow"
 
 	"github.com/vaultsink/vaultsink/source"
@@ -149,7 +150,7 @@ func (w *Writer) writeBatches(recs []arrow.RecordBatch) error {
 		}
 		err := w.parallel(w.order, func(wk *colWorker, col int) error {
 			for _, p := range parts {
-				if err := w.writeColumn(wk, col, p.Column(col)); err != nil {
+				if err := w.addColumn(wk, col, p.Column(col)); err != nil {
 					return err
 				}
 			}
@@ -186,6 +187,42 @@ func (w *Writer) writeBatches(recs []arrow.RecordBatch) error {
 		}
 	}
 	return flush()
+}
+
+// addColumn hands one column of a batch to the row group: a dictionary
+// column is gathered (dict.go), any other is encoded at once.
+func (w *Writer) addColumn(wk *colWorker, col int, arr arrow.Array) error {
+	d := w.dicts[col]
+	if d == nil || d.dense {
+		return w.writeColumn(wk, col, arr)
+	}
+	s, ok := arr.(*array.String)
+	if !ok {
+		return fmt.Errorf("column %d: dictionary column of type %s, want string", col, arr.DataType())
+	}
+	d.add(s, int(w.maxRGRows))
+	if len(d.data) <= w.dictLimit {
+		return nil
+	}
+	// Too many distinct values for a dictionary in this row group: write
+	// what was gathered as plain strings; arrow-go takes it from here.
+	dense := d.denseArray(w.mem)
+	defer dense.Release()
+	d.reset()
+	d.dense = true
+	return w.writeColumn(wk, col, dense)
+}
+
+// finishDict writes a dictionary column's gathered rows, if any, as one
+// Arrow dictionary array.
+func (w *Writer) finishDict(wk *colWorker, col int) error {
+	d := w.dicts[col]
+	if d == nil || d.dense || d.rows == 0 {
+		return nil
+	}
+	arr := d.dictArray()
+	defer arr.Release()
+	return w.writeColumn(wk, col, arr)
 }
 
 // writeColumn encodes one column of a batch: a flat schema, so the
@@ -225,23 +262,23 @@ type pageFlusher interface {
 	FlushBufferedDataPages() error
 }
 
-// closeRowGroup finishes the current row group: the last pages of the
-// plain-encoded columns are compressed in parallel, then the row group is
-// closed in column order (dictionary pages, chunk metadata, the bytes
-// written to the file).
+// closeRowGroup finishes the current row group: the gathered dictionary
+// columns are encoded and the last pages of the plain-encoded columns
+// compressed, in parallel; then the row group is closed in column order
+// (dictionary pages, chunk metadata, the bytes written to the file).
 func (w *Writer) closeRowGroup() error {
 	if w.rgw == nil {
 		return nil
 	}
 	rgw := w.rgw
 	w.rgw = nil
-	var plain []int
-	for _, c := range w.order {
-		if !w.cols[c].dict {
-			plain = append(plain, c)
+	w.rgw = rgw // finishDict writes through it
+	err := w.parallel(w.order, func(wk *colWorker, col int) error {
+		if w.cols[col].dict {
+			// Its data pages must follow its dictionary page, which
+			// Close writes: only the gathered rows are encoded here.
+			return w.finishDict(wk, col)
 		}
-	}
-	err := w.parallel(plain, func(_ *colWorker, col int) error {
 		cw, err := rgw.Column(col)
 		if err != nil {
 			return err
@@ -251,6 +288,12 @@ func (w *Writer) closeRowGroup() error {
 		}
 		return nil // flushed by Close instead
 	})
+	w.rgw = nil
+	for _, d := range w.dicts {
+		if d != nil {
+			d.reset()
+		}
+	}
 	if err != nil {
 		return err
 	}

@@ -3,12 +3,17 @@ package pqenc
 import (
 	"bytes"
 	"fmt"
+	"slices"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/apache/arrow-go/v18/arrow/array"
 	"github.com/apache/arrow-go/v18/arrow/memory"
+	"github.com/apache/arrow-go/v18/parquet"
+	"github.com/apache/arrow-go/v18/parquet/file"
+	"github.com/apache/arrow-go/v18/parquet/metadata"
 
 	"github.com/vaultsink/vaultsink/source"
 )
@@ -142,5 +147,157 @@ func TestAbortReleases(t *testing.T) {
 	defer rec.Release()
 	if err := w.Write(rec); err == nil {
 		t.Fatal("Write after Abort succeeded")
+	}
+}
+
+// TestDictionaryStatistics: the dictionary columns gathered per row group
+// (dict.go) carry the statistics of a value-by-value write: min, max and
+// null count of each row group's rows.
+func TestDictionaryStatistics(t *testing.T) {
+	const rg = 2500
+	sizes := []int{1000, 3000, 999, 1}
+	data := encodeWith(t, 2, Options{RowGroupRows: rg}, sizes...)
+	total := 0
+	for _, n := range sizes {
+		total += n
+	}
+	want := nullyBatch(memory.DefaultAllocator, 0, total)
+	defer want.Release()
+	rdr, err := file.NewParquetReader(bytes.NewReader(data))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rdr.Close()
+	checked := 0
+	for g := 0; g < rdr.NumRowGroups(); g++ {
+		rgm := rdr.MetaData().RowGroup(g)
+		for c := 0; c < rgm.NumColumns(); c++ {
+			name := source.Schema.Field(c).Name
+			if !slices.Contains(source.DictionaryColumns, name) || slices.Contains(NoStatsColumns, name) {
+				continue
+			}
+			cc, err := rgm.ColumnChunk(c)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !cc.HasDictionaryPage() {
+				t.Errorf("row group %d %s: no dictionary page", g, name)
+			}
+			st, err := cc.Statistics()
+			if err != nil || st == nil {
+				t.Fatalf("row group %d %s: statistics: %v", g, name, err)
+			}
+			col := want.Column(c).(*array.String)
+			var lo, hi string
+			nulls, seen := 0, false
+			for r := g * rg; r < min((g+1)*rg, total); r++ {
+				if col.IsNull(r) {
+					nulls++
+					continue
+				}
+				v := col.Value(r)
+				if !seen || v < lo {
+					lo = v
+				}
+				if !seen || v > hi {
+					hi = v
+				}
+				seen = true
+			}
+			bs := st.(*metadata.ByteArrayStatistics)
+			if string(bs.Min()) != lo || string(bs.Max()) != hi || bs.NullCount() != int64(nulls) {
+				t.Errorf("row group %d %s: statistics min %q max %q nulls %d, want %q %q %d",
+					g, name, bs.Min(), bs.Max(), bs.NullCount(), lo, hi, nulls)
+			}
+			checked++
+		}
+	}
+	if checked == 0 {
+		t.Fatal("no dictionary column with statistics was checked")
+	}
+}
+
+// TestDictionaryFallback: a dictionary column with more distinct bytes in a
+// row group than a dictionary may hold is written as plain strings for that
+// row group, and reads back unchanged.
+func TestDictionaryFallback(t *testing.T) {
+	mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
+	defer mem.AssertSize(t, 0)
+	actor := source.Schema.FieldIndices("actor")[0]
+	long := strings.Repeat("x", 700)
+	batch := func(first, n int) arrow.RecordBatch {
+		rec := nullyBatch(mem, first, n)
+		defer rec.Release()
+		b := array.NewStringBuilder(mem)
+		defer b.Release()
+		old := rec.Column(actor).(*array.String)
+		for i := range n {
+			if old.IsNull(i) {
+				b.AppendNull()
+			} else {
+				b.Append(fmt.Sprintf("%s-%d", long, first+i)) // distinct, ~700 bytes
+			}
+		}
+		a := b.NewArray()
+		defer a.Release()
+		cols := slices.Clone(rec.Columns())
+		cols[actor] = a
+		return array.NewRecordBatch(source.Schema, cols, int64(n))
+	}
+	var buf bytes.Buffer
+	w, err := newWriterWorkers(&buf, Meta{Window: testWindow, Version: "test"}, Options{RowGroupRows: 4000}, mem, 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var recs []arrow.RecordBatch
+	for i := range 5 { // 5,000 rows, ~2.9 MB of distinct actors in the first row group
+		rec := batch(i*1000, 1000)
+		recs = append(recs, rec)
+		if err := w.Write(rec); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	rdr, err := file.NewParquetReader(bytes.NewReader(buf.Bytes()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cc, err := rdr.MetaData().RowGroup(0).ColumnChunk(actor)
+	if err != nil {
+		t.Fatal(err)
+	}
+	plainData := false
+	for _, ps := range cc.EncodingStats() {
+		if ps.PageType == 0 && ps.Encoding == parquet.Encodings.Plain { // 0: DATA_PAGE
+			plainData = true
+		}
+	}
+	if !plainData {
+		t.Errorf("actor in row group 0: page encodings %+v, want plain data pages (fallback)", cc.EncodingStats())
+	}
+	rdr.Close()
+	tbl := readTable(t, buf.Bytes())
+	defer tbl.Release()
+	got, err := array.Concatenate(tbl.Column(actor).Data().Chunks(), memory.DefaultAllocator)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer got.Release()
+	parts := make([]arrow.Array, len(recs))
+	for i, r := range recs {
+		parts[i] = r.Column(actor)
+	}
+	wantArr, err := array.Concatenate(parts, memory.DefaultAllocator)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer wantArr.Release()
+	if !array.Equal(got, wantArr) {
+		t.Fatal("actor column reads back differently after the dictionary fallback")
+	}
+	for _, r := range recs {
+		r.Release()
 	}
 }

@@ -127,7 +127,9 @@ type Writer struct {
 	rgRows    int64
 	maxRGRows int64
 	cols      []colSpec
-	order     []int // column indexes, biggest first
+	order     []int         // column indexes, biggest first
+	dicts     []*dictColumn // per column; nil unless dictionary-encoded
+	dictLimit int           // dictionary bytes per column and row group
 	workers   []colWorker
 
 	// Batches are coalesced up to coalesceRows before they are encoded:
@@ -215,8 +217,16 @@ func newWriterWorkers(w io.Writer, meta Meta, opts Options, mem memory.Allocator
 		}
 	}
 	cols := columnSpecs(source.Schema)
+	dicts := make([]*dictColumn, len(cols))
+	for i, c := range cols {
+		if c.dict {
+			dicts[i] = newDictColumn()
+		}
+	}
 	return &Writer{
-		wr: wr, out: cw, mem: mem,
+		dicts:     dicts,
+		dictLimit: int(wprops.DictionaryPageSizeLimit()),
+		wr:        wr, out: cw, mem: mem,
 		maxRGRows:  int64(opts.RowGroupRows),
 		maxPending: coalesceRows(opts.RowGroupRows),
 		cols:       cols,
