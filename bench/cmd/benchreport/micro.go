@@ -89,7 +89,12 @@ func cpuTime() time.Duration {
 // minCPU of CPU time, after one warm-up pass. Throughput per CPU-second is
 // "per core" and is far less disturbed by other load than wall time.
 func measure(minCPU time.Duration, pass func() error) (cost, error) {
-	prev := runtime.GOMAXPROCS(1)
+	return measureOn(1, minCPU, pass)
+}
+
+// measureOn is measure with GOMAXPROCS=procs.
+func measureOn(procs int, minCPU time.Duration, pass func() error) (cost, error) {
+	prev := runtime.GOMAXPROCS(procs)
 	defer runtime.GOMAXPROCS(prev)
 	if err := pass(); err != nil {
 		return cost{}, err
@@ -109,15 +114,19 @@ func measure(minCPU time.Duration, pass func() error) (cost, error) {
 
 // stageResults are the per-core figures of the decode and encode stages.
 type stageResults struct {
-	SampleEvents  int     `json:"sample_events"`
-	SampleBytes   int64   `json:"sample_json_bytes"`
-	Valid         cost    `json:"json_valid"`
-	Decode        cost    `json:"decode"`
-	Encode        cost    `json:"encode"`
-	EncodedBytes  int64   `json:"encoded_bytes"`
-	BytesPerEvent float64 `json:"encoded_bytes_per_event"`
-	DecodeVsValid float64 `json:"decode_vs_json_valid"`
-	EncodeVsValid float64 `json:"encode_vs_json_valid"`
+	SampleEvents int   `json:"sample_events"`
+	SampleBytes  int64 `json:"sample_json_bytes"`
+	Valid        cost  `json:"json_valid"`
+	Decode       cost  `json:"decode"`
+	Encode       cost  `json:"encode"`
+	// EncodeAll is the encode stage with GOMAXPROCS = every core: the
+	// columns of a row group are encoded in parallel (pqenc).
+	EncodeAll      cost    `json:"encode_all_cores"`
+	EncodeAllProcs int     `json:"encode_all_cores_procs"`
+	EncodedBytes   int64   `json:"encoded_bytes"`
+	BytesPerEvent  float64 `json:"encoded_bytes_per_event"`
+	DecodeVsValid  float64 `json:"decode_vs_json_valid"`
+	EncodeVsValid  float64 `json:"encode_vs_json_valid"`
 }
 
 // profileDir, when set (-cpuprofile), receives a CPU profile per stage.
@@ -197,7 +206,7 @@ func measureStages(ps pageSet, minCPU time.Duration) (stageResults, error) {
 	}()
 	var out discardCounter
 	stopProfile = startProfile("encode")
-	r.Encode, err = measure(minCPU, func() error {
+	encodePass := func() error {
 		out = discardCounter{}
 		pw, err := pqenc.NewWriter(&out, pqenc.Meta{Window: ps.w, Version: "bench"}, pqenc.Options{})
 		if err != nil {
@@ -209,9 +218,14 @@ func measureStages(ps pageSet, minCPU time.Duration) (stageResults, error) {
 			}
 		}
 		return pw.Close()
-	})
+	}
+	r.Encode, err = measure(minCPU, encodePass)
 	stopProfile()
 	if err != nil {
+		return r, err
+	}
+	r.EncodeAllProcs = runtime.NumCPU()
+	if r.EncodeAll, err = measureOn(r.EncodeAllProcs, minCPU, encodePass); err != nil {
 		return r, err
 	}
 	r.EncodedBytes = out.n

@@ -174,6 +174,10 @@ func (r *report) markdown() string {
 			p("| %s | %.0f | %.0f | %.2f | %.2f | %.2f |\n", st.n, ev, mb, s.Valid.CPUSec/st.c.CPUSec, st.c.CPUSec/float64(s.SampleEvents)*1e6, st.c.WallSec/st.c.CPUSec)
 		}
 		p("\nEncoded sample: %.1f bytes/event.\n", s.BytesPerEvent)
+		if a := s.EncodeAll; a.WallSec > 0 {
+			p("\nThe encode stage again with GOMAXPROCS=%d (a row group's columns encoded in parallel): %.0f events/s of wall time, %.2fx the one-core wall rate, using %.2f CPU-seconds per wall-second and %.2f CPU s per 1M events.\n",
+				s.EncodeAllProcs, float64(s.SampleEvents)/a.WallSec, s.Encode.WallSec/a.WallSec, a.CPUSec/a.WallSec, a.CPUSec/float64(s.SampleEvents)*1e6)
+		}
 	}
 
 	p("\n## End to end: `vaultsink sync`\n\nEach scenario: a fresh output and checkpoint directory per run; vaultsink's CPU and peak RSS come from wait4's rusage of the vaultsink process alone; the simulator's CPU (same machine) is reported separately. Medians of the runs.\n\n")
