@@ -301,3 +301,44 @@ func TestDictionaryFallback(t *testing.T) {
 		r.Release()
 	}
 }
+
+// TestDictionaryAllNull: a dictionary column that is null in every row (an
+// API that never sends the field) makes an empty dictionary per row group
+// and reads back as nulls.
+func TestDictionaryAllNull(t *testing.T) {
+	mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
+	defer mem.AssertSize(t, 0)
+	var buf bytes.Buffer
+	w, err := newWriterWorkers(&buf, Meta{Window: testWindow, Version: "test"}, Options{RowGroupRows: 1500}, mem, 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sev := source.Schema.FieldIndices("severity")[0]
+	for i := range 3 {
+		rec := nullyBatch(mem, i*1000, 1000)
+		b := array.NewStringBuilder(mem)
+		b.AppendNulls(1000)
+		a := b.NewArray()
+		b.Release()
+		cols := append([]arrow.Array(nil), rec.Columns()...)
+		cols[sev] = a
+		r2 := array.NewRecordBatch(source.Schema, cols, 1000)
+		a.Release()
+		rec.Release()
+		if err := w.Write(r2); err != nil {
+			t.Fatal(err)
+		}
+		r2.Release()
+	}
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	tbl := readTable(t, buf.Bytes())
+	defer tbl.Release()
+	if n := tbl.Column(sev).NullN(); n != 3000 {
+		t.Fatalf("severity read back with %d nulls, want 3000", n)
+	}
+	if tbl.NumRows() != 3000 {
+		t.Fatalf("%d rows read back, want 3000", tbl.NumRows())
+	}
+}
