@@ -20,21 +20,30 @@ type walk struct {
 	err    error
 }
 
-// walkBuffer is how many decoded pages a walk may hold ready (each ~0.5 MB
+// Walk buffers: how many decoded pages a walk may hold ready (each ~0.5 MB
 // of Arrow buffers for 1,000 events) before it waits for the encoder. The
 // encoder takes pages in bursts (it encodes 4,096 rows at a time on every
 // core) while the walk's pace is set by the server; 12 pages of slack let
 // both run on: a 1.16M-event hourly sync took 3.47 s instead of 3.69 s with
 // 2 (medians of 5 interleaved runs) for 2 MiB more peak RSS; 24 gained
-// nothing more.
-const walkBuffer = 12
+// nothing more. With several orgs (or backfill windows) in parallel the
+// cores are busy anyway and the slack is shared out, down to 2 pages.
+const (
+	maxWalkBuffer = 12
+	minWalkBuffer = 2
+)
 
-// startWalk starts walking w. then, if not nil, runs once the walk has
-// succeeded, before done is closed.
-func (e *Engine) startWalk(ctx context.Context, spec OrgSpec, w source.Window, then func()) *walk {
+// walkBuffer is the slack of one walk when Concurrency orgs sync at once.
+func (e *Engine) walkBuffer() int {
+	return max(minWalkBuffer, maxWalkBuffer/e.o.Concurrency)
+}
+
+// startWalk starts walking w, holding at most buffer decoded pages. then,
+// if not nil, runs once the walk has succeeded, before done is closed.
+func (e *Engine) startWalk(ctx context.Context, spec OrgSpec, w source.Window, buffer int, then func()) *walk {
 	_, full := e.unsorted.Load(spec.Org.ID)
 	wctx, cancel := context.WithCancel(ctx)
-	k := &walk{full: full, pages: make(chan source.Page, walkBuffer), done: make(chan struct{}), cancel: cancel, then: then}
+	k := &walk{full: full, pages: make(chan source.Page, buffer), done: make(chan struct{}), cancel: cancel, then: then}
 	go func() {
 		defer close(k.done)
 		k.st, k.err = e.o.Source.WalkWith(wctx, spec.Org, w, e.o.Mem, source.WalkOptions{FullDedup: full}, func(p source.Page) error {
@@ -106,7 +115,7 @@ func (la *lookahead) walk(i int) *walk {
 	if k != nil {
 		k.stop()
 	}
-	return la.e.startWalk(la.ctx, la.spec, la.ws[i], la.then(i))
+	return la.e.startWalk(la.ctx, la.spec, la.ws[i], la.e.walkBuffer(), la.then(i))
 }
 
 func (la *lookahead) then(i int) func() {
@@ -119,7 +128,7 @@ func (la *lookahead) then(i int) func() {
 		if la.closed || la.ctx.Err() != nil || la.next != nil {
 			return
 		}
-		la.next, la.at = la.e.startWalk(la.ctx, la.spec, la.ws[i+1], la.then(i+1)), i+1
+		la.next, la.at = la.e.startWalk(la.ctx, la.spec, la.ws[i+1], la.e.walkBuffer(), la.then(i+1)), i+1
 	}
 }
 

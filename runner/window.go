@@ -30,7 +30,7 @@ type filled struct {
 func (e *Engine) fill(ctx context.Context, spec OrgSpec, w source.Window, k *walk) (filled, error) {
 	org := spec.Org.ID
 	if k == nil {
-		k = e.startWalk(ctx, spec, w, nil)
+		k = e.startWalk(ctx, spec, w, minWalkBuffer, nil) // backfill: windows in parallel
 	}
 	f, err := e.fillOnce(ctx, spec, w, k)
 	if k.full || !errors.Is(err, source.ErrUnsorted) {
@@ -39,7 +39,7 @@ func (e *Engine) fill(ctx context.Context, spec OrgSpec, w source.Window, k *wal
 	e.unsorted.Store(org, struct{}{})
 	e.log.Info("events out of timestamp order in window; re-walking with a full id set",
 		"org", org, "window", w.Range(), "err", err)
-	return e.fillOnce(ctx, spec, w, e.startWalk(ctx, spec, w, k.then))
+	return e.fillOnce(ctx, spec, w, e.startWalk(ctx, spec, w, cap(k.pages), k.then))
 }
 
 // fillOnce opens w's unit and writes the whole window into it: the walk k
