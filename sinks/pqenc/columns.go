@@ -90,7 +90,8 @@ func bySize(cols []colSpec) []int {
 }
 
 // parallel runs fn for each column index in order on up to len(w.workers)
-// goroutines (the calling one included) and returns the first error.
+// goroutines (the calling one included, the others as helpers allow) and
+// returns the first error.
 func (w *Writer) parallel(cols []int, fn func(wk *colWorker, col int) error) error {
 	if len(cols) == 0 {
 		return nil
@@ -119,9 +120,15 @@ func (w *Writer) parallel(cols []int, fn func(wk *colWorker, col int) error) err
 	}
 	n := min(len(w.workers), len(cols))
 	for k := 1; k < n; k++ {
+		select {
+		case helpers <- struct{}{}:
+		default:
+			k = n // every core is already helping some writer
+			continue
+		}
 		wg.Add(1)
 		go func(wk *colWorker) {
-			defer wg.Done()
+			defer func() { <-helpers; wg.Done() }()
 			run(wk)
 		}(&w.workers[k])
 	}
@@ -129,6 +136,13 @@ func (w *Writer) parallel(cols []int, fn func(wk *colWorker, col int) error) err
 	wg.Wait()
 	return first
 }
+
+// helpers bounds the extra encoding goroutines of all writers together to
+// one fewer than the cores: a sync of one org spreads its columns over
+// every core, while windows already encoded in parallel (backfill
+// --concurrency, several orgs) each keep to their own goroutine instead of
+// multiplying goroutines and live zstd encoders (~2 MiB each).
+var helpers = make(chan struct{}, max(runtime.GOMAXPROCS(0)-1, 1))
 
 // writeBatches encodes recs, in order, into the current row group,
 // starting a new row group every maxRGRows rows. Each column of the
