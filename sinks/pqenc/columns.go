@@ -303,13 +303,15 @@ func (w *Writer) closeRowGroup() error {
 		return nil // flushed by Close instead
 	})
 	w.rgw = nil
+	if err == nil {
+		err = rgw.Close()
+	}
+	// Only now: the dictionary arrays written above alias the gathered
+	// buffers, and the column writers hold them until they close.
 	for _, d := range w.dicts {
 		if d != nil {
 			d.reset()
 		}
 	}
-	if err != nil {
-		return err
-	}
-	return rgw.Close()
+	return err
 }
