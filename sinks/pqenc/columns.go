@@ -33,11 +33,11 @@ import (
 // The file is the same as a sequential write would make: the same pages,
 // in the same order, with the same statistics.
 
-// colSpec describes one leaf column of source.Schema.
+// colSpec is one leaf column of source.Schema in a Writer.
 type colSpec struct {
 	nullable bool
-	dict     bool // dictionary-encoded: its dictionary page is written at close
-	weight   int  // rough encoded size, to hand out the biggest first
+	weight   int         // rough encoded size, to hand out the biggest first
+	dict     *dictColumn // nil unless dictionary-encoded: its rows gathered for the row group (dict.go)
 }
 
 // colWorker is one encoding goroutine's private state.
@@ -60,7 +60,10 @@ func columnSpecs(s *arrow.Schema) []colSpec {
 	}
 	specs := make([]colSpec, s.NumFields())
 	for i, f := range s.Fields() {
-		specs[i] = colSpec{nullable: f.Nullable, dict: dict[f.Name], weight: columnWeights[f.Name]}
+		specs[i] = colSpec{nullable: f.Nullable, weight: columnWeights[f.Name]}
+		if dict[f.Name] {
+			specs[i].dict = newDictColumn()
+		}
 	}
 	return specs
 }
@@ -206,7 +209,7 @@ func (w *Writer) writeBatches(recs []arrow.RecordBatch) error {
 // addColumn hands one column of a batch to the row group: a dictionary
 // column is gathered (dict.go), any other is encoded at once.
 func (w *Writer) addColumn(wk *colWorker, col int, arr arrow.Array) error {
-	d := w.dicts[col]
+	d := w.cols[col].dict
 	if d == nil || d.dense {
 		return w.writeColumn(wk, col, arr)
 	}
@@ -214,7 +217,7 @@ func (w *Writer) addColumn(wk *colWorker, col int, arr arrow.Array) error {
 	if !ok {
 		return fmt.Errorf("column %d: dictionary column of type %s, want string", col, arr.DataType())
 	}
-	d.add(s, int(w.maxRGRows))
+	d.add(s)
 	if len(d.data) <= w.dictLimit {
 		return nil
 	}
@@ -230,7 +233,7 @@ func (w *Writer) addColumn(wk *colWorker, col int, arr arrow.Array) error {
 // finishDict writes a dictionary column's gathered rows, if any, as one
 // Arrow dictionary array.
 func (w *Writer) finishDict(wk *colWorker, col int) error {
-	d := w.dicts[col]
+	d := w.cols[col].dict
 	if d == nil || d.dense || d.rows == 0 {
 		return nil
 	}
@@ -285,10 +288,8 @@ func (w *Writer) closeRowGroup() error {
 		return nil
 	}
 	rgw := w.rgw
-	w.rgw = nil
-	w.rgw = rgw // finishDict writes through it
 	err := w.parallel(w.order, func(wk *colWorker, col int) error {
-		if w.cols[col].dict {
+		if w.cols[col].dict != nil {
 			// Its data pages must follow its dictionary page, which
 			// Close writes: only the gathered rows are encoded here.
 			return w.finishDict(wk, col)
@@ -308,9 +309,9 @@ func (w *Writer) closeRowGroup() error {
 	}
 	// Only now: the dictionary arrays written above alias the gathered
 	// buffers, and the column writers hold them until they close.
-	for _, d := range w.dicts {
-		if d != nil {
-			d.reset()
+	for _, c := range w.cols {
+		if c.dict != nil {
+			c.dict.reset()
 		}
 	}
 	return err

@@ -2,7 +2,6 @@ package pqenc
 
 import (
 	"strings"
-	"unsafe"
 
 	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/apache/arrow-go/v18/arrow/array"
@@ -38,13 +37,10 @@ type dictColumn struct {
 	rows    int
 	nulls   int
 	dense   bool // gave up for this row group: values go straight to arrow-go
-
-	last  int32  // index of the last value added, -1 if none
-	lastV string // its value
 }
 
 func newDictColumn() *dictColumn {
-	return &dictColumn{index: map[string]int32{}, offsets: []int32{0}, last: -1}
+	return &dictColumn{index: map[string]int32{}, offsets: []int32{0}}
 }
 
 // reset empties d for the next row group, keeping its buffers.
@@ -56,16 +52,11 @@ func (d *dictColumn) reset() {
 	d.valid = d.valid[:0]
 	d.rows, d.nulls = 0, 0
 	d.dense = false
-	d.last, d.lastV = -1, ""
 }
 
-// add gathers the rows of a string array; capacity is the rows a row group
-// holds, to size the index buffer once.
-func (d *dictColumn) add(arr *array.String, capacity int) {
+// add gathers the rows of a string array.
+func (d *dictColumn) add(arr *array.String) {
 	n := arr.Len()
-	if cap(d.idx) == 0 {
-		d.idx = make([]int32, 0, max(capacity, n))
-	}
 	for range bitutil.BytesForBits(int64(d.rows+n)) - int64(len(d.valid)) {
 		d.valid = append(d.valid, 0)
 	}
@@ -77,10 +68,6 @@ func (d *dictColumn) add(arr *array.String, capacity int) {
 		}
 		bitutil.SetBit(d.valid, d.rows+i)
 		v := arr.Value(i)
-		if d.last >= 0 && v == d.lastV {
-			d.idx = append(d.idx, d.last) // runs of one value (org_id) skip the map
-			continue
-		}
 		k, ok := d.index[v]
 		if !ok {
 			k = int32(len(d.offsets) - 1)
@@ -89,15 +76,8 @@ func (d *dictColumn) add(arr *array.String, capacity int) {
 			d.index[strings.Clone(v)] = k // v points into the batch's buffers
 		}
 		d.idx = append(d.idx, k)
-		d.last, d.lastV = k, d.string(k)
 	}
 	d.rows += n
-}
-
-// string is dictionary value k (aliasing d.data: valid until reset).
-func (d *dictColumn) string(k int32) string {
-	b := d.data[d.offsets[k]:d.offsets[k+1]]
-	return unsafe.String(unsafe.SliceData(b), len(b))
 }
 
 // dictArray returns the gathered rows as an Arrow dictionary array (int32

@@ -127,9 +127,8 @@ type Writer struct {
 	rgRows    int64
 	maxRGRows int64
 	cols      []colSpec
-	order     []int         // column indexes, biggest first
-	dicts     []*dictColumn // per column; nil unless dictionary-encoded
-	dictLimit int           // dictionary bytes per column and row group
+	order     []int // column indexes, biggest first
+	dictLimit int   // dictionary bytes per column and row group
 	workers   []colWorker
 
 	// Batches are coalesced up to coalesceRows before they are encoded:
@@ -217,14 +216,7 @@ func newWriterWorkers(w io.Writer, meta Meta, opts Options, mem memory.Allocator
 		}
 	}
 	cols := columnSpecs(source.Schema)
-	dicts := make([]*dictColumn, len(cols))
-	for i, c := range cols {
-		if c.dict {
-			dicts[i] = newDictColumn()
-		}
-	}
 	return &Writer{
-		dicts:     dicts,
 		dictLimit: int(wprops.DictionaryPageSizeLimit()),
 		wr:        wr, out: cw, mem: mem,
 		maxRGRows:  int64(opts.RowGroupRows),
