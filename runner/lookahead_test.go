@@ -157,3 +157,14 @@ func TestLookahead(t *testing.T) {
 		}
 	}
 }
+
+// TestWalkBuffer: one org's walk may hold 12 decoded pages; with orgs in
+// parallel the slack is shared out, never below 2.
+func TestWalkBuffer(t *testing.T) {
+	for _, tc := range []struct{ concurrency, want int }{{1, 12}, {2, 6}, {4, 3}, {8, 2}, {64, 2}} {
+		e := New(Options{Concurrency: tc.concurrency})
+		if got := e.walkBuffer(); got != tc.want {
+			t.Errorf("concurrency %d: walk buffer %d, want %d", tc.concurrency, got, tc.want)
+		}
+	}
+}
