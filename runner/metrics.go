@@ -4,6 +4,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/vaultsink/vaultsink/internal/metrics"
+	"github.com/vaultsink/vaultsink/internal/pipeclock"
 )
 
 // Metrics are the run loop's collectors.
@@ -62,5 +63,6 @@ func newMetrics(reg prometheus.Registerer) *Metrics {
 	m.Lag = metrics.Register(reg, m.Lag)
 	m.LastSuccess = metrics.Register(reg, m.LastSuccess)
 	m.Running = metrics.Register(reg, m.Running)
+	metrics.Register(reg, pipeclock.Collector)
 	return m
 }

@@ -18,6 +18,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/vaultsink/vaultsink/checkpoint"
+	"github.com/vaultsink/vaultsink/internal/pipeclock"
 	"github.com/vaultsink/vaultsink/sinks"
 	"github.com/vaultsink/vaultsink/source"
 )
@@ -106,7 +107,10 @@ const (
 )
 
 // Summary is the outcome of one Sync over all orgs.
-type Summary struct{ Results []Result }
+type Summary struct {
+	Results  []Result
+	Pipeline pipeclock.Totals // decode and encode busy times during the pass
+}
 
 // OK reports whether every org is current (or was left to another process).
 func (s Summary) OK() bool {
@@ -128,6 +132,10 @@ func (s Summary) String() string {
 		}
 		b.WriteByte('\n')
 	}
+	if p := s.Pipeline; p.Decode > 0 || p.Encode > 0 {
+		fmt.Fprintf(&b, "pipeline: decode busy %.2fs, encode busy %.2fs, both at once %.2fs (%.0f%% of the shorter)\n",
+			p.Decode.Seconds(), p.Encode.Seconds(), p.Both.Seconds(), 100*p.Overlap())
+	}
 	return b.String()
 }
 
@@ -142,6 +150,7 @@ func fmtTime(t time.Time) string {
 // returns when all are done. Cancelling stop prevents new windows from
 // starting; cancelling work abandons the windows in flight (uncommitted).
 func (e *Engine) Sync(stop, work context.Context) Summary {
+	clock0 := pipeclock.Read()
 	results := make([]Result, len(e.o.Orgs))
 	sem := make(chan struct{}, e.o.Concurrency)
 	var wg sync.WaitGroup
@@ -161,7 +170,7 @@ func (e *Engine) Sync(stop, work context.Context) Summary {
 	}
 	wg.Wait()
 	sort.SliceStable(results, func(a, b int) bool { return results[a].Org < results[b].Org })
-	return Summary{Results: results}
+	return Summary{Results: results, Pipeline: pipeclock.Read().Sub(clock0)}
 }
 
 // SyncOrg brings one org up to date.

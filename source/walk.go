@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"github.com/apache/arrow-go/v18/arrow/memory"
+
+	"github.com/vaultsink/vaultsink/internal/pipeclock"
 )
 
 // WalkStats sums up one window's walk.
@@ -104,7 +106,9 @@ restart:
 				}
 			}
 			var derr error
+			end := pipeclock.Begin(pipeclock.Decode)
 			p, derr = dec.DecodePage(r.body, page, ingested)
+			end()
 			link = r.link
 			return derr
 		})

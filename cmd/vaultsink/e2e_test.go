@@ -9,6 +9,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"sort"
 	"strings"
@@ -194,6 +195,8 @@ func contentDigest(t *testing.T, db *sql.DB, dir string) map[string]string {
 	return out
 }
 
+var pipelineRE = regexp.MustCompile(`(?m)^pipeline: decode busy ([0-9.]+)s, encode busy ([0-9.]+)s, both at once ([0-9.]+)s`)
+
 func TestE2ESyncMatchesTruth(t *testing.T) {
 	e := newE2E(t, e2eOpts{})
 	out := e.mustRun("sync")
@@ -201,6 +204,10 @@ func TestE2ESyncMatchesTruth(t *testing.T) {
 		if !strings.Contains(out, org) || !strings.Contains(out, "current") {
 			t.Fatalf("summary does not report %s current:\n%s", org, out)
 		}
+	}
+	// The summary says how long decode and encode were busy (pipeclock).
+	if m := pipelineRE.FindStringSubmatch(out); m == nil || m[1] == "0.00" || m[2] == "0.00" {
+		t.Fatalf("summary has no pipeline line with decode and encode busy times:\n%s", out)
 	}
 	db := duck(t)
 	got := idsByOrg(t, db, e.outDir())

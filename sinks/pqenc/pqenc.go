@@ -25,6 +25,7 @@ import (
 	"github.com/apache/arrow-go/v18/parquet/file"
 	"github.com/apache/arrow-go/v18/parquet/pqarrow"
 
+	"github.com/vaultsink/vaultsink/internal/pipeclock"
 	"github.com/vaultsink/vaultsink/source"
 )
 
@@ -274,6 +275,7 @@ func (w *Writer) flushPending() error {
 	if len(w.pending) == 0 {
 		return nil
 	}
+	defer pipeclock.Begin(pipeclock.Encode)()
 	defer func() {
 		for _, r := range w.pending {
 			r.Release()
@@ -315,6 +317,7 @@ func (w *Writer) Close() error {
 		w.release()
 		return fmt.Errorf("close parquet: an earlier write failed: %w", w.failed)
 	}
+	defer pipeclock.Begin(pipeclock.Encode)()
 	if err := w.flushPending(); err != nil {
 		w.release()
 		return err

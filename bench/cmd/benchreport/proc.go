@@ -20,11 +20,25 @@ type childRun struct {
 	UserSec   float64 `json:"user_seconds"`
 	SysSec    float64 `json:"sys_seconds"`
 	MaxRSSMiB float64 `json:"max_rss_mib"`
-	stdout    string
-	stderr    string
+	// From a sync's summary line (internal/pipeclock): wall time decode
+	// and encode were busy, and both at once.
+	DecodeBusySec float64 `json:"decode_busy_seconds,omitempty"`
+	EncodeBusySec float64 `json:"encode_busy_seconds,omitempty"`
+	BothBusySec   float64 `json:"both_busy_seconds,omitempty"`
+	stdout        string
+	stderr        string
 }
 
 func (c childRun) CPUSec() float64 { return c.UserSec + c.SysSec }
+
+// overlap is the share of the less busy stage's time during which the
+// other was busy too (pipeclock.Totals.Overlap).
+func (c childRun) overlap() float64 {
+	if m := min(c.DecodeBusySec, c.EncodeBusySec); m > 0 {
+		return c.BothBusySec / m
+	}
+	return 0
+}
 
 // runChild runs bin with args to completion. exec.Cmd.Wait is wait4, and
 // ProcessState.SysUsage is its rusage (ru_maxrss in KiB on Linux).

@@ -103,6 +103,11 @@ func (r *report) serialSec(events int64) float64 {
 	return per * float64(events)
 }
 
+// minOverlap is the overlap goal: stages that alternate score 0, and a
+// quarter of the shorter stage is far more than the incidental overlap of
+// one page handed over.
+const minOverlap = 0.25
+
 func (r *report) evaluate() {
 	add := func(g string, met bool, format string, a ...any) {
 		r.Goals = append(r.Goals, goal{g, fmt.Sprintf(format, a...), met})
@@ -118,9 +123,9 @@ func (r *report) evaluate() {
 					"%.1f MiB = %.2fx hourly", o.MaxRSSMiB, ratio)
 			}
 		}
-		serial := r.serialSec(h.Events)
-		add("decode and encode overlap (pipelined)", h.CPUOverWall > 1 && (serial == 0 || h.WallSec < serial),
-			"CPU/wall %.2f; wall %.2fs vs %.2fs for decode+encode alone in series", h.CPUOverWall, h.WallSec, serial)
+		run := h.medianRun()
+		add("decode and encode overlap (pipelined): both busy at once for >= 25% of the less busy stage's time (alternating stages score 0%)", h.Overlap >= minOverlap,
+			"%.0f%% (median; e.g. decode busy %.2fs, encode %.2fs, both at once %.2fs of %.2fs wall)", 100*h.Overlap, run.DecodeBusySec, run.EncodeBusySec, run.BothBusySec, run.WallSec)
 		add("output well under 100 bytes/event", h.Out.BytesPerEvent < 100, "%.1f B/event", h.Out.BytesPerEvent)
 	}
 	if b := r.Backfill; b != nil && len(b.Runs) >= 2 {
@@ -190,15 +195,20 @@ func (r *report) markdown() string {
 		p("| %s (%s) | %d | %d | %.2f | %.0f | %.1f | %.0f | %s | %.2f | %.2f | %.1f | %.2f | %.1f | %s |\n", sc.Name, sc.What, sc.Events, sc.Windows, sc.WallSec, sc.EventsPerSec, sc.EventsPerSec/27000,
 			sc.JSONMBps, ratio(sc.JSONMBps, validMB), sc.CPUPerM, sc.CPUOverWall, sc.MaxRSSMiB, sc.SimCPUPerM, sc.WriteMBps, ratio(sc.WriteMBps, r.DiskMBps))
 	}
-	p("\nEvery run:\n\n| scenario | run | wall s | user s | sys s | peak RSS MiB | sim CPU s |\n|---|---:|---:|---:|---:|---:|---:|\n")
+	p("\nEvery run (busy times: wall time the stage was in progress, from the sync's summary):\n\n| scenario | run | wall s | user s | sys s | peak RSS MiB | sim CPU s | decode busy s | encode busy s | both busy s | overlap |\n|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n")
 	for _, sc := range r.Syncs {
 		for i, run := range sc.Runs {
-			p("| %s | %d | %.2f | %.2f | %.2f | %.1f | %.2f |\n", sc.Name, i, run.WallSec, run.UserSec, run.SysSec, run.MaxRSSMiB, sc.SimCPUSec[i])
+			p("| %s | %d | %.2f | %.2f | %.2f | %.1f | %.2f | %.2f | %.2f | %.2f | %.0f%% |\n", sc.Name, i, run.WallSec, run.UserSec, run.SysSec, run.MaxRSSMiB, sc.SimCPUSec[i],
+				run.DecodeBusySec, run.EncodeBusySec, run.BothBusySec, 100*run.overlap())
 		}
 	}
 	if h := r.sync("hourly"); h != nil {
 		serial := r.serialSec(h.Events)
-		p("\n**Pipelining.** The hourly sync used %.2f CPU-seconds per wall-second (vaultsink alone). Decode and encode of its %d events cost %.2f s of CPU when run one after the other on one core (stage table); the whole sync, fetching included, took %.2f s of wall time. What overlaps: the next page is fetched while the current one decodes (read-ahead), pages are decoded while earlier ones are encoded, the columns of a row group are encoded on both cores, and the next window is fetched while the current one commits.\n", h.CPUOverWall, h.Events, serial, h.WallSec)
+		run := h.medianRun()
+		p("\n**Pipelining.** vaultsink times its two CPU stages in wall-clock terms (internal/pipeclock; the sync's summary prints it and `vaultsink_pipeline_*` exports it): in the hourly run with the median overlap, decode was in progress for %.2f s, encode for %.2f s, and both at once for %.2f s of the %.2f s wall: an overlap of %.0f%% of the less busy stage's time. Stages that alternated would score 0. What overlaps: the next page is fetched while the current one decodes (read-ahead), pages are decoded while earlier ones are encoded, the columns of a row group are encoded on both cores, and the next window is fetched while the current one commits. vaultsink used %.2f CPU-seconds per wall-second; the simulator, on the same two cores, used %.2f CPU-seconds per million events.\n",
+			run.DecodeBusySec, run.EncodeBusySec, run.BothBusySec, run.WallSec, 100*run.overlap(), h.CPUOverWall, h.SimCPUPerM)
+		p("\nAn earlier report judged the overlap by comparing the wall time with decode+encode run one after the other on one core (%.2f s of CPU for these %d events, stage table) and missed it (now %.2f s wall): on this shared 2-core machine the wall time also carries the simulator's CPU and the fetches, so that comparison measured the machine more than the overlap. It is kept here for comparison, not as a goal.\n",
+			serial, h.Events, h.WallSec)
 	}
 
 	p("\n## Output size\n\n| scenario | files | bytes | bytes/event | file size min / median / max | row groups | rows per group min / median / max | row group bytes min / median / max |\n|---|---:|---:|---:|---|---:|---|---|\n")

@@ -2,12 +2,14 @@ package main
 
 import (
 	"bufio"
+	"cmp"
 	"fmt"
 	"log"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -92,7 +94,10 @@ func writeConfig(dir, base, tokens string, start time.Time, window string, rateL
 	return p, os.WriteFile(p, []byte(b.String()), 0o644)
 }
 
-var eventsRE = regexp.MustCompile(`events=(\d+)`)
+var (
+	eventsRE   = regexp.MustCompile(`events=(\d+)`)
+	pipelineRE = regexp.MustCompile(`(?m)^pipeline: decode busy ([0-9.]+)s, encode busy ([0-9.]+)s, both at once ([0-9.]+)s`)
+)
 
 // syncScenario is one sync configuration run several times.
 type syncScenario struct {
@@ -116,6 +121,7 @@ type syncScenario struct {
 	MaxRSSMiB    float64 `json:"median_max_rss_mib"`
 	SimCPUPerM   float64 `json:"median_sim_cpu_seconds_per_million"`
 	JSONMBps     float64 `json:"median_json_mb_per_second"`
+	Overlap      float64 `json:"median_overlap"` // both busy / the less busy stage's busy time
 	WriteMBps    float64 `json:"median_parquet_mb_per_second"`
 }
 
@@ -187,6 +193,13 @@ func (b *bencher) syncScenarios() error {
 				return fmt.Errorf("%s: run %d wrote %d events, an earlier run %d", sp.name, r, n, sc.Events)
 			}
 			sc.Events = n
+			p := pipelineRE.FindStringSubmatch(cr.stdout)
+			if p == nil {
+				return fmt.Errorf("sync printed no pipeline line: %s", cr.stdout)
+			}
+			cr.DecodeBusySec, _ = strconv.ParseFloat(p[1], 64)
+			cr.EncodeBusySec, _ = strconv.ParseFloat(p[2], 64)
+			cr.BothBusySec, _ = strconv.ParseFloat(p[3], 64)
 			sc.Runs = append(sc.Runs, cr)
 			sc.SimCPUSec = append(sc.SimCPUSec, simCPU)
 			log.Printf("  %s run %d: %d events in %.2fs wall, %.2fs CPU, peak RSS %.1f MiB; simulator %.2fs CPU",
@@ -207,7 +220,7 @@ func (b *bencher) syncScenarios() error {
 }
 
 func (sc *syncScenario) summarize() {
-	var wall, eps, cpm, cow, rss, sim []float64
+	var wall, eps, cpm, cow, rss, sim, ovl []float64
 	m := float64(sc.Events) / 1e6
 	for i, r := range sc.Runs {
 		wall = append(wall, r.WallSec)
@@ -216,9 +229,11 @@ func (sc *syncScenario) summarize() {
 		cow = append(cow, r.CPUSec()/r.WallSec)
 		rss = append(rss, r.MaxRSSMiB)
 		sim = append(sim, sc.SimCPUSec[i]/m)
+		ovl = append(ovl, r.overlap())
 	}
 	sc.WallSec, sc.EventsPerSec, sc.CPUPerM = median(wall), median(eps), median(cpm)
 	sc.CPUOverWall, sc.MaxRSSMiB, sc.SimCPUPerM = median(cow), median(rss), median(sim)
+	sc.Overlap = median(ovl)
 	if sc.Out.Rows > 0 {
 		sc.WriteMBps = float64(sc.Out.Bytes) / 1e6 / sc.WallSec
 	}
@@ -434,4 +449,15 @@ func (b *bencher) goBenchmarks() error {
 		b.rep.GoBench = append(b.rep.GoBench, g)
 	}
 	return nil
+}
+
+// medianRun is the run with the median overlap (the first of the two
+// middle ones for an even count).
+func (sc *syncScenario) medianRun() childRun {
+	if len(sc.Runs) == 0 {
+		return childRun{}
+	}
+	runs := slices.Clone(sc.Runs)
+	slices.SortStableFunc(runs, func(a, b childRun) int { return cmp.Compare(a.overlap(), b.overlap()) })
+	return runs[(len(runs)-1)/2]
 }
