@@ -233,7 +233,14 @@ func readBody(resp *http.Response, limit int64, reuse *[]byte) ([]byte, error) {
 		if reuse != nil && int64(cap(*reuse)) >= n+1 {
 			buf = (*reuse)[:n+1]
 		} else {
-			buf = make([]byte, n+1) // +1 so a body longer than declared shows as such
+			// +1 so a body longer than declared shows as such; a reused
+			// buffer gets a quarter more room, or pages a little larger
+			// than the last would each allocate anew.
+			c := n + 1
+			if reuse != nil {
+				c += n / 4
+			}
+			buf = make([]byte, n+1, c)
 			if reuse != nil {
 				*reuse = buf
 			}
