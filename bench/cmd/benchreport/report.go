@@ -257,8 +257,8 @@ func (r *report) markdown() string {
 		}
 		if len(bf.Runs) > 2 {
 			rl := bf.Runs[2]
-			p("\nRate limit check (arrival times from the simulator's request log, `vaultsim serve -v`): token bucket of %g req/s with burst %d; any n consecutive requests must span >= (n - burst) / rate seconds. Worst excess: %.2f requests (<= 0 means respected). Max requests in any 1 s: %d (bucket allows %d). Mean rate %.2f req/s.\n",
-				rl.RateLimit, max(1, int(rl.RateLimit)), rl.WorstExcess, rl.MaxIn1s, rl.Allowed1s, rl.MeanRate)
+			p("\nRate limit check (arrival times from the simulator's request log, `vaultsim serve -v`): token bucket of %g req/s with burst %d; any n consecutive requests must span >= (n - burst) / rate seconds, less %v for the arrival times' jitter (they are taken when the simulator's handler starts, on a machine busy with eight walks). Worst excess: %.2f requests (<= 0 means respected); the earliest arrival was %.1f ms ahead of the bucket before that allowance. Max requests in any 1 s: %d (bucket allows %d). Mean rate %.2f req/s.\n",
+				rl.RateLimit, max(1, int(rl.RateLimit)), arrivalJitter, rl.WorstExcess, rl.AheadMs, rl.MaxIn1s, rl.Allowed1s, rl.MeanRate)
 		}
 	}
 	if len(r.GoBench) > 0 {
