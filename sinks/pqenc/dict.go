@@ -18,9 +18,10 @@ import (
 // sync`). Instead each dictionary column of the current row group is
 // gathered here — a Go map from value to index, the indexes, a validity
 // bitmap — and at the end of the row group written in one call as an Arrow
-// dictionary array. pqarrow then seeds the Parquet dictionary with it,
-// computes the statistics from the values used and writes the indexes
-// as they are: the same encodings and statistics as before, ~4x cheaper.
+// dictionary array. writeGathered (columns.go) then seeds the Parquet
+// dictionary with it, computes the statistics from its values (all in
+// use) and writes the indexes as they are: the same encodings and
+// statistics as before, ~4x cheaper.
 //
 // A column whose dictionary grows past the writer's dictionary page limit
 // in a row group gives up for that row group: what was gathered is written
