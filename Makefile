@@ -16,7 +16,7 @@ export VAULTSINK_TOOLS := $(TOOLS)
 export VAULTSINK_VULNDB := $(TOOLS)/vulndb-$(VULNDB_VERSION)
 export CGO_ENABLED ?= 1
 
-.PHONY: all build test test-long chaos bench demo vet tools systemd-analyze vulncheck fuzz clean
+.PHONY: all build test test-long chaos bench demo vet tools systemd-analyze valgrind vulncheck fuzz clean
 
 all: build
 
@@ -39,12 +39,20 @@ $(VAULTSINK_VULNDB):
 vulncheck: $(VAULTSINK_VULNDB)
 	$(TOOLS)/govulncheck -db file://$(VAULTSINK_VULNDB) ./...
 
-systemd-analyze:
-	@command -v systemd-analyze >/dev/null 2>&1 || { \
+
+# $(call apt_tool,command,Debian package,what it is for,what happens without it)
+apt_tool = @command -v $(1) >/dev/null 2>&1 || { \
 	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
-	    echo "installing the Debian package systemd (for systemd-analyze verify)"; \
-	    DEBIAN_FRONTEND=noninteractive apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends systemd >/dev/null; \
-	  else echo "note: systemd-analyze not found and cannot install it (not root or no apt-get); the unit-file test will skip"; fi; }
+	    echo "installing the Debian package $(2) ($(3))"; \
+	    DEBIAN_FRONTEND=noninteractive apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $(2) >/dev/null; \
+	  else echo "note: $(1) not found and cannot install it (not root or no apt-get); $(4)"; fi; }
+
+systemd-analyze:
+	$(call apt_tool,systemd-analyze,systemd,for systemd-analyze verify,the unit-file test will skip)
+
+# valgrind's cachegrind counts the instructions per event in `make bench`.
+valgrind:
+	$(call apt_tool,valgrind,valgrind,instruction counts in make bench,the report will say so)
 
 $(TOOLS)/versitygw:
 	@mkdir -p $(TOOLS)
@@ -67,7 +75,7 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz FuzzDecodePage -fuzztime 60s ./source/
 	$(GO) test -run '^$$' -fuzz FuzzParse -fuzztime 60s ./config/
 
-bench: build
+bench: build valgrind
 	$(GO) run ./bench/cmd/benchreport -out bench
 
 demo: build

@@ -25,6 +25,7 @@ type options struct {
 	rlDays       int
 	rateLimit    float64
 	sampleN      int
+	instrEvents  int
 	minCPU       time.Duration
 	goBench      bool
 	keep         bool
@@ -41,11 +42,12 @@ func main() {
 	flag.Float64Var(&o.bfRate, "backfill-rate", 2000, "simulator events/hour of the backfill scenario")
 	flag.IntVar(&o.rlDays, "ratelimit-days", 3, "days of the rate-limited backfill")
 	flag.Float64Var(&o.rateLimit, "rate-limit", 10, "source.rate_limit (requests/s) of the rate-limited backfill")
+	flag.IntVar(&o.instrEvents, "instr-events", 240_000, "events in the day synced under cachegrind for the instruction count")
 	flag.IntVar(&o.sampleN, "sample-pages", 64, "pages sampled for the per-core stage figures")
 	flag.DurationVar(&o.minCPU, "stage-cpu", 2*time.Second, "CPU time spent measuring each stage")
 	flag.BoolVar(&o.goBench, "gobench", true, "also run the packages' Go benchmarks")
 	flag.BoolVar(&o.keep, "keep", false, "keep the work directory")
-	flag.StringVar(&o.only, "only", "", "run one part only: stages, sync, backfill (no report written)")
+	flag.StringVar(&o.only, "only", "", "run one part only: stages, sync, backfill, instructions (no report written)")
 	flag.StringVar(&profileDir, "cpuprofile", "", "write CPU profiles of the decode and encode stages into this directory")
 	flag.Parse()
 	log.SetFlags(log.Ltime)
@@ -90,6 +92,7 @@ func run(o options) error {
 		// vfork+exec'd child's ru_maxrss, and the stage sample makes this
 		// process large. Children must start while it is still small.
 		{"backfill", b.backfill},
+		{"instructions", b.instructions},
 		{"stages", b.stages},
 		{"gobench", b.goBenchmarks},
 	}

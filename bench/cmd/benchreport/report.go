@@ -75,13 +75,14 @@ type report struct {
 	Syncs       []syncScenario  `json:"syncs"`
 	Stages      *stageResults   `json:"stages,omitempty"`
 	Backfill    *backfillResult `json:"backfill,omitempty"`
+	Instr       *instrResult    `json:"instructions,omitempty"`
 	GoBench     []goBench       `json:"go_benchmarks,omitempty"`
 	Goals       []goal          `json:"goals"`
 }
 
 func (o options) params() map[string]any {
 	return map[string]any{"events": o.events, "runs": o.runs, "backfill_days": o.backfillDays, "backfill_rate": o.bfRate,
-		"ratelimit_days": o.rlDays, "rate_limit": o.rateLimit, "sample_pages": o.sampleN, "stage_cpu": o.minCPU.String()}
+		"instr_events": o.instrEvents, "ratelimit_days": o.rlDays, "rate_limit": o.rateLimit, "sample_pages": o.sampleN, "stage_cpu": o.minCPU.String()}
 }
 
 func (r *report) sync(name string) *syncScenario {
@@ -261,6 +262,7 @@ func (r *report) markdown() string {
 				rl.RateLimit, max(1, int(rl.RateLimit)), arrivalJitter, rl.WorstExcess, rl.AheadMs, rl.MaxIn1s, rl.Allowed1s, rl.MeanRate)
 		}
 	}
+	r.instrMarkdown(p)
 	if len(r.GoBench) > 0 {
 		p("\n## Go benchmarks (synthetic pages, one core)\n\n")
 		for _, g := range r.GoBench {
