@@ -1207,14 +1207,13 @@ func scanString(b []byte, i int) (int, uint8, error) {
 		// Eight bytes at a time while none is a quote, a backslash, a
 		// control character or non-ASCII (exact: SWAR false positives only
 		// appear above a true hit).
-		for i+8 <= len(b) {
-			x := binary.LittleEndian.Uint64(b[i:])
+		for ; i+8 <= len(b); i += 8 {
+			x := binary.LittleEndian.Uint64(b[i : i+8])
 			m := ((x - lsb*0x20) | ((x ^ lsb*'"') - lsb) | ((x ^ lsb*'\\') - lsb) | x) & msb
 			if m != 0 {
 				i += bits.TrailingZeros64(m) >> 3
-				break
+				goto hit // b[i] is the first byte that is not plain
 			}
-			i += 8
 		}
 		for i < len(b) && strPlain[b[i]] {
 			i++
@@ -1222,6 +1221,7 @@ func scanString(b []byte, i int) (int, uint8, error) {
 		if i >= len(b) {
 			return i, fl, malformed(start, "unterminated string")
 		}
+	hit:
 		switch c := b[i]; {
 		case c == '"':
 			i++
