@@ -109,6 +109,7 @@ func TestRunErrors(t *testing.T) {
 		{"serve", "--profile", "xml"},
 		{"serve", "--faults", "418=1"},
 		{"serve", "--from", "yesterday"},
+		{"serve", "--cache-mb", "0"},
 		{"truth", "--from", "2026-06-02"},
 		{"truth", "--from", "2026-06-02", "--to", "2026-06-01"},
 	} {

@@ -35,12 +35,17 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	tokensOut := fs.String("tokens-out", "", "write the credentials of every org to this JSON file")
 	tokensDir := fs.String("tokens-dir", "", "write each org's API token to DIR/<org>.token (for token_file)")
 	verbose := fs.Bool("v", false, "log every request")
+	cacheMB := fs.Int("cache-mb", 256, "MiB of rendered hours kept in memory (a day of 1M events renders to ~470 MiB)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
 	if fs.NArg() > 0 {
 		return fmt.Errorf("serve: unexpected argument %q", fs.Arg(0))
 	}
+	if *cacheMB < 1 {
+		return fmt.Errorf("serve: --cache-mb %d: must be at least 1", *cacheMB)
+	}
+	cfg.CacheBytes = *cacheMB << 20
 	var err error
 	if cfg.Profile, err = vaultsim.ParseProfile(*profile); err != nil {
 		return fmt.Errorf("serve: %w", err)

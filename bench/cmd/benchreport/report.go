@@ -186,7 +186,7 @@ func (r *report) markdown() string {
 		}
 	}
 
-	p("\n## End to end: `vaultsink sync`\n\nEach scenario: a fresh output and checkpoint directory per run; vaultsink's CPU and peak RSS come from wait4's rusage of the vaultsink process alone; the simulator's CPU (same machine) is reported separately. Medians of the runs.\n\n")
+	p("\n## End to end: `vaultsink sync`\n\nEach scenario: a fresh output and checkpoint directory per run; vaultsink's CPU and peak RSS come from wait4's rusage of the vaultsink process alone; the simulator's CPU (same machine) is reported separately. Medians of the runs. Each simulator holds its whole history in a %d MiB cache and is warmed by one unmeasured sync, so the measured runs find the pages rendered and the simulator serves them from memory, as a real API serves them from its storage, instead of generating them on the same two cores (~1.5 CPU-s per million events; reports before 2026-11-26 included that).\n\n", simCacheMB)
 	p("| scenario | events | windows | wall s | events/s | x peer (27k/s) | JSON MB/s | x json.Valid (1 core) | CPU s / 1M | CPU/wall | peak RSS MiB | sim CPU s / 1M | Parquet MB/s | x disk |\n|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n")
 	validMB := 0.0
 	if r.Stages != nil {
