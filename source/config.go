@@ -195,6 +195,8 @@ func (c *Config) Validate() error {
 	}
 	if c.MaxPageBytes < 1<<10 {
 		bad("max_page_bytes", c.MaxPageBytes, "must be at least 1024")
+	} else if c.MaxPageBytes > MaxPageBytesLimit {
+		bad("max_page_bytes", c.MaxPageBytes, "must be at most 1073741824 (1 GiB: a page's columns must fit Arrow's 32-bit offsets)")
 	}
 	if c.RateLimit < 0 {
 		bad("rate_limit", c.RateLimit, "must not be negative")

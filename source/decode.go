@@ -68,6 +68,10 @@ const (
 	// level 1); deeper records are quarantined. Scanning is iterative, so
 	// even absurd nesting costs no stack.
 	MaxDepth = 1000
+	// MaxPageBytesLimit bounds max_page_bytes: a page's string columns
+	// must each fit Arrow's 32-bit offsets (2 GiB), and a column of a
+	// page holds at most the page's bytes plus short derived values.
+	MaxPageBytesLimit = 1 << 30
 )
 
 // autoItemsFields are tried, in document order, when ItemsField is "".
@@ -373,6 +377,9 @@ func (d *Decoder) strings(body []byte, c, rows int) arrow.Array {
 				nulls++
 			}
 			total += s.s1 - s.s0
+		}
+		if total > math.MaxInt32 { // max_page_bytes (MaxPageBytesLimit) rules this out
+			panic(fmt.Sprintf("source: column %d of a page holds %d bytes, more than Arrow's 32-bit offsets address", c, total))
 		}
 		dataBuf.Resize(total)
 		data := dataBuf.Bytes()
