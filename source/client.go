@@ -224,8 +224,9 @@ func (c *Client) fetch(ctx context.Context, org Org, token string, u *url.URL, b
 
 // readBody reads at most limit+1 bytes, into one allocation when the server
 // declared the length (io.ReadAll would grow and copy its buffer repeatedly).
-// With reuse set, the body goes into *reuse when it fits, and a new buffer
-// of the declared size is kept there for the next call.
+// With reuse set, the body goes into *reuse when it fits; otherwise a new
+// buffer, a quarter larger than the declared size, is kept there for the
+// next call.
 func readBody(resp *http.Response, limit int64, reuse *[]byte) ([]byte, error) {
 	r := io.LimitReader(resp.Body, limit+1)
 	if n := resp.ContentLength; n >= 0 && n <= limit {
@@ -352,13 +353,23 @@ func splitLinks(v string) []string {
 	return append(out, v[start:])
 }
 
+// limitedFetch waits for the org's rate limiter, if it has one, and
+// fetches u once.
+func (c *Client) limitedFetch(ctx context.Context, org Org, token string, u *url.URL, buf *[]byte) (response, error) {
+	if lim := c.limiter(org); lim != nil {
+		if err := lim.Wait(ctx); err != nil {
+			return response{}, err
+		}
+	}
+	return c.fetch(ctx, org, token, u, buf)
+}
+
 // get fetches u with retries: capped exponential backoff with full jitter,
 // Retry-After honoured, bounded by attempts and elapsed time. decode runs
 // inside the loop so that a malformed body is retried like a cut one.
 // When pre is not nil it is a background fetch of u (prefetch) that stands
 // for the first attempt; its buffer is buf.
 func (c *Client) get(ctx context.Context, org Org, token string, u *url.URL, page int, buf *[]byte, pre *pending, decode func(response) error) (retries int, err error) {
-	lim := c.limiter(org)
 	rc := c.cfg.Retry
 	start := time.Now()
 	for attempt := 1; ; attempt++ {
@@ -370,12 +381,7 @@ func (c *Client) get(ctx context.Context, org Org, token string, u *url.URL, pag
 				return retries, ctx.Err()
 			}
 		} else {
-			if lim != nil {
-				if err := lim.Wait(ctx); err != nil {
-					return retries, err
-				}
-			}
-			resp, err = c.fetch(ctx, org, token, u, buf)
+			resp, err = c.limitedFetch(ctx, org, token, u, buf) // a limiter error is not retryable
 		}
 		if err == nil {
 			err = decode(resp)

@@ -33,13 +33,7 @@ func (c *Client) prefetch(ctx context.Context, org Org, token string, u *url.URL
 	p := &pending{url: u.String(), done: make(chan struct{}), cancel: cancel}
 	go func() {
 		defer close(p.done)
-		if lim := c.limiter(org); lim != nil {
-			if err := lim.Wait(pctx); err != nil {
-				p.err = err
-				return
-			}
-		}
-		p.resp, p.err = c.fetch(pctx, org, token, u, buf)
+		p.resp, p.err = c.limitedFetch(pctx, org, token, u, buf)
 	}()
 	return p
 }
