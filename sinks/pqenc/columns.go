@@ -124,12 +124,12 @@ func (w *Writer) parallel(cols []int, fn func(wk *colWorker, col int) error) err
 		}
 	}
 	n := min(len(w.workers), len(cols))
+spawn:
 	for k := 1; k < n; k++ {
 		select {
 		case helpers <- struct{}{}:
 		default:
-			k = n // every core is already helping some writer
-			continue
+			break spawn // every core is already helping some writer
 		}
 		wg.Add(1)
 		go func(wk *colWorker) {

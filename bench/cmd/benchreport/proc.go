@@ -11,6 +11,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/vaultsink/vaultsink/internal/pipeclock"
 )
 
 // childRun is one finished child process, measured by wait4's rusage: its
@@ -32,12 +34,10 @@ type childRun struct {
 func (c childRun) CPUSec() float64 { return c.UserSec + c.SysSec }
 
 // overlap is the share of the less busy stage's time during which the
-// other was busy too (pipeclock.Totals.Overlap).
+// other was busy too.
 func (c childRun) overlap() float64 {
-	if m := min(c.DecodeBusySec, c.EncodeBusySec); m > 0 {
-		return c.BothBusySec / m
-	}
-	return 0
+	sec := func(s float64) time.Duration { return time.Duration(s * float64(time.Second)) }
+	return pipeclock.Totals{Decode: sec(c.DecodeBusySec), Encode: sec(c.EncodeBusySec), Both: sec(c.BothBusySec)}.Overlap()
 }
 
 // runChild runs bin with args to completion. exec.Cmd.Wait is wait4, and
