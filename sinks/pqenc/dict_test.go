@@ -1,0 +1,99 @@
+package pqenc
+
+import (
+	"fmt"
+	"math/rand/v2"
+	"strings"
+	"testing"
+
+	"github.com/apache/arrow-go/v18/arrow/array"
+	"github.com/apache/arrow-go/v18/arrow/memory"
+)
+
+// TestDictColumnIndexes checks dictColumn's cached lookup against the
+// values themselves, on values built to defeat the cache's words: long
+// values equal in their first, middle and last eight bytes and length
+// (only the full comparison tells them apart), short values that differ
+// only in length ("a" and "a\x00"), values at the very end of a buffer,
+// empty values, nulls, and sliced arrays.
+func TestDictColumnIndexes(t *testing.T) {
+	var vals []string
+	for i := range 40 {
+		// n = 30: the words cover bytes 0-7, 11-18 and 22-29; bytes 8-9 vary.
+		vals = append(vals, "prefix__"+string(rune('a'+i%26))+fmt.Sprint(i/26)+strings.Repeat("m", 11)+"x__suffix")
+	}
+	vals = append(vals, "", "a", "a\x00", "a\x00\x00", "ab", "ba", "abcdefg", "abcdefgh", "abcdefgh\x00",
+		"0123456789abcdef", "0123456789abcdeF", "0123456789abcdef0", strings.Repeat("z", 24), strings.Repeat("z", 25))
+	for _, v := range vals[:40] {
+		if len(v) != 30 {
+			t.Fatalf("test value %q is %d bytes, want 30", v, len(v))
+		}
+	}
+	r := rand.New(rand.NewPCG(1, 2))
+	d := newDictColumn()
+	var want []*string
+	for batch := range 50 {
+		b := array.NewStringBuilder(memory.DefaultAllocator)
+		rows := 1 + r.IntN(200)
+		var these []*string
+		for range rows {
+			if r.IntN(10) == 0 {
+				b.AppendNull()
+				these = append(these, nil)
+				continue
+			}
+			v := vals[r.IntN(len(vals))]
+			b.Append(v)
+			these = append(these, &v)
+		}
+		arr := b.NewStringArray()
+		b.Release()
+		if batch%3 == 1 && rows > 2 { // a slice: offsets into the middle of the buffer
+			s := array.NewSlice(arr, 1, int64(rows-1)).(*array.String)
+			arr.Release()
+			arr, these = s, these[1:rows-1]
+		}
+		d.add(arr)
+		arr.Release()
+		want = append(want, these...)
+		if batch == 30 { // a new row group
+			check(t, d, want)
+			d.reset()
+			want = nil
+		}
+	}
+	check(t, d, want)
+}
+
+func check(t *testing.T, d *dictColumn, want []*string) {
+	t.Helper()
+	if d.rows != len(want) || len(d.idx) != len(want) {
+		t.Fatalf("rows %d, indexes %d, want %d", d.rows, len(d.idx), len(want))
+	}
+	seen := map[string]bool{}
+	for k := range len(d.offsets) - 1 {
+		v := string(d.data[d.offsets[k]:d.offsets[k+1]])
+		if seen[v] {
+			t.Fatalf("dictionary holds %q twice", v)
+		}
+		seen[v] = true
+	}
+	nulls := 0
+	for row, w := range want {
+		valid := d.valid[row/8]&(1<<(row%8)) != 0
+		if w == nil {
+			nulls++
+			if valid {
+				t.Fatalf("row %d: null marked valid", row)
+			}
+			continue
+		}
+		k := d.idx[row]
+		if got := string(d.data[d.offsets[k]:d.offsets[k+1]]); !valid || got != *w {
+			t.Fatalf("row %d: index %d is %q (valid %v), want %q", row, k, got, valid, *w)
+		}
+	}
+	if nulls != d.nulls {
+		t.Fatalf("nulls %d, want %d", d.nulls, nulls)
+	}
+}
