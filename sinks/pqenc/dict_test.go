@@ -2,6 +2,7 @@ package pqenc
 
 import (
 	"fmt"
+	"hash/maphash"
 	"math/rand/v2"
 	"strings"
 	"testing"
@@ -96,4 +97,29 @@ func check(t *testing.T, d *dictColumn, want []*string) {
 	if nulls != d.nulls {
 		t.Fatalf("nulls %d, want %d", d.nulls, nulls)
 	}
+}
+
+// TestDictHashCollision forges a hash collision (the index claims y's hash
+// for x) and checks that y still gets an index of its own, found again on
+// later rows, with the cache cleared so that every row goes to the map.
+func TestDictHashCollision(t *testing.T) {
+	x, y := "alice@org1.example", "bob@org1.example"
+	d := newDictColumn()
+	add := func(vals ...string) {
+		b := array.NewStringBuilder(memory.DefaultAllocator)
+		defer b.Release()
+		b.AppendValues(vals, nil)
+		arr := b.NewStringArray()
+		defer arr.Release()
+		d.add(arr)
+		clear(d.cache[:])
+	}
+	add(x)
+	d.index[maphash.String(dictSeed, y)] = d.index[maphash.String(dictSeed, x)]
+	add(y, x, y)
+	add(y)
+	if len(d.overflow) != 1 {
+		t.Fatalf("overflow holds %d values, want 1 (y)", len(d.overflow))
+	}
+	check(t, d, []*string{&x, &y, &x, &y, &y})
 }
