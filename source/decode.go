@@ -163,6 +163,10 @@ const (
 type keyCacheEntry struct {
 	key  []byte
 	code int32
+	// A key of up to 16 bytes also as two zero-padded little-endian
+	// words, for record's compare without a call; n is -1 otherwise.
+	n      int32
+	w0, w1 uint64
 }
 
 // Decoder turns page bodies into Arrow record batches in Schema. It reuses
@@ -615,6 +619,12 @@ func (d *Decoder) lookup(key []byte, esc bool, pos int) int32 {
 		e := &d.kcache[pos]
 		e.key = append(e.key[:0], key...)
 		e.code = code
+		e.n = -1
+		if len(key) <= 16 {
+			var w [16]byte
+			copy(w[:], key)
+			e.n, e.w0, e.w1 = int32(len(key)), binary.LittleEndian.Uint64(w[:]), binary.LittleEndian.Uint64(w[8:])
+		}
 	}
 	return code
 }
@@ -639,7 +649,27 @@ func (d *Decoder) record(b []byte, i int) (int, error) {
 			if err != nil {
 				return k1, err
 			}
-			code := d.lookup(b[k0+1:k1-1], kfl&flEsc != 0, len(d.fields))
+			// The key cache by position (lookup), its common case inline:
+			// a short unescaped key compared as two words.
+			code := int32(-1)
+			hit := false
+			if pos, kn := len(d.fields), k1-k0-2; pos < len(d.kcache) && kn <= 16 && kfl&flEsc == 0 && k0+17 <= len(b) {
+				w0 := binary.LittleEndian.Uint64(b[k0+1:])
+				w1 := binary.LittleEndian.Uint64(b[k0+9:])
+				if kn < 8 {
+					w0, w1 = w0&(1<<(8*kn)-1), 0
+				} else {
+					w1 &= 1<<(8*(kn-8)) - 1
+				}
+				// Equal words mean equal keys: both are zero-padded, and
+				// an unescaped key holds no NUL byte (scanString).
+				if e := &d.kcache[pos]; e.n >= 0 && e.w0 == w0 && e.w1 == w1 {
+					code, hit = e.code, true
+				}
+			}
+			if !hit {
+				code = d.lookup(b[k0+1:k1-1], kfl&flEsc != 0, len(d.fields))
+			}
 			i = k1
 			if i < len(b) && b[i] != ':' {
 				i = skipWS(b, i)
