@@ -163,8 +163,9 @@ const (
 type keyCacheEntry struct {
 	key  []byte
 	code int32
-	// A key of up to 16 bytes also as two zero-padded little-endian
-	// words, for record's compare without a call; n is -1 otherwise.
+	// A plain key (strPlain bytes only) of up to 16 bytes also as two
+	// zero-padded little-endian words, which record compares with the
+	// body; n is its length, or -1 for any other key.
 	n      int32
 	w0, w1 uint64
 }
@@ -620,7 +621,7 @@ func (d *Decoder) lookup(key []byte, esc bool, pos int) int32 {
 		e.key = append(e.key[:0], key...)
 		e.code = code
 		e.n = -1
-		if len(key) <= 16 {
+		if len(key) <= 16 && plain(key) {
 			var w [16]byte
 			copy(w[:], key)
 			e.n, e.w0, e.w1 = int32(len(key)), binary.LittleEndian.Uint64(w[:]), binary.LittleEndian.Uint64(w[8:])
@@ -645,29 +646,36 @@ func (d *Decoder) record(b []byte, i int) (int, error) {
 				return i, malformed(i, "expected an object key")
 			}
 			k0 := i
-			k1, kfl, err := scanString(b, i)
-			if err != nil {
-				return k1, err
-			}
 			// The key cache by position (lookup), its common case inline:
-			// a short unescaped key compared as two words.
-			code := int32(-1)
-			hit := false
-			if pos, kn := len(d.fields), k1-k0-2; pos < len(d.kcache) && kn <= 16 && kfl&flEsc == 0 && k0+17 <= len(b) {
-				w0 := binary.LittleEndian.Uint64(b[k0+1:])
-				w1 := binary.LittleEndian.Uint64(b[k0+9:])
-				if kn < 8 {
-					w0, w1 = w0&(1<<(8*kn)-1), 0
-				} else {
-					w1 &= 1<<(8*(kn-8)) - 1
-				}
-				// Equal words mean equal keys: both are zero-padded, and
-				// an unescaped key holds no NUL byte (scanString).
-				if e := &d.kcache[pos]; e.n >= 0 && e.w0 == w0 && e.w1 == w1 {
-					code, hit = e.code, true
+			// where the cached key is plain and short, the bytes after the
+			// quote are compared with it as two words; if they match and a
+			// quote follows, this key is that one, already validated, and
+			// is not scanned again.
+			var (
+				k1   int
+				kfl  uint8
+				code int32
+				hit  bool
+			)
+			if pos := len(d.fields); pos < len(d.kcache) && i+18 <= len(b) {
+				if e := &d.kcache[pos]; e.n >= 0 && b[i+1+int(e.n)] == '"' {
+					w0 := binary.LittleEndian.Uint64(b[i+1:])
+					w1 := binary.LittleEndian.Uint64(b[i+9:])
+					if e.n < 8 {
+						w0, w1 = w0&(1<<(8*e.n)-1), 0
+					} else {
+						w1 &= 1<<(8*(e.n-8)) - 1
+					}
+					if e.w0 == w0 && e.w1 == w1 {
+						k1, code, hit = i+2+int(e.n), e.code, true
+					}
 				}
 			}
+			var err error
 			if !hit {
+				if k1, kfl, err = scanString(b, i); err != nil {
+					return k1, err
+				}
 				code = d.lookup(b[k0+1:k1-1], kfl&flEsc != 0, len(d.fields))
 			}
 			i = k1
@@ -1214,6 +1222,17 @@ const (
 	lsb = 0x0101010101010101
 	msb = 0x8080808080808080
 )
+
+// plain reports whether every byte of s is one a string scan passes over:
+// no quote, backslash, control character or non-ASCII byte.
+func plain(s []byte) bool {
+	for _, c := range s {
+		if !strPlain[c] {
+			return false
+		}
+	}
+	return true
+}
 
 // strPlain marks the bytes a string scan can pass over without a look.
 var strPlain = func() (t [256]bool) {
