@@ -855,7 +855,10 @@ func (d *Decoder) mapRecord(b []byte, start, end int, recFl uint8, depth int) er
 		d.row = append(d.row, '}')
 		vals[ColExtra] = span{spanRow, s0, len(d.row)}
 	}
-	for c := range vals {
+	// No value is longer than the raw record, or than a hashed id: the
+	// transforms (unescaping, compacting, gathering extra members) only
+	// shorten. So only a record near the limit has values to measure.
+	for c := 0; len(raw) > MaxFieldBytes-64 && c < len(vals); c++ {
 		if vals[c].s1-vals[c].s0 > MaxFieldBytes {
 			d.row = d.row[:rowStart]
 			d.quarantine(raw, recFl, ReasonTooLarge)
