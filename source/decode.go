@@ -194,6 +194,7 @@ type Decoder struct {
 	ids     idSet       // FullDedup: every id of the window; else only its hash seeds are used
 	pending [][2]uint64 // FullDedup: digests added by the page being decoded
 	tie     tieSet      // sorted mode: the ids of the latest timestamp
+	day     dayCache    // timeText's last date
 	canon   canonizer
 
 	// per page
@@ -980,7 +981,7 @@ func (d *Decoder) parseTimestamp(b []byte, fd *field) (int64, bool) {
 	switch c := b[fd.v0]; {
 	case c == '"':
 		s := d.stringContent(b, fd, &d.tmp)
-		if us, ok := parseTimeText(s); ok {
+		if us, ok := d.timeText(s); ok {
 			return us, true
 		}
 		// a number in a string: "1717236930" or "1717236930123"
@@ -1001,6 +1002,15 @@ func (d *Decoder) parseTimestamp(b []byte, fd *field) (int64, bool) {
 // missing zone means UTC, a bare date means midnight UTC. Digits below a
 // microsecond are truncated.
 func parseTimeText(s []byte) (int64, bool) {
+	days, ok := parseDate(s)
+	if !ok {
+		return 0, false
+	}
+	return parseClock(s, days)
+}
+
+// parseDate reads the YYYY-MM-DD that starts s as days since the epoch.
+func parseDate(s []byte) (int64, bool) {
 	if len(s) < 10 || s[4] != '-' || s[7] != '-' {
 		return 0, false
 	}
@@ -1010,7 +1020,38 @@ func parseTimeText(s []byte) (int64, bool) {
 	if !ok1 || !ok2 || !ok3 || month < 1 || month > 12 || day < 1 || day > daysIn(month, year) {
 		return 0, false
 	}
-	days := daysFromCivil(year, month, day)
+	return daysFromCivil(year, month, day), true
+}
+
+// timeText is parseTimeText remembering the last date it read: a page's
+// timestamps nearly all share theirs, and equal first ten bytes mean the
+// same day.
+func (d *Decoder) timeText(s []byte) (int64, bool) {
+	if len(s) < 10 {
+		return 0, false
+	}
+	k, k2 := binary.LittleEndian.Uint64(s), binary.LittleEndian.Uint16(s[8:])
+	if !d.day.ok || k != d.day.k || k2 != d.day.k2 {
+		days, ok := parseDate(s)
+		if !ok {
+			return 0, false
+		}
+		d.day = dayCache{k: k, k2: k2, days: days, ok: true}
+	}
+	return parseClock(s, d.day.days)
+}
+
+// dayCache is the date timeText read last: its first ten bytes and days.
+type dayCache struct {
+	k    uint64
+	k2   uint16
+	ok   bool
+	days int64
+}
+
+// parseClock reads what follows the date in s (days: the date's days
+// since the epoch).
+func parseClock(s []byte, days int64) (int64, bool) {
 	if len(s) == 10 {
 		return days * 86400 * 1e6, true
 	}

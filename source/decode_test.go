@@ -306,6 +306,28 @@ func TestDecodeTimestamps(t *testing.T) {
 
 // TestParseTimeTextMatchesTime compares the hand-written parser with
 // time.Parse over many instants, including leap days and pre-1970 dates.
+// TestTimeTextCache: the Decoder's date-remembering timeText agrees with
+// parseTimeText on a run of timestamps that stay on one date, change date,
+// repeat an earlier date, and mix in invalid dates and clocks after a
+// valid date with the same first ten bytes.
+func TestTimeTextCache(t *testing.T) {
+	d := newTestDecoder(t, DecodeOptions{})
+	texts := []string{
+		"2026-06-01T10:15:30.123Z", "2026-06-01T10:15:31Z", "2026-06-01", "2026-06-01T23:59:59.999999+01:00",
+		"2026-06-01Tnonsense", "2026-06-01T25:00:00Z", "2026-06-02T00:00:00Z", "2026-02-30T00:00:00Z",
+		"2026-06-01T10:15:30Z", "2026-06-0", "2026-13-01T00:00:00Z", "2024-02-29 12:00:00-0130",
+		"2024-02-29T12:00:00", "2025-02-29T12:00:00Z", "2024-02-29x", "x2024-02-29", "",
+	}
+	for round := range 2 {
+		for _, s := range texts {
+			wantUS, wantOK := parseTimeText([]byte(s))
+			if us, ok := d.timeText([]byte(s)); us != wantUS || ok != wantOK {
+				t.Errorf("round %d: timeText(%q) = %d, %v; parseTimeText: %d, %v", round, s, us, ok, wantUS, wantOK)
+			}
+		}
+	}
+}
+
 func TestParseTimeTextMatchesTime(t *testing.T) {
 	start := time.Date(1899, 12, 31, 23, 59, 59, 0, time.UTC)
 	for i := range 20000 {
