@@ -204,6 +204,7 @@ type Decoder struct {
 	appended int
 	row      []byte            // arena of transformed values (unescaped, compacted, extra, hash ids)
 	cells    []span            // NumColumns per row
+	colBytes [NumColumns]int   // bytes of each column's values in cells
 	tsv      []arrow.Timestamp // timestamp per row
 
 	// per record
@@ -312,6 +313,7 @@ func (d *Decoder) DecodePage(body []byte, page int, ingestedAt time.Time) (Page,
 		d.row = nil
 	}
 	d.row, d.cells, d.tsv = d.row[:0], d.cells[:0], d.tsv[:0]
+	d.colBytes = [NumColumns]int{}
 	if err := d.decode(body); err != nil {
 		for _, k := range d.pending {
 			d.ids.remove(k)
@@ -376,31 +378,27 @@ func (d *Decoder) strings(body []byte, c, rows int) arrow.Array {
 		}
 		offs[rows] = int32(rows * n)
 	} else {
-		total := 0
-		for r := c; r < len(d.cells); r += NumColumns {
-			s := d.cells[r]
-			if s.where == spanNull {
-				nulls++
-			}
-			total += s.s1 - s.s0
-		}
+		total := d.colBytes[c]
 		if total > math.MaxInt32 { // max_page_bytes (MaxPageBytesLimit) rules this out
 			panic(fmt.Sprintf("source: column %d of a page holds %d bytes, more than Arrow's 32-bit offsets address", c, total))
 		}
 		dataBuf.Resize(total)
 		data := dataBuf.Bytes()
+		// The validity bitmap is made when the first null shows up.
 		var bits []byte
-		if nulls > 0 {
-			validity = memory.NewResizableBuffer(d.mem)
-			validity.Resize(int(bitutil.BytesForBits(int64(rows))))
-			bits = validity.Bytes()
-			clear(bits)
-		}
 		at := 0
 		for row, r := 0, c; r < len(d.cells); row, r = row+1, r+NumColumns {
 			offs[row] = int32(at)
 			s := d.cells[r]
 			if s.where == spanNull {
+				if bits == nil {
+					validity = memory.NewResizableBuffer(d.mem)
+					validity.Resize(int(bitutil.BytesForBits(int64(rows))))
+					bits = validity.Bytes()
+					clear(bits)
+					bitutil.SetBitsTo(bits, 0, int64(row), true)
+				}
+				nulls++
 				continue
 			}
 			at += copy(data[at:], d.bytesOf(body, s))
@@ -891,6 +889,9 @@ func (d *Decoder) mapRecord(b []byte, start, end int, recFl uint8, depth int) er
 		return nil
 	}
 	d.cells = append(d.cells, vals[:]...)
+	for c := range vals {
+		d.colBytes[c] += vals[c].s1 - vals[c].s0
+	}
 	d.tsv = append(d.tsv, arrow.Timestamp(ts))
 	d.appended++
 	return nil

@@ -874,3 +874,28 @@ func TestKeyCacheWords(t *testing.T) {
 		t.Fatalf("bare array rows %v, want action b in the second", tail)
 	}
 }
+
+// TestNullsAfterValues: a column's validity bitmap, made when its first
+// null shows up, keeps the rows before it valid.
+func TestNullsAfterValues(t *testing.T) {
+	const ts = `"timestamp":"2026-06-01T10:15:30.123Z"`
+	var elems []string
+	want := []*string{str("a0"), str("a1"), nil, str("a3"), nil, nil, str("a6"), str("a7"), str("a8"), nil}
+	for i, w := range want {
+		if w == nil {
+			elems = append(elems, fmt.Sprintf(`{"id":"e%d",%s,"action":null}`, i, ts))
+		} else {
+			elems = append(elems, fmt.Sprintf(`{"id":"e%d",%s,"action":%q}`, i, ts, *w))
+		}
+	}
+	_, rows := decodeOne(t, DecodeOptions{}, elems...)
+	if len(rows) != len(want) {
+		t.Fatalf("%d rows, want %d", len(rows), len(want))
+	}
+	for i, w := range want {
+		got := rows[i]["action"].(*string)
+		if (got == nil) != (w == nil) || (got != nil && *got != *w) {
+			t.Errorf("row %d: action %v, want %v", i, cellString(got), cellString(w))
+		}
+	}
+}
