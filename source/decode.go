@@ -828,11 +828,19 @@ func (d *Decoder) mapRecord(b []byte, start, end int, recFl uint8, depth int) er
 	}
 	for f := fAction; f <= fSourceIP; f++ {
 		if w := win[f]; w >= 0 {
-			vals[mappedCol[f]] = d.textSpan(b, &d.fields[w])
+			if fd := &d.fields[w]; b[fd.v0] == '"' && fd.fl&flEsc == 0 {
+				vals[mappedCol[f]] = span{spanBody, fd.v0 + 1, fd.v1 - 1} // textSpan's common case
+			} else {
+				vals[mappedCol[f]] = d.textSpan(b, fd)
+			}
 		}
 	}
 	if w := win[fDetail]; w >= 0 {
-		vals[ColDetail] = d.detailSpan(b, &d.fields[w])
+		if fd := &d.fields[w]; b[fd.v0] == '{' && fd.fl&flWS == 0 {
+			vals[ColDetail] = span{spanBody, fd.v0, fd.v1} // detailSpan's common case
+		} else {
+			vals[ColDetail] = d.detailSpan(b, fd)
+		}
 	}
 	// extra: every member that is not a winner, in document order.
 	s0 := len(d.row)
