@@ -70,6 +70,9 @@ func (d *dictColumn) reset() {
 // add gathers the rows of a string array.
 func (d *dictColumn) add(arr *array.String) {
 	n := arr.Len()
+	if n == 0 {
+		return // an empty array may have no offsets buffer at all
+	}
 	for range bitutil.BytesForBits(int64(d.rows+n)) - int64(len(d.valid)) {
 		d.valid = append(d.valid, 0)
 	}

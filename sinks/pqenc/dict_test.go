@@ -7,6 +7,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/apache/arrow-go/v18/arrow/array"
 	"github.com/apache/arrow-go/v18/arrow/memory"
 )
@@ -63,6 +64,12 @@ func TestDictColumnIndexes(t *testing.T) {
 			want = nil
 		}
 	}
+	check(t, d, want)
+
+	// an empty array without buffers adds nothing
+	empty := array.NewStringData(array.NewData(arrow.BinaryTypes.String, 0, []*memory.Buffer{nil, nil, nil}, nil, 0, 0))
+	defer empty.Release()
+	d.add(empty)
 	check(t, d, want)
 }
 
