@@ -133,8 +133,8 @@ func (s Summary) String() string {
 		b.WriteByte('\n')
 	}
 	if p := s.Pipeline; p.Decode > 0 || p.Encode > 0 {
-		fmt.Fprintf(&b, "pipeline: decode busy %.2fs, encode busy %.2fs, both at once %.2fs (%.0f%% of the shorter)\n",
-			p.Decode.Seconds(), p.Encode.Seconds(), p.Both.Seconds(), 100*p.Overlap())
+		b.WriteString(p.Line())
+		b.WriteByte('\n')
 	}
 	return b.String()
 }

@@ -9,7 +9,6 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
-	"regexp"
 	"slices"
 	"sort"
 	"strings"
@@ -18,6 +17,7 @@ import (
 
 	_ "github.com/duckdb/duckdb-go/v2"
 
+	"github.com/vaultsink/vaultsink/internal/pipeclock"
 	"github.com/vaultsink/vaultsink/source/vaultsim"
 )
 
@@ -195,8 +195,6 @@ func contentDigest(t *testing.T, db *sql.DB, dir string) map[string]string {
 	return out
 }
 
-var pipelineRE = regexp.MustCompile(`(?m)^pipeline: decode busy ([0-9.]+)s, encode busy ([0-9.]+)s, both at once ([0-9.]+)s`)
-
 func TestE2ESyncMatchesTruth(t *testing.T) {
 	e := newE2E(t, e2eOpts{})
 	out := e.mustRun("sync")
@@ -206,7 +204,7 @@ func TestE2ESyncMatchesTruth(t *testing.T) {
 		}
 	}
 	// The summary says how long decode and encode were busy (pipeclock).
-	if m := pipelineRE.FindStringSubmatch(out); m == nil || m[1] == "0.00" || m[2] == "0.00" {
+	if p, ok := pipeclock.ParseLine(out); !ok || p.Decode < 10*time.Millisecond || p.Encode < 10*time.Millisecond {
 		t.Fatalf("summary has no pipeline line with decode and encode busy times:\n%s", out)
 	}
 	db := duck(t)

@@ -15,6 +15,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/vaultsink/vaultsink/internal/pipeclock"
 	"github.com/vaultsink/vaultsink/source"
 	"github.com/vaultsink/vaultsink/source/vaultsim"
 )
@@ -94,10 +95,7 @@ func writeConfig(dir, base, tokens string, start time.Time, window string, rateL
 	return p, os.WriteFile(p, []byte(b.String()), 0o644)
 }
 
-var (
-	eventsRE   = regexp.MustCompile(`events=(\d+)`)
-	pipelineRE = regexp.MustCompile(`(?m)^pipeline: decode busy ([0-9.]+)s, encode busy ([0-9.]+)s, both at once ([0-9.]+)s`)
-)
+var eventsRE = regexp.MustCompile(`events=(\d+)`)
 
 // syncScenario is one sync configuration run several times.
 type syncScenario struct {
@@ -197,13 +195,11 @@ func (b *bencher) syncScenarios() error {
 				return fmt.Errorf("%s: run %d wrote %d events, an earlier run %d", sp.name, r, n, sc.Events)
 			}
 			sc.Events = n
-			p := pipelineRE.FindStringSubmatch(cr.stdout)
-			if p == nil {
+			p, ok := pipeclock.ParseLine(cr.stdout)
+			if !ok {
 				return fmt.Errorf("sync printed no pipeline line: %s", cr.stdout)
 			}
-			cr.DecodeBusySec, _ = strconv.ParseFloat(p[1], 64)
-			cr.EncodeBusySec, _ = strconv.ParseFloat(p[2], 64)
-			cr.BothBusySec, _ = strconv.ParseFloat(p[3], 64)
+			cr.DecodeBusySec, cr.EncodeBusySec, cr.BothBusySec = p.Decode.Seconds(), p.Encode.Seconds(), p.Both.Seconds()
 			sc.Runs = append(sc.Runs, cr)
 			sc.SimCPUSec = append(sc.SimCPUSec, simCPU)
 			log.Printf("  %s run %d: %d events in %.2fs wall, %.2fs CPU, peak RSS %.1f MiB; simulator %.2fs CPU",
