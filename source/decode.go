@@ -623,10 +623,22 @@ func (d *Decoder) lookup(key []byte, esc bool, pos int) int32 {
 		if len(key) <= 16 && plain(key) {
 			var w [16]byte
 			copy(w[:], key)
-			e.n, e.w0, e.w1 = int32(len(key)), binary.LittleEndian.Uint64(w[:]), binary.LittleEndian.Uint64(w[8:])
+			e.n = int32(len(key))
+			e.w0, e.w1 = keyWords(w[:], len(key))
 		}
 	}
 	return code
+}
+
+// keyWords packs the first n (at most 16) bytes of p, which holds at
+// least 16, into two little-endian words, zero past n: the form in which
+// lookup caches a key and record compares the body with it.
+func keyWords(p []byte, n int) (w0, w1 uint64) {
+	w0, w1 = binary.LittleEndian.Uint64(p), binary.LittleEndian.Uint64(p[8:16])
+	if n < 8 {
+		return w0 & (1<<(8*n) - 1), 0
+	}
+	return w0, w1 & (1<<(8*(n-8)) - 1)
 }
 
 // record decodes one object element at b[i] == '{' into a row, a
@@ -658,14 +670,7 @@ func (d *Decoder) record(b []byte, i int) (int, error) {
 			)
 			if pos := len(d.fields); pos < len(d.kcache) && i+18 <= len(b) {
 				if e := &d.kcache[pos]; e.n >= 0 && b[i+1+int(e.n)] == '"' {
-					w0 := binary.LittleEndian.Uint64(b[i+1:])
-					w1 := binary.LittleEndian.Uint64(b[i+9:])
-					if e.n < 8 {
-						w0, w1 = w0&(1<<(8*e.n)-1), 0
-					} else {
-						w1 &= 1<<(8*(e.n-8)) - 1
-					}
-					if e.w0 == w0 && e.w1 == w1 {
+					if w0, w1 := keyWords(b[i+1:], int(e.n)); e.w0 == w0 && e.w1 == w1 {
 						k1, code, hit = i+2+int(e.n), e.code, true
 					}
 				}
