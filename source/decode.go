@@ -214,7 +214,8 @@ type Decoder struct {
 }
 
 // NewDecoder returns a Decoder allocating Arrow memory from mem. Call Reset
-// with the first window before DecodePage, and Release when done.
+// with the first window before DecodePage. It holds no Arrow memory
+// between pages: the record batches it returns are the caller's to release.
 func NewDecoder(mem memory.Allocator, opts DecodeOptions) *Decoder {
 	f, def := &opts.Fields, DefaultFields
 	for _, p := range []struct {
@@ -288,10 +289,6 @@ func (d *Decoder) dedupLen() int {
 	}
 	return d.tie.len()
 }
-
-// Release is kept for symmetry with NewDecoder: the decoder holds no Arrow
-// memory between pages. Record batches already returned stay valid.
-func (d *Decoder) Release() {}
 
 // DecodePage decodes one response body. Rows outside [w.Start,w.End) are
 // quarantined (or skipped with DropOutside); ingestedAt fills ingested_at.

@@ -104,7 +104,6 @@ func benchDecode(b *testing.B, camel bool) {
 	const n = 1000
 	body := pageBody(genEvents(n, 1, camel), "c_2")
 	d := NewDecoder(memory.DefaultAllocator, DecodeOptions{Org: "org_acme"})
-	defer d.Release()
 	ingested := benchWindow.End.Add(10 * time.Minute)
 
 	// The floor, timed in this same run over the same bytes: interleaved

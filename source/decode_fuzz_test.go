@@ -36,7 +36,6 @@ func FuzzDecodePage(f *testing.F) {
 					if pg.Rec != nil || pg.Items != 0 || pg.Quarantined != nil || d.dedupLen() != 0 {
 						t.Fatalf("unsorted page left data: %+v, %d ids", pg, d.dedupLen())
 					}
-					d.Release()
 					continue
 				}
 			}
@@ -50,7 +49,6 @@ func FuzzDecodePage(f *testing.F) {
 				if top := bytes.TrimLeft(bytes.TrimPrefix(body, []byte("\xef\xbb\xbf")), " \t\r\n"); len(top) > 0 && top[0] == '[' && json.Valid(body) {
 					t.Fatalf("valid bare array refused: %v", err)
 				}
-				d.Release()
 				continue
 			}
 			if !json.Valid(bytes.TrimPrefix(body, []byte("\xef\xbb\xbf"))) {
@@ -67,7 +65,6 @@ func FuzzDecodePage(f *testing.F) {
 				if pg.Rec != nil {
 					pg.Rec.Release()
 				}
-				d.Release()
 				continue
 			}
 			if err != nil {
@@ -82,7 +79,6 @@ func FuzzDecodePage(f *testing.F) {
 					p.Rec.Release()
 				}
 			}
-			d.Release()
 		}
 	})
 }

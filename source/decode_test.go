@@ -60,7 +60,6 @@ func newTestDecoder(t *testing.T, opts DecodeOptions) *Decoder {
 	d := NewDecoder(mem, opts)
 	d.Reset(benchWindow)
 	t.Cleanup(func() {
-		d.Release()
 		mem.AssertSize(t, 0)
 	})
 	return d
@@ -772,7 +771,6 @@ func TestDecodeManyPagesNoLeak(t *testing.T) {
 			pg.Rec.Release()
 		}
 	}
-	d.Release()
 	mem.AssertSize(t, 0)
 	if total != 15*200+15*150 {
 		t.Fatalf("rows = %d", total)

@@ -61,7 +61,6 @@ func (c *Client) WalkWith(ctx context.Context, org Org, w Window, mem memory.All
 	}
 	dropOutside := c.cfg.TimeFormat == "date"
 	dec := NewDecoder(mem, DecodeOptions{Org: org.ID, Fields: c.cfg.Fields, ItemsField: c.cfg.Params.ItemsField, DropOutside: dropOutside, FullDedup: opts.FullDedup})
-	defer dec.Release()
 
 	style := c.cfg.Pagination
 	if style == "auto" {

@@ -167,7 +167,6 @@ func measureStages(ps pageSet, minCPU time.Duration) (stageResults, error) {
 	}
 	mem := memory.NewGoAllocator()
 	dec := source.NewDecoder(mem, source.DecodeOptions{Org: ps.w.Org})
-	defer dec.Release()
 	ingested := time.Now()
 	stopProfile := startProfile("decode")
 	r.Decode, err = measure(minCPU, func() error {
