@@ -18,7 +18,7 @@ import (
 // work done is the same. cachegrind counts the instructions vaultsink
 // executes instead: at GOMAXPROCS=1 (no spinning idle threads, one
 // garbage-collection schedule) two runs of the same binary agree within
-// ~0.5% (the report prints their spread), so commits can be compared
+// ~1% (the report prints their spread), so commits can be compared
 // across days. Instructions are not
 // time (decoding runs at a higher IPC than compression), and the figure
 // covers vaultsink only, not the simulator.
