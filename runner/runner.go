@@ -8,6 +8,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/vaultsink/vaultsink/internal/bufpool"
 	"log/slog"
 	"sort"
 	"strings"
@@ -43,7 +44,7 @@ type Options struct {
 	LeaseTTL    time.Duration // how long a lease holds without renewal
 	Log         *slog.Logger
 	Registerer  prometheus.Registerer
-	Mem         memory.Allocator
+	Mem         memory.Allocator // the decoder's Arrow buffers; nil: bufpool.Default
 	Now         func() time.Time
 }
 
@@ -70,7 +71,7 @@ func New(o Options) *Engine {
 		o.Now = time.Now
 	}
 	if o.Mem == nil {
-		o.Mem = memory.NewGoAllocator()
+		o.Mem = bufpool.Default // the Parquet writer reuses what the decoder frees
 	}
 	if o.Concurrency < 1 {
 		o.Concurrency = 1

@@ -25,6 +25,7 @@ import (
 	"github.com/apache/arrow-go/v18/parquet/file"
 	"github.com/apache/arrow-go/v18/parquet/pqarrow"
 
+	"github.com/vaultsink/vaultsink/internal/bufpool"
 	"github.com/vaultsink/vaultsink/internal/pipeclock"
 	"github.com/vaultsink/vaultsink/source"
 )
@@ -144,8 +145,11 @@ type Writer struct {
 
 // NewWriter starts a Parquet file on w. Row groups are written to w as they
 // fill; w is not closed by Close (the caller owns it, e.g. to fsync it).
+// arrow-go allocates its page and column-chunk buffers from bufpool.Default,
+// which hands them out again in the next row group instead of regrowing
+// them from nothing.
 func NewWriter(w io.Writer, meta Meta, opts Options) (*Writer, error) {
-	return newWriter(w, meta, opts, memory.DefaultAllocator)
+	return newWriter(w, meta, opts, bufpool.Default)
 }
 
 // NoStatsColumns are the free-text columns written without min/max

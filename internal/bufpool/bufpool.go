@@ -1,0 +1,183 @@
+// Package bufpool is an Arrow memory.Allocator that keeps the buffers it
+// is handed back and gives them out again.
+//
+// Arrow's Go allocator leaves freed buffers to the garbage collector, so a
+// sync allocated ~1.1 GB per million events, all of it short-lived: each
+// decoded page's column buffers (~300 KB, freed once the page is encoded)
+// and the Parquet writer's page and column-chunk buffers (regrown from
+// nothing in every row group). Every byte of it brought the next
+// collection nearer. A Pool hands a freed buffer to the next request of
+// its size class instead: the decoder's next page reuses what the encoder
+// just released. Measured on a 1.2M-event sync, the bytes allocated went
+// from 1.31 GB to 0.74 GB and the collections from 46 to 26-27; counted with
+// cachegrind, a sync runs ~2.2% fewer instructions, for ~4 MiB more peak
+// RSS (the idle buffers).
+//
+// A Pool is only as safe as its callers: a buffer must not be used after
+// it is freed (Arrow's contract for every allocator, which the garbage
+// collector otherwise forgives). Builds with the race detector, which is
+// how `make test` runs, poison every freed buffer and panic on a double
+// free, so that the whole suite (Parquet read back by DuckDB, the
+// end-to-end syncs) would see a use after free as corrupt values.
+package bufpool
+
+import (
+	"math/bits"
+	"sync"
+	"unsafe"
+
+	"github.com/apache/arrow-go/v18/arrow/memory"
+)
+
+// Size classes are powers of two from 4 KiB to 16 MiB. Smaller requests
+// are cheap for the Go allocator and too many to be worth a lock; larger
+// ones are rare (a freak page) and would pin too much.
+const (
+	minShift = 12
+	maxShift = 24
+)
+
+// DefaultLimit bounds the bytes a Pool keeps idle: a few decoded pages
+// or a row group's worth of buffers. Idle buffers are live heap to the
+// garbage collector and resident memory, so a larger pool costs peak RSS:
+// limits of 4 to 32 MiB counted the same instructions within noise, and
+// 16 MiB cost ~2-3 MiB more peak RSS than 8.
+const DefaultLimit = 8 << 20
+
+// Default is the process's pool: the decoder allocates its Arrow buffers
+// from it and the Parquet writer its encoding buffers, so what one frees
+// the other reuses.
+var Default = newPool(DefaultLimit, debug)
+
+// Pool is a memory.Allocator that recycles freed buffers by size class.
+// It is safe for concurrent use. Allocate returns zeroed memory, as every
+// Arrow allocator does; a recycled buffer is cleared when it is given out.
+type Pool struct {
+	mu    sync.Mutex
+	free  [maxShift + 1][][]byte // idle buffers by class, each of cap 1<<class
+	idle  int                    // bytes in free
+	limit int
+
+	live map[*byte]bool // debug builds: buffers given out (nil otherwise)
+}
+
+// New returns a Pool keeping at most limit bytes idle. In builds with the
+// race detector it checks lifetimes (see the package comment).
+func New(limit int) *Pool { return newPool(limit, debug) }
+
+func newPool(limit int, checked bool) *Pool {
+	p := &Pool{limit: limit}
+	if checked {
+		p.live = map[*byte]bool{}
+	}
+	return p
+}
+
+var _ memory.Allocator = (*Pool)(nil)
+
+// class is the size class of a request of n bytes, or -1 if none.
+func class(n int) int {
+	if n <= 1<<minShift-1 || n > 1<<maxShift {
+		return -1
+	}
+	return bits.Len(uint(n - 1))
+}
+
+// Allocate returns n zeroed bytes; their capacity is the size class.
+func (p *Pool) Allocate(n int) []byte {
+	c := class(n)
+	if c < 0 {
+		return make([]byte, n)
+	}
+	p.mu.Lock()
+	var b []byte
+	if l := p.free[c]; len(l) > 0 {
+		b = l[len(l)-1]
+		l[len(l)-1] = nil
+		p.free[c] = l[:len(l)-1]
+		p.idle -= cap(b)
+	}
+	p.mu.Unlock()
+	if b == nil {
+		b = make([]byte, n, 1<<c)
+	} else {
+		b = b[:n]
+		clear(b)
+	}
+	if p.live != nil {
+		p.track(b)
+	}
+	return b
+}
+
+// Reallocate grows b to n bytes, keeping its contents; the grown part is
+// zeroed. b must not be used afterwards.
+func (p *Pool) Reallocate(n int, b []byte) []byte {
+	if n <= cap(b) {
+		if n > len(b) {
+			clear(b[len(b):n])
+		}
+		return b[:n]
+	}
+	nb := p.Allocate(n)
+	copy(nb, b)
+	p.Free(b)
+	return nb
+}
+
+// Free takes b back. A buffer not of a size class (not from this Pool) is
+// left to the garbage collector, as is any beyond the idle limit.
+func (p *Pool) Free(b []byte) {
+	c := cap(b)
+	if c == 0 || c&(c-1) != 0 || class(c) < 0 {
+		return
+	}
+	b = b[:c]
+	if p.live != nil {
+		p.untrack(b)
+	}
+	p.mu.Lock()
+	if p.idle+c <= p.limit {
+		p.free[class(c)] = append(p.free[class(c)], b)
+		p.idle += c
+	}
+	p.mu.Unlock()
+}
+
+// Idle is the number of bytes the Pool keeps for reuse.
+func (p *Pool) Idle() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.idle
+}
+
+// track and untrack are the debug builds' checks: a buffer is given out
+// once and freed once, and a freed buffer is filled with poison.
+func (p *Pool) track(b []byte) {
+	k := unsafe.SliceData(b)
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.live[k] {
+		panic("bufpool: a buffer was given out twice")
+	}
+	p.live[k] = true
+}
+
+func (p *Pool) untrack(b []byte) {
+	k := unsafe.SliceData(b)
+	p.mu.Lock()
+	given := p.live[k]
+	delete(p.live, k)
+	p.mu.Unlock()
+	if !given {
+		// Not given out by this Pool, or freed twice: a double free
+		// would hand one buffer to two owners.
+		panic("bufpool: freed a buffer it did not give out, or freed it twice")
+	}
+	for i := range b {
+		b[i] = Poison
+	}
+}
+
+// Poison fills freed buffers in debug builds.
+const Poison = 0xA5
