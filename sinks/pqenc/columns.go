@@ -64,7 +64,7 @@ func columnSpecs(s *arrow.Schema) []colSpec {
 	for i, f := range s.Fields() {
 		specs[i] = colSpec{nullable: f.Nullable, weight: columnWeights[f.Name]}
 		if dict[f.Name] {
-			specs[i].dict = newDictColumn()
+			specs[i].dict = getDictColumn()
 		}
 	}
 	return specs

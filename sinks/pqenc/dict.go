@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"hash/maphash"
 	"slices"
+	"sync"
 
 	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/apache/arrow-go/v18/arrow/array"
@@ -52,6 +53,48 @@ type dictColumn struct {
 
 func newDictColumn() *dictColumn {
 	return &dictColumn{index: map[uint64]int32{}, offsets: []int32{0}}
+}
+
+// Dictionary columns outlive their Writer. A new one costs its cache
+// (96 KiB, zeroed) and buffers regrown from nothing for the first row
+// group, and an hourly sync opens a file per window; so a closed Writer's
+// columns wait in dictFree for the next. At most maxIdleDictColumns wait,
+// and none that a freak row group grew past retainDictBytes of buffers or
+// retainDictValues distinct values (its map keeps the room it grew).
+var dictFree struct {
+	sync.Mutex
+	cols []*dictColumn
+}
+
+const (
+	maxIdleDictColumns = 14 // two files' worth
+	retainDictBytes    = 1 << 20
+	retainDictValues   = 1 << 14
+)
+
+func getDictColumn() *dictColumn {
+	dictFree.Lock()
+	defer dictFree.Unlock()
+	if n := len(dictFree.cols); n > 0 {
+		d := dictFree.cols[n-1]
+		dictFree.cols[n-1] = nil
+		dictFree.cols = dictFree.cols[:n-1]
+		return d
+	}
+	return newDictColumn()
+}
+
+// putDictColumn takes back a column no Writer uses any more.
+func putDictColumn(d *dictColumn) {
+	if 4*cap(d.idx) > retainDictBytes || cap(d.data) > retainDictBytes || cap(d.offsets) > retainDictValues+1 {
+		return
+	}
+	d.reset()
+	dictFree.Lock()
+	defer dictFree.Unlock()
+	if len(dictFree.cols) < maxIdleDictColumns {
+		dictFree.cols = append(dictFree.cols, d)
+	}
 }
 
 // reset empties d for the next row group, keeping its buffers.
@@ -202,7 +245,8 @@ func tailWord(v []byte) uint64 {
 
 // dictCacheBits sizes dictColumn's cache: 4096 slots of 24 bytes, enough
 // for the few thousand actors or resources of a row group. That is 96 KiB
-// per dictionary column, 672 KiB per open file, cleared per row group.
+// per dictionary column, 672 KiB per open file, cleared per row group
+// (and kept between files: dictFree).
 const dictCacheBits = 12
 
 const _ = uint(dictCacheBits - 8) // cacheSlot's length argument needs 8 bits of slot

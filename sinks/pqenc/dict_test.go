@@ -1,15 +1,19 @@
 package pqenc
 
 import (
+	"bytes"
 	"fmt"
 	"hash/maphash"
 	"math/rand/v2"
+	"slices"
 	"strings"
 	"testing"
 
 	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/apache/arrow-go/v18/arrow/array"
 	"github.com/apache/arrow-go/v18/arrow/memory"
+
+	"github.com/vaultsink/vaultsink/source"
 )
 
 // TestDictColumnIndexes checks dictColumn's cached lookup against the
@@ -129,4 +133,113 @@ func TestDictHashCollision(t *testing.T) {
 		t.Fatalf("overflow holds %d values, want 1 (y)", len(d.overflow))
 	}
 	check(t, d, []*string{&x, &y, &x, &y, &y})
+}
+
+// takeDictFree empties the free list of dictionary columns for a test and
+// puts back what was there when it ends.
+func takeDictFree(t *testing.T) {
+	dictFree.Lock()
+	saved := dictFree.cols
+	dictFree.cols = nil
+	dictFree.Unlock()
+	t.Cleanup(func() {
+		dictFree.Lock()
+		dictFree.cols = saved
+		dictFree.Unlock()
+	})
+}
+
+func idleDictColumns() []*dictColumn {
+	dictFree.Lock()
+	defer dictFree.Unlock()
+	return slices.Clone(dictFree.cols)
+}
+
+// TestDictColumnsReused: a closed or aborted Writer's dictionary columns go
+// to the next Writer, emptied: its file is byte for byte the one fresh
+// columns make, also after an Abort in the middle of a row group (rows
+// gathered, not written).
+func TestDictColumnsReused(t *testing.T) {
+	takeDictFree(t)
+	opts := Options{RowGroupRows: 2500}
+	fresh := encodeWith(t, 2, opts, 1000, 2000, 7) // its columns are new
+	first := idleDictColumns()
+	if len(first) != len(source.DictionaryColumns) {
+		t.Fatalf("%d dictionary columns idle after Close, want %d", len(first), len(source.DictionaryColumns))
+	}
+	for _, d := range first {
+		if d.rows != 0 || len(d.index) != 0 || len(d.data) != 0 || d.cache != ([1 << dictCacheBits]cacheEntry{}) {
+			t.Fatal("an idle dictionary column was not emptied")
+		}
+	}
+
+	// Other values first, so the reused columns held different dictionaries.
+	encodeWith(t, 2, opts, 700, 4100)
+	again := encodeWith(t, 2, opts, 1000, 2000, 7)
+	if !bytes.Equal(again, fresh) {
+		t.Fatalf("reused dictionary columns wrote a different file (%d vs %d bytes)", len(again), len(fresh))
+	}
+	for _, d := range idleDictColumns() {
+		if !slices.Contains(first, d) {
+			t.Fatal("a new dictionary column was made though idle ones waited")
+		}
+	}
+
+	// Abort with 500 rows gathered in the open row group.
+	var buf bytes.Buffer
+	w, err := newWriterWorkers(&buf, Meta{Window: testWindow, Version: "test"}, opts, memory.DefaultAllocator, 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec := nullyBatch(memory.DefaultAllocator, 50_000, 3000)
+	err = w.Write(rec)
+	rec.Release()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := w.flushPending(); err != nil {
+		t.Fatal(err)
+	}
+	gathered := 0
+	for _, c := range w.cols {
+		if c.dict != nil {
+			gathered += c.dict.rows
+		}
+	}
+	if gathered == 0 {
+		t.Fatal("test setup: no rows gathered before the Abort")
+	}
+	w.Abort()
+	if got := encodeWith(t, 2, opts, 1000, 2000, 7); !bytes.Equal(got, fresh) {
+		t.Fatal("dictionary columns reused after an Abort wrote a different file")
+	}
+}
+
+// TestDictColumnsNotHoarded: the free list keeps at most two files' worth,
+// and no column a freak row group grew past retainDictBytes.
+func TestDictColumnsNotHoarded(t *testing.T) {
+	takeDictFree(t)
+	for range 3 * maxIdleDictColumns {
+		putDictColumn(newDictColumn())
+	}
+	if n := len(idleDictColumns()); n != maxIdleDictColumns {
+		t.Fatalf("%d idle dictionary columns, want %d", n, maxIdleDictColumns)
+	}
+	takeDictFree(t)
+	big := newDictColumn()
+	big.idx = make([]int32, 0, retainDictBytes/4+1)
+	putDictColumn(big)
+	many := newDictColumn()
+	many.offsets = make([]int32, 1, retainDictValues+2)
+	putDictColumn(many)
+	if n := len(idleDictColumns()); n != 0 {
+		t.Fatal("a dictionary column grown past the retain limits was kept")
+	}
+	fine := newDictColumn()
+	fine.idx = make([]int32, 0, retainDictBytes/4)
+	fine.offsets = make([]int32, 1, retainDictValues+1)
+	putDictColumn(fine)
+	if n := len(idleDictColumns()); n != 1 {
+		t.Fatal("a dictionary column within the retain limits was not kept")
+	}
 }

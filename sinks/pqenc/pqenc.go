@@ -334,7 +334,9 @@ func (w *Writer) Close() error {
 		w.release()
 		return fmt.Errorf("parquet metadata %s: %w", MetaEventCount, err)
 	}
-	if err := w.wr.Close(); err != nil {
+	err := w.wr.Close()
+	w.recycleDicts()
+	if err != nil {
 		return fmt.Errorf("close parquet: %w", err)
 	}
 	return nil
@@ -356,7 +358,18 @@ func (w *Writer) release() {
 		r.Release()
 	}
 	w.pending = nil
-	w.rgw = nil
+	w.rgw = nil // its column writers, which may alias the dictionaries, go too
+	w.recycleDicts()
+}
+
+// recycleDicts hands the dictionary columns on to the next Writer.
+func (w *Writer) recycleDicts() {
+	for i := range w.cols {
+		if d := w.cols[i].dict; d != nil {
+			w.cols[i].dict = nil
+			putDictColumn(d)
+		}
+	}
 }
 
 // countingWriter hides any Close method of the destination (pqarrow closes
