@@ -124,3 +124,26 @@ func checkPage(t *testing.T, pg Page) {
 		}
 	}
 }
+
+// FuzzFlatObject: skipValue answers the same with and without its flat
+// object shortcut (skipFlatObject), on any bytes.
+func FuzzFlatObject(f *testing.F) {
+	f.Add([]byte(`{"vault":"finance","n":-1.5e3,"ok":true,"x":null}`))
+	f.Add([]byte(`{"a":{"b":[1,"\u00e9"]}, "c" : "d"}`))
+	f.Add([]byte("{\"a\":\"\xff\"}"))
+	f.Fuzz(func(t *testing.T, body []byte) {
+		if len(body) == 0 || body[0] != '{' {
+			body = append([]byte{'{'}, body...)
+		}
+		d := NewDecoder(memory.DefaultAllocator, DecodeOptions{Org: "o"})
+		defer func() { flatObjectsOn = true }()
+		flatObjectsOn = true
+		e1, f1, p1, err1 := d.skipValue(body, 0)
+		flatObjectsOn = false
+		e2, f2, p2, err2 := d.skipValue(body, 0)
+		if (err1 == nil) != (err2 == nil) || (err1 != nil && err1.Error() != err2.Error()) ||
+			(err1 == nil && (e1 != e2 || f1 != f2 || p1 != p2)) {
+			t.Fatalf("%q: shortcut (%d, %#x, %d, %v), general (%d, %#x, %d, %v)", body, e1, f1, p1, err1, e2, f2, p2, err2)
+		}
+	})
+}

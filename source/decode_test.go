@@ -897,3 +897,47 @@ func TestNullsAfterValues(t *testing.T) {
 		}
 	}
 }
+
+// TestFlatObjectSameAsGeneral: skipValue's shortcut for flat objects
+// (skipFlatObject) returns what the general scan returns, end, flags,
+// depth and error alike, on flat objects and on every way out of that
+// shape: whitespace, nesting, escapes, non-ASCII and invalid UTF-8, bad
+// literals and numbers, and each object cut short at every byte.
+func TestFlatObjectSameAsGeneral(t *testing.T) {
+	objects := []string{
+		`{}`, `{"a":1}`, `{"a":"b"}`, `{"vault":"finance","secret_type":"DATABASE","via":"mobile","n":-12.5e+3,"ok":true,"no":false,"x":null}`,
+		`{"a":"b\"c","d":"\u00e9"}`, `{"é":"ü"}`, "{\"a\":\"\xff\"}", "{\"a\xfe\":1}",
+		`{ "a":1}`, `{"a" :1}`, `{"a": 1}`, `{"a":1 }`, `{"a":1, "b":2}`, "{\"a\":1\n}",
+		`{"a":{"b":1}}`, `{"a":[1,2]}`, `{"a":[]}`, `{"a":{}}`,
+		`{"a":tru}`, `{"a":nul}`, `{"a":01}`, `{"a":-}`, `{"a":1.}`, `{"a":1e}`, `{"a":+1}`, `{"a":.5}`,
+		`{"a":1,}`, `{,}`, `{"a"}`, `{"a":}`, `{a:1}`, `{"a":1"b":2}`, `{"a":"\x"}`, "{\"a\":\"\x01\"}",
+		`{"a":1}}`, `{"a":1},{"b":2}`, `{"a":1]`,
+	}
+	check := func(t *testing.T, body []byte, at int) {
+		t.Helper()
+		d := NewDecoder(memory.DefaultAllocator, DecodeOptions{Org: "o"})
+		flatObjectsOn = true
+		e1, f1, p1, err1 := d.skipValue(body, at)
+		flatObjectsOn = false
+		e2, f2, p2, err2 := d.skipValue(body, at)
+		flatObjectsOn = true
+		if (err1 == nil) != (err2 == nil) || (err1 != nil && err1.Error() != err2.Error()) ||
+			(err1 == nil && (e1 != e2 || f1 != f2 || p1 != p2)) {
+			t.Errorf("%q at %d: shortcut (%d, %#x, %d, %v), general (%d, %#x, %d, %v)", body, at, e1, f1, p1, err1, e2, f2, p2, err2)
+		}
+	}
+	flatSeen := 0
+	for _, o := range objects {
+		body := []byte("[" + o + "]")
+		check(t, body, 1)
+		if _, _, ok := skipFlatObject(body, 1); ok {
+			flatSeen++
+		}
+		for cut := 2; cut < len(body); cut++ {
+			check(t, body[:cut], 1)
+		}
+	}
+	if flatSeen < 6 {
+		t.Fatalf("only %d test objects took the shortcut", flatSeen)
+	}
+}
