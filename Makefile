@@ -74,6 +74,7 @@ test-long chaos: build tools
 fuzz:
 	$(GO) test -run '^$$' -fuzz FuzzDecodePage -fuzztime 60s ./source/
 	$(GO) test -run '^$$' -fuzz FuzzFlatObject -fuzztime 60s ./source/
+	$(GO) test -run '^$$' -fuzz FuzzTimeText -fuzztime 60s ./source/
 	$(GO) test -run '^$$' -fuzz FuzzParse -fuzztime 60s ./config/
 
 bench: build valgrind

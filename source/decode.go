@@ -195,6 +195,7 @@ type Decoder struct {
 	pending [][2]uint64 // FullDedup: digests added by the page being decoded
 	tie     tieSet      // sorted mode: the ids of the latest timestamp
 	day     dayCache    // timeText's last date
+	minute  minuteCache // timeText's last minute
 	canon   canonizer
 
 	// per page
@@ -1038,6 +1039,38 @@ func parseDate(s []byte) (int64, bool) {
 // timestamps nearly all share theirs, and equal first ten bytes mean the
 // same day.
 func (d *Decoder) timeText(s []byte) (int64, bool) {
+	// The common shape, "YYYY-MM-DDTHH:MM:SS.mmmZ": its first 16 bytes
+	// (date, hour and minute) repeat from event to event, so the minute
+	// parsed last is kept like the date, and only the seconds and
+	// milliseconds are read, as fixed digits. Anything else in those
+	// places (a seconds value of 60, "12 Z") goes to the full parse.
+	if len(s) == 24 && s[16] == ':' && s[19] == '.' && s[23] == 'Z' {
+		w0, w1 := binary.LittleEndian.Uint64(s), binary.LittleEndian.Uint64(s[8:])
+		sec, ok1 := digits(s[17:19])
+		ms, ok2 := digits(s[20:23])
+		fixed := ok1 && ok2 && sec <= 59
+		if fixed && d.minute.ok && w0 == d.minute.w0 && w1 == d.minute.w1 {
+			return d.minute.us + sec*1e6 + ms*1e3, true
+		}
+		us, ok := d.dayClock(s)
+		if ok && fixed {
+			d.minute = minuteCache{w0: w0, w1: w1, us: us - sec*1e6 - ms*1e3, ok: true}
+		}
+		return us, ok
+	}
+	return d.dayClock(s)
+}
+
+// minuteCache is the minute timeText read last: its first 16 bytes and its
+// microseconds since the epoch.
+type minuteCache struct {
+	w0, w1 uint64
+	us     int64
+	ok     bool
+}
+
+// dayClock parses s with the date parsed last kept (dayCache).
+func (d *Decoder) dayClock(s []byte) (int64, bool) {
 	if len(s) < 10 {
 		return 0, false
 	}

@@ -147,3 +147,19 @@ func FuzzFlatObject(f *testing.F) {
 		}
 	})
 }
+
+// FuzzTimeText: the Decoder's timeText, with its date and minute caches
+// warm from the texts before, reads every text as parseTimeText does.
+func FuzzTimeText(f *testing.F) {
+	f.Add("2026-06-01T10:15:30.123Z", "2026-06-01T10:15:31.999Z", "2026-06-01T10:15:3x.123Z")
+	f.Add("2026-06-01T10:15:30.123Z", "2026-06-01T10:15:30.12 Z", "2026-06-01 10:15:30.123+01:00")
+	f.Fuzz(func(t *testing.T, a, b, c string) {
+		d := NewDecoder(memory.DefaultAllocator, DecodeOptions{Org: "o"})
+		for _, s := range []string{a, b, c, a, c, b} {
+			wantUS, wantOK := parseTimeText([]byte(s))
+			if us, ok := d.timeText([]byte(s)); us != wantUS || ok != wantOK {
+				t.Fatalf("timeText(%q) = %d, %v; parseTimeText: %d, %v", s, us, ok, wantUS, wantOK)
+			}
+		}
+	})
+}

@@ -303,12 +303,11 @@ func TestDecodeTimestamps(t *testing.T) {
 	}
 }
 
-// TestParseTimeTextMatchesTime compares the hand-written parser with
-// time.Parse over many instants, including leap days and pre-1970 dates.
-// TestTimeTextCache: the Decoder's date-remembering timeText agrees with
-// parseTimeText on a run of timestamps that stay on one date, change date,
-// repeat an earlier date, and mix in invalid dates and clocks after a
-// valid date with the same first ten bytes.
+// TestTimeTextCache: the Decoder's timeText, which remembers the last date
+// and the last minute, agrees with parseTimeText on a run of timestamps
+// that stay on one date or minute, change them, repeat earlier ones, and
+// mix in invalid dates, clocks, seconds and fractions after a valid text
+// with the same first ten or sixteen bytes.
 func TestTimeTextCache(t *testing.T) {
 	d := newTestDecoder(t, DecodeOptions{})
 	texts := []string{
@@ -316,6 +315,13 @@ func TestTimeTextCache(t *testing.T) {
 		"2026-06-01Tnonsense", "2026-06-01T25:00:00Z", "2026-06-02T00:00:00Z", "2026-02-30T00:00:00Z",
 		"2026-06-01T10:15:30Z", "2026-06-0", "2026-13-01T00:00:00Z", "2024-02-29 12:00:00-0130",
 		"2024-02-29T12:00:00", "2025-02-29T12:00:00Z", "2024-02-29x", "x2024-02-29", "",
+		// the minute cache: its shape, after the same minute was read
+		"2026-06-01T10:15:30.123Z", "2026-06-01T10:15:59.999Z", "2026-06-01T10:15:00.000Z",
+		"2026-06-01T10:15:60.000Z", "2026-06-01T10:15:5x.000Z", "2026-06-01T10:15:30.1a3Z",
+		"2026-06-01T10:15:30.12 Z", "2026-06-01T10:15:30.123z", "2026-06-01T10:15:30.123Z",
+		"2026-06-01t10:15:30.123Z", "2026-06-01 10:15:30.123Z", "2026-06-01T10:15:30.123Z",
+		"2026-06-02T10:15:30.123Z", "2026-06-01T10:16:30.123Z", "2026-06-01T24:15:30.123Z",
+		"2026-06-01T24:15:30.123Z", "2026-06-01T10:15:30.1+0Z", "2026-06-01T10:15:30,123Z",
 	}
 	for round := range 2 {
 		for _, s := range texts {
@@ -327,6 +333,8 @@ func TestTimeTextCache(t *testing.T) {
 	}
 }
 
+// TestParseTimeTextMatchesTime compares the hand-written parser with
+// time.Parse over many instants, including leap days and pre-1970 dates.
 func TestParseTimeTextMatchesTime(t *testing.T) {
 	start := time.Date(1899, 12, 31, 23, 59, 59, 0, time.UTC)
 	for i := range 20000 {
