@@ -752,9 +752,11 @@ func (d *Decoder) mapRecord(b []byte, start, end int, recFl uint8, depth int) er
 	for f := range win {
 		win[f] = -1
 	}
+	allWin := true // every member is its field's winner: nothing for extra
 	for x := range d.fields {
 		fd := &d.fields[x]
 		if fd.code < 0 {
+			allWin = false
 			continue
 		}
 		f := fd.code >> 16
@@ -763,6 +765,7 @@ func (d *Decoder) mapRecord(b []byte, start, end int, recFl uint8, depth int) er
 			win[f] = x
 			continue
 		}
+		allWin = false
 		wd := &d.fields[w]
 		fNull, wNull := b[fd.v0] == 'n', b[wd.v0] == 'n'
 		if (wNull && !fNull) || (wNull == fNull && fd.code&0xffff < wd.code&0xffff) {
@@ -847,7 +850,7 @@ func (d *Decoder) mapRecord(b []byte, start, end int, recFl uint8, depth int) er
 	}
 	// extra: every member that is not a winner, in document order.
 	s0 := len(d.row)
-	for x := range d.fields {
+	for x := 0; (!allWin || idInExtra) && x < len(d.fields); x++ {
 		fd := &d.fields[x]
 		if fd.code >= 0 && win[fd.code>>16] == x && !(idInExtra && fd.code>>16 == fID) {
 			continue
