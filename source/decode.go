@@ -165,9 +165,11 @@ type keyCacheEntry struct {
 	code int32
 	// A plain key (strPlain bytes only) of up to 16 bytes also as two
 	// zero-padded little-endian words, which record compares with the
-	// body; n is its length, or -1 for any other key.
+	// body; n is its length, or -1 for any other key, and m0, m1 the
+	// masks that keep a key's n bytes of two words (keyMasks).
 	n      int32
 	w0, w1 uint64
+	m0, m1 uint64
 }
 
 // Decoder turns page bodies into Arrow record batches in Schema. It reuses
@@ -622,7 +624,8 @@ func (d *Decoder) lookup(key []byte, esc bool, pos int) int32 {
 			var w [16]byte
 			copy(w[:], key)
 			e.n = int32(len(key))
-			e.w0, e.w1 = keyWords(w[:], len(key))
+			e.m0, e.m1 = keyMasks(len(key))
+			e.w0, e.w1 = keyWords(w[:], e.m0, e.m1)
 		}
 	}
 	return code
@@ -631,12 +634,17 @@ func (d *Decoder) lookup(key []byte, esc bool, pos int) int32 {
 // keyWords packs the first n (at most 16) bytes of p, which holds at
 // least 16, into two little-endian words, zero past n: the form in which
 // lookup caches a key and record compares the body with it.
-func keyWords(p []byte, n int) (w0, w1 uint64) {
-	w0, w1 = binary.LittleEndian.Uint64(p), binary.LittleEndian.Uint64(p[8:16])
+func keyWords(p []byte, m0, m1 uint64) (w0, w1 uint64) {
+	return binary.LittleEndian.Uint64(p) & m0, binary.LittleEndian.Uint64(p[8:16]) & m1
+}
+
+// keyMasks are the masks keyWords applies for a key of n bytes (at most
+// 16): ones over the key's bytes, zeros past them.
+func keyMasks(n int) (m0, m1 uint64) {
 	if n < 8 {
-		return w0 & (1<<(8*n) - 1), 0
+		return 1<<(8*n) - 1, 0
 	}
-	return w0, w1 & (1<<(8*(n-8)) - 1)
+	return ^uint64(0), 1<<(8*(n-8)) - 1 // n == 16: 1<<64 is 0 in Go, so all ones
 }
 
 // record decodes one object element at b[i] == '{' into a row, a
@@ -668,7 +676,7 @@ func (d *Decoder) record(b []byte, i int) (int, error) {
 			)
 			if pos := len(d.fields); pos < len(d.kcache) && i+18 <= len(b) {
 				if e := &d.kcache[pos]; e.n >= 0 && b[i+1+int(e.n)] == '"' {
-					if w0, w1 := keyWords(b[i+1:], int(e.n)); e.w0 == w0 && e.w1 == w1 {
+					if w0, w1 := keyWords(b[i+1:], e.m0, e.m1); e.w0 == w0 && e.w1 == w1 {
 						k1, code, hit = i+2+int(e.n), e.code, true
 					}
 				}
