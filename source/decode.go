@@ -689,18 +689,22 @@ func (d *Decoder) record(b []byte, i int) (int, error) {
 				code = d.lookup(b[k0+1:k1-1], kfl&flEsc != 0, len(d.fields))
 			}
 			i = k1
-			if i < len(b) && b[i] != ':' {
-				i = skipWS(b, i)
-			}
-			if i >= len(b) || b[i] != ':' {
-				return i, malformed(i, "expected ':'")
-			}
-			i++
-			if i < len(b) && b[i] <= ' ' {
-				i = skipWS(b, i)
-			}
-			if i >= len(b) {
-				return i, malformed(i, "unexpected end of body")
+			if i+1 < len(b) && b[i] == ':' && b[i+1] > ' ' {
+				i++ // the common case: no whitespace around the colon
+			} else {
+				if i < len(b) && b[i] != ':' {
+					i = skipWS(b, i)
+				}
+				if i >= len(b) || b[i] != ':' {
+					return i, malformed(i, "expected ':'")
+				}
+				i++
+				if i < len(b) && b[i] <= ' ' {
+					i = skipWS(b, i)
+				}
+				if i >= len(b) {
+					return i, malformed(i, "unexpected end of body")
+				}
 			}
 			v0 := i
 			var vfl uint8
@@ -719,6 +723,10 @@ func (d *Decoder) record(b []byte, i int) (int, error) {
 			}
 			recFl |= kfl | vfl
 			d.fields = append(d.fields, field{k0: k0, k1: k1, v0: v0, v1: i, code: code, fl: vfl, kfl: kfl})
+			if i+1 < len(b) && b[i] == ',' && b[i+1] == '"' {
+				i++ // the common case: the next key right after the comma
+				continue
+			}
 			if i < len(b) && b[i] <= ' ' {
 				i = skipWS(b, i)
 			}
