@@ -631,8 +631,8 @@ func (d *Decoder) lookup(key []byte, esc bool, pos int) int32 {
 	return code
 }
 
-// keyWords packs the first n (at most 16) bytes of p, which holds at
-// least 16, into two little-endian words, zero past n: the form in which
+// keyWords packs the first 16 bytes of p into two little-endian words
+// under a key's masks (keyMasks), so zero past the key: the form in which
 // lookup caches a key and record compares the body with it.
 func keyWords(p []byte, m0, m1 uint64) (w0, w1 uint64) {
 	return binary.LittleEndian.Uint64(p) & m0, binary.LittleEndian.Uint64(p[8:16]) & m1
@@ -1054,9 +1054,9 @@ func parseDate(s []byte) (int64, bool) {
 	return daysFromCivil(year, month, day), true
 }
 
-// timeText is parseTimeText remembering the last date it read: a page's
-// timestamps nearly all share theirs, and equal first ten bytes mean the
-// same day.
+// timeText is parseTimeText remembering the last minute and the last date
+// it read: a page's timestamps nearly all share theirs, and equal first
+// sixteen (ten) bytes mean the same minute (day).
 func (d *Decoder) timeText(s []byte) (int64, bool) {
 	// The common shape, "YYYY-MM-DDTHH:MM:SS.mmmZ": its first 16 bytes
 	// (date, hour and minute) repeat from event to event, so the minute
@@ -1088,7 +1088,7 @@ type minuteCache struct {
 	ok     bool
 }
 
-// dayClock parses s with the date parsed last kept (dayCache).
+// dayClock is parseTimeText with the date read last kept (dayCache).
 func (d *Decoder) dayClock(s []byte) (int64, bool) {
 	if len(s) < 10 {
 		return 0, false
