@@ -8,7 +8,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"github.com/vaultsink/vaultsink/internal/bufpool"
 	"log/slog"
 	"sort"
 	"strings"
@@ -19,6 +18,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/vaultsink/vaultsink/checkpoint"
+	"github.com/vaultsink/vaultsink/internal/bufpool"
 	"github.com/vaultsink/vaultsink/internal/pipeclock"
 	"github.com/vaultsink/vaultsink/sinks"
 	"github.com/vaultsink/vaultsink/source"
