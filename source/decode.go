@@ -362,15 +362,14 @@ func (d *Decoder) materialize(body []byte) arrow.RecordBatch {
 // validity bitmap. (Appending value by value through a BinaryBuilder cost
 // 7% of a sync's CPU.)
 func (d *Decoder) strings(body []byte, c, rows int) arrow.Array {
-	offBuf := memory.NewResizableBuffer(d.mem)
-	offBuf.Resize(arrow.Int32Traits.BytesRequired(rows + 1))
+	offBuf := d.buffer(arrow.Int32Traits.BytesRequired(rows + 1))
 	offs := arrow.Int32Traits.CastFromBytes(offBuf.Bytes())
-	dataBuf := memory.NewResizableBuffer(d.mem)
+	var dataBuf *memory.Buffer
 	var validity *memory.Buffer
 	nulls := 0
 	if c == ColOrgID {
 		n := len(d.orgB)
-		dataBuf.Resize(rows * n)
+		dataBuf = d.buffer(rows * n)
 		data := dataBuf.Bytes()
 		for r := range rows {
 			offs[r] = int32(r * n)
@@ -382,7 +381,7 @@ func (d *Decoder) strings(body []byte, c, rows int) arrow.Array {
 		if total > math.MaxInt32 { // max_page_bytes (MaxPageBytesLimit) rules this out
 			panic(fmt.Sprintf("source: column %d of a page holds %d bytes, more than Arrow's 32-bit offsets address", c, total))
 		}
-		dataBuf.Resize(total)
+		dataBuf = d.buffer(total)
 		data := dataBuf.Bytes()
 		// The validity bitmap is made when the first null shows up.
 		var bits []byte
@@ -418,12 +417,23 @@ func (d *Decoder) strings(body []byte, c, rows int) arrow.Array {
 	return array.NewStringData(data)
 }
 
+// buffer returns an Arrow buffer of n bytes from d.mem for a column the
+// caller writes in full: from an allocator that offers it (bufpool), its
+// memory is not zeroed first.
+func (d *Decoder) buffer(n int) *memory.Buffer {
+	if u, ok := d.mem.(interface{ AllocateUnzeroed(int) []byte }); ok {
+		return memory.NewBufferWithAllocator(u.AllocateUnzeroed(n), d.mem)
+	}
+	b := memory.NewResizableBuffer(d.mem)
+	b.Resize(n)
+	return b
+}
+
 // timestamps builds a timestamp column from vals, or of d.appended copies
 // of one value when fill is set.
 func (d *Decoder) timestamps(vals []arrow.Timestamp, one int64, fill bool) arrow.Array {
 	rows := d.appended
-	buf := memory.NewResizableBuffer(d.mem)
-	buf.Resize(arrow.TimestampTraits.BytesRequired(rows))
+	buf := d.buffer(arrow.TimestampTraits.BytesRequired(rows))
 	out := arrow.TimestampTraits.CastFromBytes(buf.Bytes())
 	if fill {
 		for r := range out {

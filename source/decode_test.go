@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -14,6 +15,8 @@ import (
 	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/apache/arrow-go/v18/arrow/array"
 	"github.com/apache/arrow-go/v18/arrow/memory"
+
+	"github.com/vaultsink/vaultsink/internal/bufpool"
 )
 
 var testIngested = time.Date(2026, 6, 1, 11, 7, 0, 0, time.UTC)
@@ -948,4 +951,57 @@ func TestFlatObjectSameAsGeneral(t *testing.T) {
 	if flatSeen < 6 {
 		t.Fatalf("only %d test objects took the shortcut", flatSeen)
 	}
+}
+
+// TestDecodeIntoDirtyBuffers: from a bufpool.Pool the decoder takes its
+// column buffers unzeroed (Decoder.buffer), so it must write every byte of
+// them. Pages of realistic events, of the camel profile and of nulls and
+// extras, decoded into buffers that were all 0xFF when freed, read back as
+// they do from Go's allocator.
+func TestDecodeIntoDirtyBuffers(t *testing.T) {
+	pool := bufpool.New(64 << 20)
+	var dirty [][]byte
+	for range 40 {
+		for _, n := range []int{5000, 40_000, 200_000, 500_000} {
+			b := pool.Allocate(n)
+			for i := range b {
+				b[i] = 0xFF
+			}
+			dirty = append(dirty, b)
+		}
+	}
+	for _, b := range dirty {
+		pool.Free(b)
+	}
+	bodies := [][]byte{
+		pageBody(genEvents(1000, 7, false), "c"),
+		pageBody(genEvents(300, 8, true), ""),
+		[]byte(`{"data":[{"id":"a",` + tsOK + `},{"id":"b",` + tsOK + `,"title":null,"detail":{"k":1}},{"id":"c",` + tsOK + `,"extra_key":[1]}]}`),
+	}
+	for i, body := range bodies {
+		want := decodeRows(t, NewDecoder(memory.NewGoAllocator(), DecodeOptions{Org: "org_acme"}), body)
+		got := decodeRows(t, NewDecoder(pool, DecodeOptions{Org: "org_acme"}), body)
+		if len(want) == 0 || !reflect.DeepEqual(got, want) {
+			t.Fatalf("page %d: %d rows from dirty pool buffers differ from %d rows from Go's allocator", i, len(got), len(want))
+		}
+	}
+}
+
+func decodeRows(t *testing.T, d *Decoder, body []byte) []row {
+	t.Helper()
+	d.Reset(benchWindow)
+	pg, err := d.DecodePage(body, 1, testIngested)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pg.Rec.Release()
+	rows := readRows(t, pg.Rec)
+	for _, r := range rows { // Arrow's strings alias its buffers, which Release frees
+		for k, v := range r {
+			if p, ok := v.(*string); ok && p != nil {
+				r[k] = str(strings.Clone(*p))
+			}
+		}
+	}
+	return rows
 }

@@ -174,3 +174,24 @@ func TestConcurrent(t *testing.T) {
 		t.Fatalf("%d buffers still given out", len(p.live))
 	}
 }
+
+func TestAllocateUnzeroed(t *testing.T) {
+	p := newPool(DefaultLimit, true)
+	b := p.AllocateUnzeroed(5000)
+	if len(b) != 5000 || cap(b) != 8192 {
+		t.Fatalf("len %d cap %d", len(b), cap(b))
+	}
+	p.Free(b) // poisoned: checked pools fill freed buffers
+	c := p.AllocateUnzeroed(6000)
+	if unsafe.SliceData(c) != unsafe.SliceData(b) {
+		t.Fatal("a freed buffer of the class was not reused")
+	}
+	if c[0] != Poison || c[5999] != Poison {
+		t.Fatal("AllocateUnzeroed cleared a recycled buffer")
+	}
+	mustPanic(t, "given out twice", func() { p.track(c) })
+	p.Free(c)
+	if len(p.live) != 0 {
+		t.Fatalf("%d buffers still given out", len(p.live))
+	}
+}
