@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"os"
@@ -38,10 +39,25 @@ func machineInfo() machine {
 		fmt.Sscanf(string(b), "MemTotal: %d kB", &kb)
 		m.MemMiB = kb / 1024
 	}
-	if out, err := exec.Command("git", "describe", "--always", "--dirty").Output(); err == nil {
-		m.Commit = strings.TrimSpace(string(out))
-	}
+	m.Commit = commit()
 	return m
+}
+
+// commit names the checkout measured: its commit, with "-dirty" if a
+// tracked file differs from it. The report's own files do not count, so
+// that a second run is not labelled dirty by the first one's output.
+func commit() string {
+	out, err := exec.Command("git", "describe", "--always").Output()
+	if err != nil {
+		return ""
+	}
+	c := strings.TrimSpace(string(out))
+	changed, err := exec.Command("git", "status", "--porcelain", "--untracked-files=no", "--",
+		".", ":!bench/REPORT.md", ":!bench/report.json").Output()
+	if err != nil || len(bytes.TrimSpace(changed)) > 0 {
+		c += "-dirty"
+	}
+	return c
 }
 
 // loadAvg is /proc/loadavg's 1, 5 and 15 minute figures.
