@@ -25,8 +25,8 @@ import (
 // the same time. pqarrow's FileWriter writes them one after the other, and
 // encoding was the single busiest goroutine of a sync: it bounded the
 // throughput while the other core idled (runtime trace of `vaultsink
-// sync`). Here each batch's columns are handed out to up to GOMAXPROCS
-// goroutines, largest first, and the row group's last pages are compressed
+// sync`). Here each batch's columns can be handed out to up to
+// Options.EncodeWorkers goroutines (at most GOMAXPROCS), largest first, and the row group's last pages are compressed
 // the same way before the row group is closed; closing (writing the chunks
 // to the file, in column order) stays sequential. Each goroutine has its
 // own pqarrow write context (its scratch buffers), so no state is shared
@@ -34,6 +34,13 @@ import (
 //
 // The file is the same as a sequential write would make: the same pages,
 // in the same order, with the same statistics.
+//
+// It is off by default (DefaultEncodeWorkers). Since it was written,
+// encoding got ~2x cheaper and the simulator stopped rendering pages on
+// the same cores; a sync now keeps both cores busy with one encoding
+// goroutine (fetch and decode run beside it), and a second one only adds
+// hand-offs: +3-4% CPU per event, no faster (interleaved runs, 2026-11-26).
+// It still pays where cores idle while one big window encodes.
 
 // colSpec is one leaf column of source.Schema in a Writer.
 type colSpec struct {
@@ -70,10 +77,10 @@ func columnSpecs(s *arrow.Schema) []colSpec {
 	return specs
 }
 
-// encodeWorkers is how many goroutines encode one file's columns: one per
-// usable core, at most 4 (two already keep the biggest column busy).
-func encodeWorkers() int {
-	return max(1, min(runtime.GOMAXPROCS(0), 4))
+// encodeWorkers is how many goroutines encode one file's columns: the
+// configured number, at most one per usable core.
+func encodeWorkers(configured int) int {
+	return max(1, min(configured, runtime.GOMAXPROCS(0)))
 }
 
 func newWorkers(n int, props *pqarrow.ArrowWriterProperties) []colWorker {
@@ -143,8 +150,8 @@ spawn:
 }
 
 // helpers bounds the extra encoding goroutines of all writers together to
-// one fewer than the cores: a sync of one org spreads its columns over
-// every core, while windows already encoded in parallel (backfill
+// one fewer than the cores: a sync of one org with encode_workers set
+// spreads its columns over every core, while windows already encoded in parallel (backfill
 // --concurrency, several orgs) each keep to their own goroutine instead of
 // multiplying goroutines and live zstd encoders (~2 MiB each).
 var helpers = make(chan struct{}, max(runtime.GOMAXPROCS(0)-1, 1))

@@ -3,6 +3,8 @@ package pqenc
 import (
 	"bytes"
 	"fmt"
+	"io"
+	"runtime"
 	"slices"
 	"strings"
 	"testing"
@@ -114,6 +116,26 @@ func TestParallelColumnsSameFile(t *testing.T) {
 	}
 	if got, want := rowGroups(t, one), (total+2499)/2500; got != want {
 		t.Fatalf("%d row groups, want %d", got, want)
+	}
+}
+
+// TestEncodeWorkersOption: encode_workers sets the encoding goroutines of
+// a Writer, one by default and never more than GOMAXPROCS.
+func TestEncodeWorkersOption(t *testing.T) {
+	prev := runtime.GOMAXPROCS(2)
+	defer runtime.GOMAXPROCS(prev)
+	for _, tt := range []struct{ set, want int }{{0, 1}, {1, 1}, {2, 2}, {MaxEncodeWorkers, 2}} {
+		w, err := NewWriter(io.Discard, Meta{Window: testWindow, Version: "test"}, Options{EncodeWorkers: tt.set})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := len(w.workers); got != tt.want {
+			t.Errorf("encode_workers %d at GOMAXPROCS 2: %d workers, want %d", tt.set, got, tt.want)
+		}
+		w.Abort()
+	}
+	if _, err := NewWriter(io.Discard, Meta{Window: testWindow, Version: "test"}, Options{EncodeWorkers: -2}); err == nil || !strings.Contains(err.Error(), "encode_workers: -2") {
+		t.Fatalf("encode_workers -2: got %v, want an error naming the field", err)
 	}
 }
 

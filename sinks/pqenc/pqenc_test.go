@@ -31,17 +31,20 @@ func TestOptions(t *testing.T) {
 		want    Options // after SetDefaults
 		wantErr string  // substring; "" = valid
 	}{
-		{"zero", Options{}, Options{"zstd", DefaultZstdLevel, DefaultRowGroupRows}, ""},
-		{"snappy keeps level 0", Options{Compression: "Snappy"}, Options{"snappy", 0, DefaultRowGroupRows}, ""},
-		{"zstd level", Options{Compression: "zstd", CompressionLevel: 9, RowGroupRows: 1000}, Options{"zstd", 9, 1000}, ""},
-		{"gzip", Options{Compression: "gzip"}, Options{"gzip", 0, DefaultRowGroupRows}, ""},
-		{"none", Options{Compression: "none"}, Options{"none", 0, DefaultRowGroupRows}, ""},
-		{"bad codec", Options{Compression: "lzo"}, Options{"lzo", 0, DefaultRowGroupRows}, `compression: "lzo"`},
-		{"zstd level too high", Options{CompressionLevel: 23}, Options{"zstd", 23, DefaultRowGroupRows}, "compression_level: 23"},
-		{"gzip level too high", Options{Compression: "gzip", CompressionLevel: 10}, Options{"gzip", 10, DefaultRowGroupRows}, "compression_level: 10"},
-		{"snappy level", Options{Compression: "snappy", CompressionLevel: 3}, Options{"snappy", 3, DefaultRowGroupRows}, "compression_level: 3"},
-		{"negative rows", Options{RowGroupRows: -1}, Options{"zstd", DefaultZstdLevel, -1}, "row_group_rows: -1"},
-		{"huge rows", Options{RowGroupRows: MaxRowGroupRows + 1}, Options{"zstd", DefaultZstdLevel, MaxRowGroupRows + 1}, "row_group_rows: 1048577"},
+		{"zero", Options{}, Options{"zstd", DefaultZstdLevel, DefaultRowGroupRows, DefaultEncodeWorkers}, ""},
+		{"snappy keeps level 0", Options{Compression: "Snappy"}, Options{"snappy", 0, DefaultRowGroupRows, DefaultEncodeWorkers}, ""},
+		{"zstd level", Options{Compression: "zstd", CompressionLevel: 9, RowGroupRows: 1000}, Options{"zstd", 9, 1000, DefaultEncodeWorkers}, ""},
+		{"gzip", Options{Compression: "gzip"}, Options{"gzip", 0, DefaultRowGroupRows, DefaultEncodeWorkers}, ""},
+		{"none", Options{Compression: "none"}, Options{"none", 0, DefaultRowGroupRows, DefaultEncodeWorkers}, ""},
+		{"bad codec", Options{Compression: "lzo"}, Options{"lzo", 0, DefaultRowGroupRows, DefaultEncodeWorkers}, `compression: "lzo"`},
+		{"zstd level too high", Options{CompressionLevel: 23}, Options{"zstd", 23, DefaultRowGroupRows, DefaultEncodeWorkers}, "compression_level: 23"},
+		{"gzip level too high", Options{Compression: "gzip", CompressionLevel: 10}, Options{"gzip", 10, DefaultRowGroupRows, DefaultEncodeWorkers}, "compression_level: 10"},
+		{"snappy level", Options{Compression: "snappy", CompressionLevel: 3}, Options{"snappy", 3, DefaultRowGroupRows, DefaultEncodeWorkers}, "compression_level: 3"},
+		{"negative rows", Options{RowGroupRows: -1}, Options{"zstd", DefaultZstdLevel, -1, DefaultEncodeWorkers}, "row_group_rows: -1"},
+		{"huge rows", Options{RowGroupRows: MaxRowGroupRows + 1}, Options{"zstd", DefaultZstdLevel, MaxRowGroupRows + 1, DefaultEncodeWorkers}, "row_group_rows: 1048577"},
+		{"two workers", Options{EncodeWorkers: 2}, Options{"zstd", DefaultZstdLevel, DefaultRowGroupRows, 2}, ""},
+		{"negative workers", Options{EncodeWorkers: -1}, Options{"zstd", DefaultZstdLevel, DefaultRowGroupRows, -1}, "encode_workers: -1"},
+		{"too many workers", Options{EncodeWorkers: MaxEncodeWorkers + 1}, Options{"zstd", DefaultZstdLevel, DefaultRowGroupRows, MaxEncodeWorkers + 1}, "encode_workers: 17"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

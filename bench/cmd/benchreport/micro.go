@@ -119,8 +119,9 @@ type stageResults struct {
 	Valid        cost  `json:"json_valid"`
 	Decode       cost  `json:"decode"`
 	Encode       cost  `json:"encode"`
-	// EncodeAll is the encode stage with GOMAXPROCS = every core: the
-	// columns of a row group are encoded in parallel (pqenc).
+	// EncodeAll is the encode stage with GOMAXPROCS and encode_workers =
+	// every core: the columns of a row group are encoded in parallel
+	// (pqenc; off by default).
 	EncodeAll      cost    `json:"encode_all_cores"`
 	EncodeAllProcs int     `json:"encode_all_cores_procs"`
 	EncodedBytes   int64   `json:"encoded_bytes"`
@@ -205,26 +206,28 @@ func measureStages(ps pageSet, minCPU time.Duration) (stageResults, error) {
 	}()
 	var out discardCounter
 	stopProfile = startProfile("encode")
-	encodePass := func() error {
-		out = discardCounter{}
-		pw, err := pqenc.NewWriter(&out, pqenc.Meta{Window: ps.w, Version: "bench"}, pqenc.Options{})
-		if err != nil {
-			return err
-		}
-		for _, rec := range recs {
-			if err := pw.Write(rec); err != nil {
+	encodePass := func(opts pqenc.Options) func() error {
+		return func() error {
+			out = discardCounter{}
+			pw, err := pqenc.NewWriter(&out, pqenc.Meta{Window: ps.w, Version: "bench"}, opts)
+			if err != nil {
 				return err
 			}
+			for _, rec := range recs {
+				if err := pw.Write(rec); err != nil {
+					return err
+				}
+			}
+			return pw.Close()
 		}
-		return pw.Close()
 	}
-	r.Encode, err = measure(minCPU, encodePass)
+	r.Encode, err = measure(minCPU, encodePass(pqenc.Options{}))
 	stopProfile()
 	if err != nil {
 		return r, err
 	}
 	r.EncodeAllProcs = runtime.NumCPU()
-	if r.EncodeAll, err = measureOn(r.EncodeAllProcs, minCPU, encodePass); err != nil {
+	if r.EncodeAll, err = measureOn(r.EncodeAllProcs, minCPU, encodePass(pqenc.Options{EncodeWorkers: r.EncodeAllProcs})); err != nil {
 		return r, err
 	}
 	r.EncodedBytes = out.n

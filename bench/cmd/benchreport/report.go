@@ -197,8 +197,8 @@ func (r *report) markdown() string {
 		}
 		p("\nEncoded sample: %.1f bytes/event.\n", s.BytesPerEvent)
 		if a := s.EncodeAll; a.WallSec > 0 {
-			p("\nThe encode stage again with GOMAXPROCS=%d (a row group's columns encoded in parallel): %.0f events/s of wall time, %.2fx the one-core wall rate, using %.2f CPU-seconds per wall-second and %.2f CPU s per 1M events.\n",
-				s.EncodeAllProcs, float64(s.SampleEvents)/a.WallSec, s.Encode.WallSec/a.WallSec, a.CPUSec/a.WallSec, a.CPUSec/float64(s.SampleEvents)*1e6)
+			p("\nThe encode stage again with GOMAXPROCS=%d and `encode_workers: %d` (a row group's columns encoded in parallel; the default is one goroutine): %.0f events/s of wall time, %.2fx the one-core wall rate, using %.2f CPU-seconds per wall-second and %.2f CPU s per 1M events.\n",
+				s.EncodeAllProcs, s.EncodeAllProcs, float64(s.SampleEvents)/a.WallSec, s.Encode.WallSec/a.WallSec, a.CPUSec/a.WallSec, a.CPUSec/float64(s.SampleEvents)*1e6)
 		}
 	}
 
