@@ -26,9 +26,10 @@ import (
 // encoding was the single busiest goroutine of a sync: it bounded the
 // throughput while the other core idled (runtime trace of `vaultsink
 // sync`). Here each batch's columns can be handed out to up to
-// Options.EncodeWorkers goroutines (at most GOMAXPROCS), largest first, and the row group's last pages are compressed
-// the same way before the row group is closed; closing (writing the chunks
-// to the file, in column order) stays sequential. Each goroutine has its
+// Options.EncodeWorkers goroutines (at most GOMAXPROCS), largest first,
+// and the row group's last pages are compressed the same way before the
+// row group is closed; closing (writing the chunks to the file, in column
+// order) stays sequential. Each goroutine has its
 // own pqarrow write context (its scratch buffers), so no state is shared
 // but the writer properties, which are read-only.
 //
@@ -39,7 +40,8 @@ import (
 // encoding got ~2x cheaper and the simulator stopped rendering pages on
 // the same cores; a sync now keeps both cores busy with one encoding
 // goroutine (fetch and decode run beside it), and a second one only adds
-// hand-offs: +3-4% CPU per event, no faster (interleaved runs, 2026-11-26).
+// hand-offs: 3-6% more CPU per event, no faster (interleaved runs,
+// 2026-11-26; README, Performance).
 // It still pays where cores idle while one big window encodes.
 
 // colSpec is one leaf column of source.Schema in a Writer.
@@ -151,9 +153,10 @@ spawn:
 
 // helpers bounds the extra encoding goroutines of all writers together to
 // one fewer than the cores: a sync of one org with encode_workers set
-// spreads its columns over every core, while windows already encoded in parallel (backfill
-// --concurrency, several orgs) each keep to their own goroutine instead of
-// multiplying goroutines and live zstd encoders (~2 MiB each).
+// spreads its columns over every core, while windows already encoded in
+// parallel (backfill --concurrency, several orgs) each keep to their own
+// goroutine instead of multiplying goroutines and live zstd encoders
+// (~2 MiB each).
 var helpers = make(chan struct{}, max(runtime.GOMAXPROCS(0)-1, 1))
 
 // writeBatches encodes recs, in order, into the current row group,

@@ -5,11 +5,11 @@
 //
 // Memory is bounded by one row group: batches are encoded into the current
 // (buffered) row group, its columns by Options.EncodeWorkers goroutines
-// (columns.go), and the row
-// group is flushed to w once it reaches RowGroupRows. Timestamps are INT64
-// TIMESTAMP(MICROS, UTC), never INT96 or nanoseconds; only
-// source.DictionaryColumns are dictionary-encoded, because dictionaries on
-// unique values (ids, IPs, detail) cost throughput and buy nothing.
+// (columns.go), and the row group is flushed to w once it reaches
+// RowGroupRows. Timestamps are INT64 TIMESTAMP(MICROS, UTC), never INT96
+// or nanoseconds; only source.DictionaryColumns are dictionary-encoded,
+// because dictionaries on unique values (ids, IPs, detail) cost throughput
+// and buy nothing.
 package pqenc
 
 import (
@@ -53,10 +53,10 @@ const (
 	// MaxRowGroupRows bounds the memory a misconfiguration can cost.
 	MaxRowGroupRows = 1 << 20
 	// DefaultEncodeWorkers: one goroutine encodes a file's columns. Two
-	// (one per core here) spent 3-4% more CPU per event for the same wall
-	// time in interleaved runs of a 1.2M-event `vaultsink sync` (10 pairs
-	// each, twice): the other core is busy fetching and decoding anyway,
-	// and every hand-off wakes a thread. See columns.go.
+	// (one per core here) spent 3-6% more CPU per event for about the same
+	// wall time in interleaved runs of a 1.2M-event `vaultsink sync` (36
+	// pairs in four batches): the other core is busy fetching and decoding
+	// anyway, and every hand-off wakes a thread. See columns.go.
 	DefaultEncodeWorkers = 1
 	// MaxEncodeWorkers bounds encode_workers; GOMAXPROCS bounds it further.
 	MaxEncodeWorkers = 16
