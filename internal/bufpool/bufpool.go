@@ -142,8 +142,11 @@ func (p *Pool) Reallocate(n int, b []byte) []byte {
 		}
 		return b[:n]
 	}
-	nb := p.Allocate(n)
-	copy(nb, b)
+	nb, recycled := p.get(n)
+	k := copy(nb, b)
+	if recycled {
+		clear(nb[k:]) // only what the copy did not overwrite
+	}
 	p.Free(b)
 	return nb
 }
@@ -152,7 +155,8 @@ func (p *Pool) Reallocate(n int, b []byte) []byte {
 // left to the garbage collector, as is any beyond the idle limit.
 func (p *Pool) Free(b []byte) {
 	c := cap(b)
-	if c == 0 || c&(c-1) != 0 || class(c) < 0 {
+	k := class(c)
+	if k < 0 || c != 1<<k { // not a class's capacity
 		return
 	}
 	b = b[:c]
@@ -161,7 +165,7 @@ func (p *Pool) Free(b []byte) {
 	}
 	p.mu.Lock()
 	if p.idle+c <= p.limit {
-		p.free[class(c)] = append(p.free[class(c)], b)
+		p.free[k] = append(p.free[k], b)
 		p.idle += c
 	}
 	p.mu.Unlock()

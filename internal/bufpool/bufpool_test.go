@@ -69,6 +69,21 @@ func TestReallocateKeepsContents(t *testing.T) {
 	if p.Idle() != 4096 {
 		t.Fatalf("the outgrown buffer was not taken back: idle %d", p.Idle())
 	}
+	// Growing onto a recycled buffer: its old bytes past the copy are cleared.
+	dirty := p.Allocate(16384)
+	for i := range dirty {
+		dirty[i] = 0xFF
+	}
+	p.Free(dirty)
+	small := p.Allocate(4096)
+	copy(small, "audit")
+	r := p.Reallocate(12000, small)
+	if unsafe.SliceData(r) != unsafe.SliceData(dirty) {
+		t.Fatal("growth did not reuse the idle buffer of its class")
+	}
+	if string(r[:5]) != "audit" || bytes.IndexFunc(r[5:], func(r rune) bool { return r != 0 }) >= 0 {
+		t.Fatalf("grown onto a recycled buffer: contents %q, tail not all zero", r[:5])
+	}
 	// Within the capacity: the same buffer, the new tail zeroed even if it
 	// was written before a shrink.
 	g[9999] = 1
