@@ -71,7 +71,7 @@ func New(o Options) *Engine {
 		o.Now = time.Now
 	}
 	if o.Mem == nil {
-		o.Mem = bufpool.Default // the Parquet writer reuses what the decoder frees
+		o.Mem = bufpool.Default // the next page reuses the buffers of an encoded one
 	}
 	if o.Concurrency < 1 {
 		o.Concurrency = 1

@@ -25,29 +25,32 @@ import (
 // Reported: events/s, MB/s of API JSON in, bytes/event out, and peak-heap-MB,
 // the highest live+garbage heap seen while encoding, above the heap held by
 // the prebuilt input batches (it includes garbage not yet collected, which is
-// what drives RSS), and peak-alloc-MB, the most bytes the encoder held at once
-// through its Arrow allocator (the buffered row group and its pages).
+// what drives RSS).
 //
-// Measured here (2 shared cores under load, 256k events/file, 3 runs each,
-// noise ±15%). Synthetic events compress better than real ones (perf-notes:
-// ~71-75 B/event with zstd), so compare bytes/event between rows, not to prod.
+// Measured here (2 shared cores, 256k events/file, 2 runs each, noise
+// ±15%; 2026-11-26, pages built by pages.go). Synthetic events compress
+// better than real ones (perf-notes: ~71-75 B/event with zstd), so compare
+// bytes/event between rows, not to prod.
 //
 //	codec        rows  MB/s in  events/s  bytes/event  peak-heap-MB
-//	zstd-default  16k      192   389k      26.3          92
-//	zstd-default  32k      177   358k      25.7         110
-//	zstd-default  64k      220   445k      22.7         117
-//	zstd-default 128k      183   371k      21.3         128
-//	zstd-1        16k      187   378k      28.8          74
-//	zstd-1        32k      235   476k      28.1          83
-//	zstd-1        64k      226   457k      24.6         108
-//	zstd-1       128k      192   389k      23.1         111
-//	snappy        16k      255   516k      49.9          67
-//	snappy        32k      243   492k      49.6          73
-//	snappy        64k      259   523k      46.2          90
-//	snappy       128k      218   440k      44.5         114
+//	zstd-default  16k      597   1.21M     23.3          41
+//	zstd-default  32k      581   1.17M     22.4          13
+//	zstd-default  64k      638   1.29M     19.8          20
+//	zstd-default 128k      629   1.27M     19.3          29
+//	zstd-1        16k      691   1.40M     26.8          13
+//	zstd-1        32k      687   1.39M     25.3           6
+//	zstd-1        64k      786   1.59M     22.6           9
+//	zstd-1       128k      812   1.64M     22.1          12
+//	snappy        16k      805   1.63M     43.4          52
+//	snappy        32k      912   1.84M     41.9          17
+//	snappy        64k      950   1.92M     38.7          17
+//	snappy       128k      934   1.89M     37.8          33
 //
-// Chosen: zstd level 1 (near snappy's speed at ~55% of its bytes) and 32k-row
-// groups (lowest heap of the zstd runs that is not slower; ~25 MiB below 64k).
+// Chosen: zstd level 1 (~75% of snappy's speed at ~60% of its bytes) and
+// 32k-row groups. Larger groups encode faster here, but a group's pages
+// are held until it closes: in `vaultsink sync` 64k-row groups cost ~6 MiB
+// more peak RSS for no measurable CPU (README, Performance), and the
+// daemon has to fit several orgs' row groups in 128 MiB.
 func BenchmarkEncode(b *testing.B) {
 	const (
 		batchRows  = 1000
@@ -87,11 +90,10 @@ func BenchmarkEncode(b *testing.B) {
 				base := heapBytes()
 				peak := startPeakSampler()
 				var out int64
-				mem := &peakAllocator{Allocator: memory.NewGoAllocator()}
 				b.ResetTimer()
 				for b.Loop() {
 					cw := &countingWriter{w: io.Discard}
-					w, err := newWriter(cw, Meta{Window: testWindow, Version: "bench"}, opts, mem)
+					w, err := newWriter(cw, Meta{Window: testWindow, Version: "bench"}, opts, memory.DefaultAllocator)
 					if err != nil {
 						b.Fatal(err)
 					}
@@ -110,7 +112,6 @@ func BenchmarkEncode(b *testing.B) {
 				b.ReportMetric(float64(numBatches*batchRows)*float64(b.N)/b.Elapsed().Seconds(), "events/s")
 				b.ReportMetric(float64(out)/float64(numBatches*batchRows), "bytes/event")
 				b.ReportMetric(float64(max-base)/(1<<20), "peak-heap-MB")
-				b.ReportMetric(float64(mem.peak.Load())/(1<<20), "peak-alloc-MB")
 			})
 		}
 	}
@@ -149,35 +150,4 @@ func startPeakSampler() func() uint64 {
 		wg.Wait()
 		return max.Load()
 	}
-}
-
-// peakAllocator records the largest number of bytes outstanding at once.
-type peakAllocator struct {
-	memory.Allocator
-	cur, peak atomic.Int64
-}
-
-func (a *peakAllocator) add(n int) {
-	c := a.cur.Add(int64(n))
-	for {
-		p := a.peak.Load()
-		if c <= p || a.peak.CompareAndSwap(p, c) {
-			return
-		}
-	}
-}
-
-func (a *peakAllocator) Allocate(size int) []byte {
-	a.add(size)
-	return a.Allocator.Allocate(size)
-}
-
-func (a *peakAllocator) Reallocate(size int, b []byte) []byte {
-	a.add(size - len(b))
-	return a.Allocator.Reallocate(size, b)
-}
-
-func (a *peakAllocator) Free(b []byte) {
-	a.add(-len(b))
-	a.Allocator.Free(b)
 }

@@ -1,8 +1,10 @@
 package pqenc
 
 import (
-	"context"
+	"bytes"
+	"encoding/binary"
 	"fmt"
+	"math/bits"
 	"runtime"
 	"slices"
 	"sync"
@@ -11,51 +13,73 @@ import (
 	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/apache/arrow-go/v18/arrow/array"
 	"github.com/apache/arrow-go/v18/parquet"
-	"github.com/apache/arrow-go/v18/parquet/file"
-	"github.com/apache/arrow-go/v18/parquet/pqarrow"
+	"github.com/apache/arrow-go/v18/parquet/metadata"
+	"github.com/apache/arrow-go/v18/parquet/schema"
 
 	"github.com/vaultsink/vaultsink/source"
 )
 
-// Column-parallel encoding.
+// Column chunks and column-parallel encoding.
 //
-// A Parquet row group holds each column in its own chunk, and arrow-go's
-// buffered row group gives every column its own writer, page buffer and
-// encoder, so the columns of a row group can be encoded and compressed at
-// the same time. pqarrow's FileWriter writes them one after the other, and
-// encoding was the single busiest goroutine of a sync: it bounded the
-// throughput while the other core idled (runtime trace of `vaultsink
-// sync`). Here each batch's columns can be handed out to up to
-// Options.EncodeWorkers goroutines (at most GOMAXPROCS), largest first,
-// and the row group's last pages are compressed the same way before the
-// row group is closed; closing (writing the chunks to the file, in column
-// order) stays sequential. Each goroutine has its
-// own pqarrow write context (its scratch buffers), so no state is shared
-// but the writer properties, which are read-only.
+// A Parquet row group holds each column in its own chunk, so the columns
+// of a row group can be encoded and compressed independently: each column
+// below keeps its open data page and the row group's finished pages
+// (compressed, with their headers) to itself. The Writer hands a batch's
+// columns out to up to Options.EncodeWorkers goroutines (at most
+// GOMAXPROCS), largest first, and the row group's last pages are
+// compressed the same way; closing the row group (writing the chunks to
+// the file, in column order, and their metadata) stays sequential. The
+// file is the same whatever the number of goroutines
+// (TestParallelColumnsSameFile).
 //
-// The file is the same as a sequential write would make: the same pages,
-// in the same order, with the same statistics.
-//
-// It is off by default (DefaultEncodeWorkers). Since it was written,
-// encoding got ~2x cheaper and the simulator stopped rendering pages on
-// the same cores; a sync now keeps both cores busy with one encoding
-// goroutine (fetch and decode run beside it), and a second one only adds
-// hand-offs: 3-6% more CPU per event, no faster (interleaved runs,
-// 2026-11-26; README, Performance).
-// It still pays where cores idle while one big window encodes.
+// One goroutine is the default (DefaultEncodeWorkers): a sync keeps both
+// cores busy with one encoding goroutine (fetch and decode run beside
+// it), and a second one only added hand-offs: 3-6% more CPU per event, no
+// faster (interleaved runs, 2026-11-26; README, Performance). It still
+// pays where cores idle while one big window encodes.
 
-// colSpec is one leaf column of source.Schema in a Writer.
-type colSpec struct {
+// column is one leaf column of source.Schema in a Writer, with its share
+// of the current row group.
+type column struct {
+	descr    *schema.Column
+	path     string
 	nullable bool
+	stats    bool        // min/max statistics (not NoStatsColumns)
+	int64s   bool        // INT64 (timestamps); otherwise BYTE_ARRAY (strings)
 	weight   int         // rough encoded size, to hand out the biggest first
 	dict     *dictColumn // nil unless dictionary-encoded: its rows gathered for the row group (dict.go)
+
+	// The open data page: its PLAIN values follow pageReserve bytes kept
+	// for the definition levels, which are only known when the page closes
+	// and precede the values in the page.
+	page  []byte
+	valid []byte // validity bits of the open page's rows (nullable columns)
+	rows  int
+	nulls int
+
+	// The column chunk of the current row group so far.
+	chunk        []byte // page headers and pages, as they go into the file
+	dictBytes    int    // bytes of chunk taken by its dictionary page (0: none)
+	uncompressed int64  // the chunk's size with its pages uncompressed
+	dataPages    int32
+	values       int64 // rows, nulls included
+	chunkNulls   int64
+	hasMinMax    bool
+	minB, maxB   []byte
+	minI, maxI   int64
+
+	out    []byte  // compression output
+	levels []byte  // definition levels of a page being closed
+	idx    []int32 // a dictionary page's indexes without its null rows
 }
 
-// colWorker is one encoding goroutine's private state.
-type colWorker struct {
-	ctx       context.Context // pqarrow write context (scratch buffers)
-	defLevels []int16
-}
+const (
+	// maxPageRows closes a data page at this many rows even if its values
+	// are small (nulls take no value bytes); it bounds pageReserve.
+	maxPageRows = DataPageBytes / 4
+	// pageReserve is room for the largest definition levels of a page.
+	pageReserve = 4 + binary.MaxVarintLen32 + maxPageRows/8
+)
 
 // Rough bytes per event of each column before compression, measured on
 // the simulator's realistic events; unknown columns come last.
@@ -64,19 +88,83 @@ var columnWeights = map[string]int{
 	"source_ip": 19, "timestamp": 8, "ingested_at": 8,
 }
 
-func columnSpecs(s *arrow.Schema) []colSpec {
+func newColumns(s *arrow.Schema, pq *schema.Schema, props *parquet.WriterProperties) ([]*column, error) {
 	dict := map[string]bool{}
 	for _, c := range source.DictionaryColumns {
 		dict[c] = true
 	}
-	specs := make([]colSpec, s.NumFields())
+	cols := make([]*column, s.NumFields())
 	for i, f := range s.Fields() {
-		specs[i] = colSpec{nullable: f.Nullable, weight: columnWeights[f.Name]}
-		if dict[f.Name] {
-			specs[i].dict = getDictColumn()
+		descr := pq.Column(i)
+		c := getColumn()
+		c.descr, c.path, c.nullable = descr, descr.Path(), f.Nullable
+		c.stats = props.StatisticsEnabledFor(c.path)
+		c.weight = columnWeights[f.Name]
+		switch {
+		case f.Type.ID() == arrow.STRING && descr.PhysicalType() == parquet.Types.ByteArray:
+		case f.Type.ID() == arrow.TIMESTAMP && descr.PhysicalType() == parquet.Types.Int64:
+			c.int64s = true
+		default:
+			return nil, fmt.Errorf("column %s: type %s is not supported", f.Name, f.Type)
 		}
+		if dict[f.Name] {
+			if c.int64s {
+				return nil, fmt.Errorf("column %s: dictionary encoding of %s is not supported", f.Name, f.Type)
+			}
+			c.dict = getDictColumn()
+		}
+		cols[i] = c
 	}
-	return specs
+	return cols, nil
+}
+
+// Columns outlive their Writer, as dictionary columns do (dict.go): an
+// hourly sync opens a file per window, and a new column regrows its page
+// and chunk buffers from nothing. At most two files' worth wait, none that
+// a freak row group grew past retainColumnBytes.
+var colFree = freeList[column]{max: 32}
+
+const retainColumnBytes = 4 << 20
+
+func getColumn() *column { return colFree.get(func() *column { return &column{} }) }
+
+func putColumn(c *column) {
+	if c.dict != nil {
+		putDictColumn(c.dict)
+	}
+	if cap(c.chunk) > retainColumnBytes || cap(c.page) > retainColumnBytes || cap(c.out) > retainColumnBytes {
+		return
+	}
+	*c = column{page: c.page[:0], valid: c.valid[:0], chunk: c.chunk[:0], out: c.out[:0],
+		levels: c.levels[:0], idx: c.idx[:0], minB: c.minB[:0], maxB: c.maxB[:0]}
+	colFree.put(c)
+}
+
+// freeList keeps up to max idle values for reuse.
+type freeList[T any] struct {
+	mu    sync.Mutex
+	items []*T
+	max   int
+}
+
+func (f *freeList[T]) get(alloc func() *T) *T {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if n := len(f.items); n > 0 {
+		x := f.items[n-1]
+		f.items[n-1] = nil
+		f.items = f.items[:n-1]
+		return x
+	}
+	return alloc()
+}
+
+func (f *freeList[T]) put(x *T) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if len(f.items) < f.max {
+		f.items = append(f.items, x)
+	}
 }
 
 // encodeWorkers is how many goroutines encode one file's columns: the
@@ -85,16 +173,8 @@ func encodeWorkers(configured int) int {
 	return max(1, min(configured, runtime.GOMAXPROCS(0)))
 }
 
-func newWorkers(n int, props *pqarrow.ArrowWriterProperties) []colWorker {
-	ws := make([]colWorker, n)
-	for i := range ws {
-		ws[i].ctx = pqarrow.NewArrowWriteContext(context.Background(), props)
-	}
-	return ws
-}
-
 // bySize returns the column indexes, biggest first.
-func bySize(cols []colSpec) []int {
+func bySize(cols []*column) []int {
 	idx := make([]int, len(cols))
 	for i := range idx {
 		idx[i] = i
@@ -103,10 +183,10 @@ func bySize(cols []colSpec) []int {
 	return idx
 }
 
-// parallel runs fn for each column index in order on up to len(w.workers)
+// parallel runs fn for each column index in order on up to w.workers
 // goroutines (the calling one included, the others as helpers allow) and
 // returns the first error.
-func (w *Writer) parallel(cols []int, fn func(wk *colWorker, col int) error) error {
+func (w *Writer) parallel(cols []int, fn func(col int) error) error {
 	if len(cols) == 0 {
 		return nil
 	}
@@ -116,13 +196,13 @@ func (w *Writer) parallel(cols []int, fn func(wk *colWorker, col int) error) err
 		first error
 		wg    sync.WaitGroup
 	)
-	run := func(wk *colWorker) {
+	run := func() {
 		for {
 			i := next.Add(1) - 1
 			if i >= int64(len(cols)) {
 				return
 			}
-			if err := fn(wk, cols[i]); err != nil {
+			if err := fn(cols[i]); err != nil {
 				mu.Lock()
 				if first == nil {
 					first = err
@@ -132,7 +212,7 @@ func (w *Writer) parallel(cols []int, fn func(wk *colWorker, col int) error) err
 			}
 		}
 	}
-	n := min(len(w.workers), len(cols))
+	n := min(w.workers, len(cols))
 spawn:
 	for k := 1; k < n; k++ {
 		select {
@@ -141,12 +221,12 @@ spawn:
 			break spawn // every core is already helping some writer
 		}
 		wg.Add(1)
-		go func(wk *colWorker) {
+		go func() {
 			defer func() { <-helpers; wg.Done() }()
-			run(wk)
-		}(&w.workers[k])
+			run()
+		}()
 	}
-	run(&w.workers[0])
+	run()
 	wg.Wait()
 	return first
 }
@@ -177,10 +257,10 @@ func (w *Writer) writeBatches(recs []arrow.RecordBatch) error {
 		if len(parts) == 0 {
 			return nil
 		}
-		err := w.parallel(w.order, func(wk *colWorker, col int) error {
+		err := w.parallel(w.order, func(col int) error {
 			for _, p := range parts {
-				if err := w.addColumn(wk, col, p.Column(col)); err != nil {
-					return err
+				if err := w.addColumn(w.cols[col], p.Column(col)); err != nil {
+					return fmt.Errorf("column %s: %w", w.cols[col].path, err)
 				}
 			}
 			return nil
@@ -191,18 +271,14 @@ func (w *Writer) writeBatches(recs []arrow.RecordBatch) error {
 	for _, rec := range recs {
 		n := rec.NumRows()
 		for off := int64(0); off < n; {
-			if w.rgw == nil || w.rgRows >= w.maxRGRows {
+			if !w.rgOpen || w.rgRows >= w.maxRGRows {
 				if err := flush(); err != nil {
 					return err
 				}
 				if err := w.closeRowGroup(); err != nil {
 					return err
 				}
-				rgw, err := w.wr.AppendBufferedRowGroupChecked()
-				if err != nil {
-					return err
-				}
-				w.rgw, w.rgRows = rgw, 0
+				w.rgOpen, w.rgRows = true, 0
 			}
 			k := min(n-off, w.maxRGRows-w.rgRows)
 			part := rec
@@ -218,169 +294,347 @@ func (w *Writer) writeBatches(recs []arrow.RecordBatch) error {
 	return flush()
 }
 
-// addColumn hands one column of a batch to the row group: a dictionary
-// column is gathered (dict.go), any other is encoded at once.
-func (w *Writer) addColumn(wk *colWorker, col int, arr arrow.Array) error {
-	d := w.cols[col].dict
+// addColumn adds one column of a batch to the row group: a dictionary
+// column is gathered (dict.go), any other is appended to its pages.
+func (w *Writer) addColumn(c *column, arr arrow.Array) error {
+	if !c.nullable && arr.NullN() > 0 {
+		return fmt.Errorf("%d nulls in a required column", arr.NullN())
+	}
+	d := c.dict
 	if d == nil || d.dense {
-		return w.writeColumn(wk, col, arr)
+		return w.addPlain(c, arr)
 	}
 	s, ok := arr.(*array.String)
 	if !ok {
-		return fmt.Errorf("column %d: dictionary column of type %s, want string", col, arr.DataType())
+		return fmt.Errorf("dictionary column of type %s, want string", arr.DataType())
 	}
 	d.add(s)
 	if len(d.data) <= w.dictLimit {
 		return nil
 	}
-	// Too many distinct values for a dictionary in this row group: write
-	// what was gathered as plain strings; arrow-go takes it from here.
+	// Too many distinct values for a dictionary in this row group: the
+	// column chunk is written PLAIN, what was gathered first.
 	dense := d.denseArray(w.mem)
 	defer dense.Release()
 	d.reset()
 	d.dense = true
-	return w.writeColumn(wk, col, dense)
+	return w.addPlain(c, dense)
 }
 
-// finishDict writes a dictionary column's gathered rows, if any, as one
-// Arrow dictionary array.
-func (w *Writer) finishDict(wk *colWorker, col int) error {
-	d := w.cols[col].dict
-	if d == nil || d.dense || d.rows == 0 {
-		return nil
+// addPlain appends arr's rows to c's pages, PLAIN-encoded, closing each
+// page as it fills.
+func (w *Writer) addPlain(c *column, arr arrow.Array) error {
+	if len(c.page) < pageReserve {
+		c.page = append(c.page[:0], make([]byte, pageReserve)...)
 	}
-	arr := d.dictArray()
-	defer arr.Release()
-	return w.writeColumn(wk, col, arr)
-}
-
-// writeColumn encodes one column of a batch: a flat schema, so the
-// definition level of a row is 1 if it has a value (0 if null) and there
-// are no repetition levels.
-func (w *Writer) writeColumn(wk *colWorker, col int, arr arrow.Array) error {
-	cw, err := w.rgw.Column(col)
-	if err != nil {
-		return err
-	}
-	var def []int16
-	if w.cols[col].nullable {
-		def = slices.Grow(wk.defLevels[:0], arr.Len())[:arr.Len()]
-		if arr.NullN() == 0 {
-			for i := range def {
-				def[i] = 1
-			}
-		} else {
-			for i := range def {
-				def[i] = 0
-				if arr.IsValid(i) {
-					def[i] = 1
+	hasNulls := arr.NullN() > 0
+	switch a := arr.(type) {
+	case *array.String:
+		if c.int64s {
+			return fmt.Errorf("strings in an INT64 column")
+		}
+		n := a.Len()
+		if n == 0 {
+			return nil // an empty array may have no offsets buffer at all
+		}
+		offs := a.ValueOffsets()[:n+1] // into the whole data buffer, also for a slice
+		var data []byte
+		if b := a.Data().Buffers()[2]; b != nil {
+			data = b.Bytes()
+		}
+		var lo, hi []byte // this batch's min and max, aliasing data
+		have := false
+		for i := range n {
+			if c.markRow(hasNulls && a.IsNull(i)) {
+				v := data[offs[i]:offs[i+1]]
+				c.page = binary.LittleEndian.AppendUint32(c.page, uint32(len(v)))
+				c.page = append(c.page, v...)
+				if c.stats {
+					switch {
+					case !have:
+						lo, hi, have = v, v, true
+					case bytes.Compare(v, lo) < 0:
+						lo = v
+					case bytes.Compare(v, hi) > 0:
+						hi = v
+					}
 				}
 			}
+			w.endRow(c)
 		}
-		wk.defLevels = def
-	}
-	if d, ok := arr.(*array.Dictionary); ok && writeGatheredOn {
-		done, err := writeGathered(cw, d, def)
-		if err != nil {
-			return fmt.Errorf("column %d: %w", col, err)
+		if have {
+			c.mergeBytes(lo, hi)
 		}
-		if done {
-			return nil
+	case *array.Timestamp:
+		if !c.int64s {
+			return fmt.Errorf("timestamps in a BYTE_ARRAY column")
 		}
-	}
-	if err := pqarrow.WriteArrowToColumn(wk.ctx, cw, arr, def, nil, w.cols[col].nullable); err != nil {
-		return fmt.Errorf("column %d: %w", col, err)
+		vals := a.TimestampValues()
+		for i, v := range vals {
+			if c.markRow(hasNulls && a.IsNull(i)) {
+				c.page = binary.LittleEndian.AppendUint64(c.page, uint64(v))
+				if c.stats {
+					c.mergeInt(int64(v))
+				}
+			}
+			w.endRow(c)
+		}
+	default:
+		return fmt.Errorf("arrays of type %s are not supported", arr.DataType())
 	}
 	return nil
 }
 
-// writeGatheredOn is off only in a test that compares the file with
-// pqarrow's own path.
-var writeGatheredOn = true
-
-// dictEncoder is the part of arrow-go's dictionary encoders (an internal
-// type, reached through the column writer) that writeGathered uses.
-type dictEncoder interface {
-	PutDictionary(arrow.Array) error
-	NumEntries() int
-	PreservedDictionary() arrow.Array
+// markRow records whether the open page's next row is null, and reports
+// whether it has a value to append.
+func (c *column) markRow(null bool) bool {
+	if c.nullable && c.rows&7 == 0 {
+		c.valid = append(c.valid, 0)
+	}
+	if null {
+		c.nulls++
+		return false
+	}
+	if c.nullable {
+		c.valid[c.rows>>3] |= 1 << (c.rows & 7)
+	}
+	return true
 }
 
-// writeGathered writes a row group's gathered dictionary column the way
-// pqarrow does for a dictionary array (seed the Parquet dictionary, count
-// the statistics, write the indexes) but without the hash pass pqarrow
-// makes over every index to find the dictionary values in use: here all
-// of them are, since dictColumn adds a value only for a row that has it.
-// That pass was ~3% of a sync's CPU. It reports false, having written
-// nothing, where pqarrow must do the work (the column is no longer
-// dictionary-encoded, or already has a dictionary); the statistics and
-// the file are the same either way (TestDictionaryStatistics,
-// TestParallelColumnsSameFile).
-func writeGathered(cw file.ColumnChunkWriter, arr *array.Dictionary, def []int16) (bool, error) {
-	enc, ok := cw.CurrentEncoder().(dictEncoder)
-	if e := cw.CurrentEncoder().Encoding(); !ok || (e != parquet.Encodings.RLEDict && e != parquet.Encodings.PlainDict) || enc.PreservedDictionary() != nil {
-		return false, nil
+// endRow counts the row markRow began and closes the page once it is full.
+func (w *Writer) endRow(c *column) {
+	c.rows++
+	if len(c.page)-pageReserve >= DataPageBytes || c.rows >= maxPageRows {
+		w.flushPage(c)
 	}
-	dict := arr.Dictionary() // PutDictionary retains it as the preserved dictionary
-	if err := enc.PutDictionary(dict); err != nil {
-		return false, err
+}
+
+func (c *column) mergeBytes(lo, hi []byte) {
+	if !c.hasMinMax {
+		c.minB, c.maxB, c.hasMinMax = append(c.minB[:0], lo...), append(c.maxB[:0], hi...), true
+		return
 	}
-	if enc.NumEntries() != dict.Len() { // a value twice: cannot happen here; pqarrow's fallback
-		cw.FallbackToPlain()
-		return false, nil
+	if bytes.Compare(lo, c.minB) < 0 {
+		c.minB = append(c.minB[:0], lo...)
 	}
-	if ps := cw.PageStatistics(); ps != nil {
-		idx := arr.Indices()
-		nonNull := idx.Len() - idx.NullN()
-		ps.IncNulls(int64(max(len(def)-nonNull, 0)))
-		ps.IncNumValues(int64(nonNull))
-		if err := ps.UpdateFromArrow(dict, false); err != nil {
-			return false, err
+	if bytes.Compare(hi, c.maxB) > 0 {
+		c.maxB = append(c.maxB[:0], hi...)
+	}
+}
+
+func (c *column) mergeInt(v int64) {
+	if !c.hasMinMax {
+		c.minI, c.maxI, c.hasMinMax = v, v, true
+		return
+	}
+	c.minI, c.maxI = min(c.minI, v), max(c.maxI, v)
+}
+
+// flushPage closes c's open data page, if it has rows.
+func (w *Writer) flushPage(c *column) {
+	if c.rows == 0 {
+		return
+	}
+	start := pageReserve
+	if c.nullable {
+		c.levels = appendDefLevels(c.levels[:0], c.valid, c.rows, c.nulls)
+		start -= len(c.levels)
+		copy(c.page[start:], c.levels)
+	}
+	w.addPage(c, pageTypeData, c.page[start:], c.rows, encPlain)
+	c.values += int64(c.rows)
+	c.chunkNulls += int64(c.nulls)
+	c.page = c.page[:pageReserve]
+	c.valid = c.valid[:0]
+	c.rows, c.nulls = 0, 0
+}
+
+// addPage compresses a page and appends it, after its header, to c's
+// column chunk.
+func (w *Writer) addPage(c *column, pageType int32, body []byte, numValues int, encoding int32) {
+	data := body
+	if w.codec != nil {
+		bound := int(w.codec.CompressBound(int64(len(body))))
+		c.out = slices.Grow(c.out[:0], bound)
+		data = w.codec.EncodeLevel(c.out[:bound], body, w.level)
+		if cap(data) > cap(c.out) {
+			c.out = data[:0]
 		}
 	}
-	return true, cw.WriteDictIndices(arr.Indices(), def, nil)
+	n := len(c.chunk)
+	c.chunk = appendPageHeader(c.chunk, pageType, len(body), len(data), numValues, encoding)
+	c.uncompressed += int64(len(c.chunk) - n + len(body))
+	c.chunk = append(c.chunk, data...)
+	if pageType == pageTypeData {
+		c.dataPages++
+	}
 }
 
-// pageFlusher is implemented by arrow-go's column chunk writers (promoted
-// from their common base): compress and buffer the pages still open.
-type pageFlusher interface {
-	FlushBufferedDataPages() error
+// finishDict writes a gathered dictionary column's chunk: the dictionary
+// page, then data pages of its rows' indexes.
+func (w *Writer) finishDict(c *column) {
+	d := c.dict
+	if d.rows == 0 {
+		return
+	}
+	n := len(d.offsets) - 1
+	body := c.page[:0]
+	for k := range n {
+		v := d.data[d.offsets[k]:d.offsets[k+1]]
+		body = binary.LittleEndian.AppendUint32(body, uint32(len(v)))
+		body = append(body, v...)
+		if c.stats { // every dictionary value is some row's
+			switch {
+			case k == 0:
+				c.mergeBytes(v, v)
+			case bytes.Compare(v, c.minB) < 0:
+				c.minB = append(c.minB[:0], v...)
+			case bytes.Compare(v, c.maxB) > 0:
+				c.maxB = append(c.maxB[:0], v...)
+			}
+		}
+	}
+	c.page = body[:0]
+	w.addPage(c, pageTypeDictionary, body, n, encPlain)
+	c.dictBytes = len(c.chunk)
+
+	width := dictBitWidth(n)
+	perPage := min(maxPageRows, DataPageBytes*8/width) &^ 7
+	for r0 := 0; r0 < d.rows; r0 += perPage {
+		r1 := min(d.rows, r0+perPage)
+		rows, nulls := r1-r0, 0
+		body := c.page[:0]
+		idx := d.idx[r0:r1]
+		if c.nullable {
+			c.valid = append(c.valid[:0], d.valid[r0/8:(r1+7)/8]...)
+			if rows%8 != 0 {
+				c.valid[len(c.valid)-1] &= 1<<(rows%8) - 1
+			}
+			set := 0
+			for _, b := range c.valid {
+				set += bits.OnesCount8(b)
+			}
+			nulls = rows - set
+			body = appendDefLevels(body, c.valid, rows, nulls)
+			if nulls > 0 { // only the rows with a value have an index
+				c.idx = c.idx[:0]
+				for i, k := range idx {
+					if c.valid[i>>3]&(1<<(i&7)) != 0 {
+						c.idx = append(c.idx, k)
+					}
+				}
+				idx = c.idx
+			}
+		}
+		body = appendIndexes(body, idx, width)
+		c.page = body[:0]
+		w.addPage(c, pageTypeData, body, rows, encRLEDictionary)
+		c.values += int64(rows)
+		c.chunkNulls += int64(nulls)
+	}
+	c.valid = c.valid[:0]
 }
 
 // closeRowGroup finishes the current row group: the gathered dictionary
-// columns are encoded and the last pages of the plain-encoded columns
-// compressed, in parallel; then the row group is closed in column order
-// (dictionary pages, chunk metadata, the bytes written to the file).
+// columns are encoded and the last pages of the others compressed, in
+// parallel; then the column chunks are written in column order, each
+// with its metadata.
 func (w *Writer) closeRowGroup() error {
-	if w.rgw == nil {
+	if !w.rgOpen {
 		return nil
 	}
-	rgw := w.rgw
-	err := w.parallel(w.order, func(wk *colWorker, col int) error {
-		if w.cols[col].dict != nil {
-			// Its data pages must follow its dictionary page, which
-			// Close writes: only the gathered rows are encoded here.
-			return w.finishDict(wk, col)
+	w.rgOpen = false
+	err := w.parallel(w.order, func(col int) error {
+		c := w.cols[col]
+		if c.dict != nil && !c.dict.dense {
+			w.finishDict(c)
+		} else {
+			w.flushPage(c)
 		}
-		cw, err := rgw.Column(col)
-		if err != nil {
-			return err
-		}
-		if f, ok := cw.(pageFlusher); ok {
-			return f.FlushBufferedDataPages()
-		}
-		return nil // flushed by Close instead
+		return nil
 	})
-	w.rgw = nil
-	if err == nil {
-		err = rgw.Close()
+	if err != nil {
+		return err
 	}
-	// Only now: the dictionary arrays written above alias the gathered
-	// buffers, and the column writers hold them until they close.
+	rg := w.meta.AppendRowGroup()
+	rg.SetNumRows(int(w.rgRows))
 	for _, c := range w.cols {
+		if err := w.writeChunk(rg.NextColumnChunk(), c); err != nil {
+			return fmt.Errorf("column %s: %w", c.path, err)
+		}
 		if c.dict != nil {
 			c.dict.reset()
 		}
 	}
-	return err
+	if err := rg.Finish(0, int16(w.rowGroups)); err != nil {
+		return err
+	}
+	w.rowGroups++
+	return nil
+}
+
+// writeChunk writes c's column chunk to the file and records it in the
+// row group's metadata; c is then empty for the next row group.
+func (w *Writer) writeChunk(cb *metadata.ColumnChunkMetaDataBuilder, c *column) error {
+	off := w.out.n
+	if _, err := w.out.Write(c.chunk); err != nil {
+		return err
+	}
+	info := metadata.ChunkMetaInfo{
+		NumValues:        c.values,
+		IndexPageOffset:  -1,
+		DataPageOffset:   off,
+		CompressedSize:   int64(len(c.chunk)),
+		UncompressedSize: c.uncompressed,
+	}
+	hasDict := c.dictBytes > 0
+	enc := metadata.EncodingStats{DataEncodingStats: map[parquet.Encoding]int32{}}
+	if hasDict {
+		info.DictPageOffset = off
+		info.DataPageOffset = off + int64(c.dictBytes)
+		enc.DictEncodingStats = map[parquet.Encoding]int32{parquet.Encodings.Plain: 1}
+		enc.DataEncodingStats[parquet.Encodings.RLEDict] = c.dataPages
+	} else {
+		enc.DataEncodingStats[parquet.Encodings.Plain] = c.dataPages
+	}
+	if c.stats && c.values > 0 {
+		st, err := w.statistics(c)
+		if err != nil {
+			return err
+		}
+		if st.IsSet() {
+			cb.SetStats(st)
+		}
+	}
+	if err := cb.Finish(info, hasDict, false, enc); err != nil {
+		return err
+	}
+	c.chunk, c.dictBytes, c.uncompressed, c.dataPages = c.chunk[:0], 0, 0, 0
+	c.values, c.chunkNulls, c.hasMinMax = 0, 0, false
+	return nil
+}
+
+// statistics encodes c's column chunk statistics the way arrow-go's column
+// writers do: min, max (truncated to the configured size) and null count.
+func (w *Writer) statistics(c *column) (metadata.EncodedStatistics, error) {
+	st := metadata.NewStatistics(c.descr, w.mem)
+	st.IncNulls(c.chunkNulls)
+	st.IncNumValues(c.values - c.chunkNulls)
+	if c.hasMinMax {
+		switch s := st.(type) {
+		case *metadata.ByteArrayStatistics:
+			s.SetMinMax(c.minB, c.maxB)
+		case *metadata.Int64Statistics:
+			s.SetMinMax(c.minI, c.maxI)
+		default:
+			return metadata.EncodedStatistics{}, fmt.Errorf("statistics of type %T", st)
+		}
+	}
+	enc, err := st.Encode()
+	if err != nil {
+		return enc, err
+	}
+	enc.ApplyStatSizeLimits(int(w.props.MaxStatsSizeFor(c.path)))
+	enc.Signed = c.descr.SortOrder() == schema.SortSIGNED
+	return enc, nil
 }

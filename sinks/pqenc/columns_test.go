@@ -14,8 +14,10 @@ import (
 	"github.com/apache/arrow-go/v18/arrow/array"
 	"github.com/apache/arrow-go/v18/arrow/memory"
 	"github.com/apache/arrow-go/v18/parquet"
+	"github.com/apache/arrow-go/v18/parquet/compress"
 	"github.com/apache/arrow-go/v18/parquet/file"
 	"github.com/apache/arrow-go/v18/parquet/metadata"
+	"github.com/apache/arrow-go/v18/parquet/pqarrow"
 
 	"github.com/vaultsink/vaultsink/source"
 )
@@ -129,7 +131,7 @@ func TestEncodeWorkersOption(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if got := len(w.workers); got != tt.want {
+		if got := w.workers; got != tt.want {
 			t.Errorf("encode_workers %d at GOMAXPROCS 2: %d workers, want %d", tt.set, got, tt.want)
 		}
 		w.Abort()
@@ -139,19 +141,102 @@ func TestEncodeWorkersOption(t *testing.T) {
 	}
 }
 
-// TestGatheredSameAsPqarrow: writing the gathered dictionary columns
-// directly (writeGathered) makes the same file, statistics included, as
-// handing the dictionary arrays to pqarrow.
-func TestGatheredSameAsPqarrow(t *testing.T) {
-	opts := Options{RowGroupRows: 2500}
+// TestSameAsArrowWriter: the Writer's hand-built pages (pages.go) make a
+// file that arrow-go's own writer, given the same properties, agrees with:
+// the same rows in the same row groups, and per column chunk the same
+// encodings, dictionary page, value count and statistics (min, max, null
+// count). The bytes differ: arrow-go also writes page statistics and RLE
+// runs in its dictionary indexes.
+func TestSameAsArrowWriter(t *testing.T) {
+	const rg = 2500
 	sizes := []int{1000, 1000, 3000, 7, 4096, 999, 1}
-	direct := encodeWith(t, 1, opts, sizes...)
-	writeGatheredOn = false
-	defer func() { writeGatheredOn = true }()
-	viaPqarrow := encodeWith(t, 1, opts, sizes...)
-	if !bytes.Equal(direct, viaPqarrow) {
-		t.Fatalf("direct dictionary write differs from pqarrow's (%d vs %d bytes)", len(direct), len(viaPqarrow))
+	ours := encodeWith(t, 1, Options{RowGroupRows: rg}, sizes...)
+
+	// The reference: pqarrow with the Writer's properties.
+	props := []parquet.WriterProperty{
+		parquet.WithCompression(compress.Codecs.Zstd),
+		parquet.WithMaxRowGroupLength(rg),
+		parquet.WithStats(true),
+		parquet.WithDictionaryDefault(false),
+		parquet.WithVersion(parquet.V2_6),
+		parquet.WithDataPageVersion(parquet.DataPageV1),
 	}
+	for _, c := range source.DictionaryColumns {
+		props = append(props, parquet.WithDictionaryFor(c, true))
+	}
+	for _, c := range NoStatsColumns {
+		props = append(props, parquet.WithStatsFor(c, false))
+	}
+	var ref bytes.Buffer
+	fw, err := pqarrow.NewFileWriter(source.Schema, &ref, parquet.NewWriterProperties(props...),
+		pqarrow.NewArrowWriterProperties(pqarrow.WithCoerceTimestamps(arrow.Microsecond)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	row := 0
+	for _, n := range sizes {
+		rec := nullyBatch(memory.DefaultAllocator, row, n)
+		row += n
+		if err := fw.WriteBuffered(rec); err != nil {
+			t.Fatal(err)
+		}
+		rec.Release()
+	}
+	if err := fw.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	a, b := openParquet(t, ours), openParquet(t, ref.Bytes())
+	if a.NumRowGroups() != b.NumRowGroups() || a.NumRows() != b.NumRows() {
+		t.Fatalf("%d rows in %d row groups, arrow-go: %d in %d", a.NumRows(), a.NumRowGroups(), b.NumRows(), b.NumRowGroups())
+	}
+	for g := 0; g < a.NumRowGroups(); g++ {
+		ga, gb := a.MetaData().RowGroup(g), b.MetaData().RowGroup(g)
+		if ga.NumRows() != gb.NumRows() {
+			t.Fatalf("row group %d: %d rows, arrow-go %d", g, ga.NumRows(), gb.NumRows())
+		}
+		for c := 0; c < ga.NumColumns(); c++ {
+			ca, _ := ga.ColumnChunk(c)
+			cb, _ := gb.ColumnChunk(c)
+			name := ca.PathInSchema().String()
+			if ca.NumValues() != cb.NumValues() || ca.HasDictionaryPage() != cb.HasDictionaryPage() ||
+				fmt.Sprint(ca.Encodings()) != fmt.Sprint(cb.Encodings()) || ca.Compression() != cb.Compression() {
+				t.Errorf("row group %d %s: values %d dict %v %v %v; arrow-go %d %v %v %v", g, name,
+					ca.NumValues(), ca.HasDictionaryPage(), ca.Encodings(), ca.Compression(),
+					cb.NumValues(), cb.HasDictionaryPage(), cb.Encodings(), cb.Compression())
+			}
+			sa, errA := ca.StatsSet()
+			sb, errB := cb.StatsSet()
+			if errA != nil || errB != nil || sa != sb {
+				t.Fatalf("row group %d %s: statistics set %v (%v), arrow-go %v (%v)", g, name, sa, errA, sb, errB)
+			}
+			if !sa {
+				continue
+			}
+			ea, _ := ca.Statistics()
+			eb, _ := cb.Statistics()
+			if ea.HasMinMax() != eb.HasMinMax() || ea.NullCount() != eb.NullCount() ||
+				!bytes.Equal(ea.EncodeMin(), eb.EncodeMin()) || !bytes.Equal(ea.EncodeMax(), eb.EncodeMax()) {
+				t.Errorf("row group %d %s: statistics min %q max %q nulls %d; arrow-go %q %q %d", g, name,
+					ea.EncodeMin(), ea.EncodeMax(), ea.NullCount(), eb.EncodeMin(), eb.EncodeMax(), eb.NullCount())
+			}
+		}
+	}
+	ta, tb := readTable(t, ours), readTable(t, ref.Bytes())
+	defer ta.Release()
+	defer tb.Release()
+	if !array.TableEqual(ta, tb) {
+		t.Fatal("the rows read back differ from arrow-go's file")
+	}
+}
+
+func openParquet(t *testing.T, data []byte) *file.Reader {
+	t.Helper()
+	r, err := file.NewParquetReader(bytes.NewReader(data))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return r
 }
 
 // TestAbortReleases: Abort releases the batches the writer still holds

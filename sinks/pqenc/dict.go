@@ -4,7 +4,6 @@ import (
 	"encoding/binary"
 	"hash/maphash"
 	"slices"
-	"sync"
 
 	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/apache/arrow-go/v18/arrow/array"
@@ -20,16 +19,13 @@ import (
 // dictionary columns, a fifth of a sync's CPU (profile of `vaultsink
 // sync`). Instead each dictionary column of the current row group is
 // gathered here — a map from value to index, the indexes, a validity
-// bitmap — and at the end of the row group written in one call as an Arrow
-// dictionary array. writeGathered (columns.go) then seeds the Parquet
-// dictionary with it, computes the statistics from its values (all in
-// use) and writes the indexes as they are: the same encodings and
-// statistics as before, ~4x cheaper.
+// bitmap — and at the end of the row group written as one dictionary page
+// and the pages of its indexes (finishDict, columns.go); its statistics
+// come from the dictionary's values, all of them in use.
 //
 // A column whose dictionary grows past the writer's dictionary page limit
-// in a row group gives up for that row group: what was gathered is written
-// as plain strings and the rest goes straight to arrow-go, which falls back
-// to plain encoding itself.
+// (1 MiB) in a row group gives up for that row group: what was gathered
+// and the rest of the row group are written as plain strings.
 
 // dictColumn gathers one dictionary column of the current row group.
 type dictColumn struct {
@@ -61,10 +57,7 @@ func newDictColumn() *dictColumn {
 // columns wait in dictFree for the next. At most maxIdleDictColumns wait,
 // and none that a freak row group grew past retainDictBytes of buffers or
 // retainDictValues distinct values (its map keeps the room it grew).
-var dictFree struct {
-	sync.Mutex
-	cols []*dictColumn
-}
+var dictFree = freeList[dictColumn]{max: maxIdleDictColumns}
 
 const (
 	maxIdleDictColumns = 14 // two files' worth
@@ -72,17 +65,7 @@ const (
 	retainDictValues   = 1 << 14
 )
 
-func getDictColumn() *dictColumn {
-	dictFree.Lock()
-	defer dictFree.Unlock()
-	if n := len(dictFree.cols); n > 0 {
-		d := dictFree.cols[n-1]
-		dictFree.cols[n-1] = nil
-		dictFree.cols = dictFree.cols[:n-1]
-		return d
-	}
-	return newDictColumn()
-}
+func getDictColumn() *dictColumn { return dictFree.get(newDictColumn) }
 
 // putDictColumn takes back a column no Writer uses any more.
 func putDictColumn(d *dictColumn) {
@@ -90,11 +73,7 @@ func putDictColumn(d *dictColumn) {
 		return
 	}
 	d.reset()
-	dictFree.Lock()
-	defer dictFree.Unlock()
-	if len(dictFree.cols) < maxIdleDictColumns {
-		dictFree.cols = append(dictFree.cols, d)
-	}
+	dictFree.put(d)
 }
 
 // reset empties d for the next row group, keeping its buffers.
@@ -256,24 +235,6 @@ const _ = uint(dictCacheBits - 8) // cacheSlot's length argument needs 8 bits of
 type cacheEntry struct {
 	a, b uint64
 	k    int32
-}
-
-// dictArray returns the gathered rows as an Arrow dictionary array (int32
-// indexes into a string dictionary) over d's buffers: d must not change
-// until the array is released.
-func (d *dictColumn) dictArray() arrow.Array {
-	dict := array.NewData(arrow.BinaryTypes.String, len(d.offsets)-1,
-		[]*memory.Buffer{nil, memory.NewBufferBytes(arrow.Int32Traits.CastToBytes(d.offsets)), memory.NewBufferBytes(d.data)}, nil, 0, 0)
-	defer dict.Release()
-	var validity *memory.Buffer
-	if d.nulls > 0 {
-		validity = memory.NewBufferBytes(d.valid)
-	}
-	typ := &arrow.DictionaryType{IndexType: arrow.PrimitiveTypes.Int32, ValueType: arrow.BinaryTypes.String}
-	data := array.NewData(typ, d.rows, []*memory.Buffer{validity, memory.NewBufferBytes(arrow.Int32Traits.CastToBytes(d.idx))}, nil, d.nulls, 0)
-	data.SetDictionary(dict)
-	defer data.Release()
-	return array.MakeFromData(data)
 }
 
 // denseArray returns the gathered rows as plain strings (a copy).

@@ -138,21 +138,21 @@ func TestDictHashCollision(t *testing.T) {
 // takeDictFree empties the free list of dictionary columns for a test and
 // puts back what was there when it ends.
 func takeDictFree(t *testing.T) {
-	dictFree.Lock()
-	saved := dictFree.cols
-	dictFree.cols = nil
-	dictFree.Unlock()
+	dictFree.mu.Lock()
+	saved := dictFree.items
+	dictFree.items = nil
+	dictFree.mu.Unlock()
 	t.Cleanup(func() {
-		dictFree.Lock()
-		dictFree.cols = saved
-		dictFree.Unlock()
+		dictFree.mu.Lock()
+		dictFree.items = saved
+		dictFree.mu.Unlock()
 	})
 }
 
 func idleDictColumns() []*dictColumn {
-	dictFree.Lock()
-	defer dictFree.Unlock()
-	return slices.Clone(dictFree.cols)
+	dictFree.mu.Lock()
+	defer dictFree.mu.Unlock()
+	return slices.Clone(dictFree.items)
 }
 
 // TestDictColumnsReused: a closed or aborted Writer's dictionary columns go

@@ -13,6 +13,7 @@
 package pqenc
 
 import (
+	"encoding/binary"
 	"fmt"
 	"io"
 	"strconv"
@@ -23,10 +24,9 @@ import (
 	"github.com/apache/arrow-go/v18/arrow/memory"
 	"github.com/apache/arrow-go/v18/parquet"
 	"github.com/apache/arrow-go/v18/parquet/compress"
-	"github.com/apache/arrow-go/v18/parquet/file"
+	"github.com/apache/arrow-go/v18/parquet/metadata"
 	"github.com/apache/arrow-go/v18/parquet/pqarrow"
 
-	"github.com/vaultsink/vaultsink/internal/bufpool"
 	"github.com/vaultsink/vaultsink/internal/pipeclock"
 	"github.com/vaultsink/vaultsink/source"
 )
@@ -44,11 +44,11 @@ const (
 	// 13-20% larger; the daemon has to fit several orgs' row groups in 128 MiB.
 	DefaultRowGroupRows = 32768
 	// DataPageBytes is the uncompressed size at which a column's data page
-	// is compressed and closed. arrow-go's default (1 MiB) kept up to a
-	// MiB of uncompressed values per column, in buffers regrown for every
-	// page; 256 KiB pages cut the peak RSS of a 1M-event sync from ~134 to
-	// ~108 MiB and its CPU by a few percent, for files ~1% larger (128 KiB:
-	// ~100 MiB, +2%). Measured with `vaultsink sync`, bench/REPORT.md.
+	// is compressed and closed. Measured when arrow-go's column writers
+	// built the pages: its default (1 MiB) kept up to a MiB of uncompressed
+	// values per column, and 256 KiB pages cut the peak RSS of a 1M-event
+	// sync from ~134 to ~108 MiB and its CPU by a few percent, for files
+	// ~1% larger (128 KiB: ~100 MiB, +2%; `vaultsink sync`, bench/REPORT.md).
 	DataPageBytes = 256 << 10
 	// MaxRowGroupRows bounds the memory a misconfiguration can cost.
 	MaxRowGroupRows = 1 << 20
@@ -132,28 +132,32 @@ type Meta struct {
 
 // Writer encodes one Parquet file. It is not safe for concurrent use.
 type Writer struct {
-	wr     *file.Writer
 	out    *countingWriter
-	mem    memory.Allocator
+	mem    memory.Allocator // statistics, and a dictionary column's fallback
+	props  *parquet.WriterProperties
+	meta   *metadata.FileMetaDataBuilder
+	codec  compress.Codec // nil: pages are stored uncompressed
+	level  int
 	rows   int64
 	closed bool
 	failed error // a write error leaves the file unusable
 
-	// The current row group. Its columns are encoded by up to
-	// len(workers) goroutines at once (columns.go).
-	rgw       file.BufferedRowGroupWriter
+	// The current row group. Its columns are encoded by up to workers
+	// goroutines at once (columns.go).
+	rgOpen    bool
 	rgRows    int64
+	rowGroups int
 	maxRGRows int64
-	cols      []colSpec
+	cols      []*column
 	order     []int // column indexes, biggest first
 	dictLimit int   // dictionary bytes per column and row group
-	workers   []colWorker
+	workers   int
 
 	// Batches are coalesced up to coalesceRows before they are encoded:
-	// each column write costs per call (definition levels, statistics,
-	// page checks, a goroutine hand-off), so page-sized batches of 1,000
-	// rows spent ~15% of the encode CPU on overhead (perf profile of
-	// `vaultsink sync`; bench/REPORT.md).
+	// each column write costs per call (a goroutine hand-off, a type
+	// switch, the statistics' merge), so page-sized batches of 1,000 rows
+	// spent ~15% of the encode CPU on overhead with arrow-go's column
+	// writers (perf profile of `vaultsink sync`; bench/REPORT.md).
 	pending     []arrow.RecordBatch
 	pendingRows int64
 	maxPending  int64
@@ -161,11 +165,8 @@ type Writer struct {
 
 // NewWriter starts a Parquet file on w. Row groups are written to w as they
 // fill; w is not closed by Close (the caller owns it, e.g. to fsync it).
-// arrow-go allocates its page and column-chunk buffers from bufpool.Default,
-// which hands them out again in the next row group instead of regrowing
-// them from nothing.
 func NewWriter(w io.Writer, meta Meta, opts Options) (*Writer, error) {
-	return newWriter(w, meta, opts, bufpool.Default)
+	return newWriter(w, meta, opts, memory.DefaultAllocator)
 }
 
 // NoStatsColumns are the free-text columns written without min/max
@@ -187,20 +188,20 @@ func newWriterWorkers(w io.Writer, meta Meta, opts Options, mem memory.Allocator
 	if workers <= 0 {
 		workers = encodeWorkers(opts.EncodeWorkers)
 	}
-	codec, level := codecOf(opts)
+	codecType, level := codecOf(opts)
 	props := []parquet.WriterProperty{
 		parquet.WithAllocator(mem),
-		parquet.WithCompression(codec),
+		parquet.WithCompression(codecType),
 		parquet.WithCompressionLevel(level),
 		parquet.WithMaxRowGroupLength(int64(opts.RowGroupRows)),
 		parquet.WithStats(true),
 		parquet.WithDictionaryDefault(false),
 		// V2_6 keeps microsecond timestamps as TIMESTAMP(MICROS) logical
-		// types; data pages stay V1, which every warehouse reader accepts.
+		// types; data pages are V1, which every warehouse reader accepts.
 		parquet.WithVersion(parquet.V2_6),
 		parquet.WithDataPageVersion(parquet.DataPageV1),
+		parquet.WithDataPageSize(DataPageBytes),
 	}
-	props = append(props, parquet.WithDataPageSize(DataPageBytes))
 	for _, c := range source.DictionaryColumns {
 		props = append(props, parquet.WithDictionaryFor(c, true))
 	}
@@ -214,7 +215,6 @@ func newWriterWorkers(w io.Writer, meta Meta, opts Options, mem memory.Allocator
 	// describe source.Schema exactly (arrow-go reads isAdjustedToUTC back as
 	// time zone "UTC"), and DuckDB and BigQuery ignore it anyway.
 	arrProps := pqarrow.NewArrowWriterProperties(
-		pqarrow.WithAllocator(mem),
 		pqarrow.WithCoerceTimestamps(arrow.Microsecond),
 		pqarrow.WithDeprecatedInt96Timestamps(false),
 	)
@@ -223,34 +223,50 @@ func newWriterWorkers(w io.Writer, meta Meta, opts Options, mem memory.Allocator
 	if err != nil {
 		return nil, fmt.Errorf("parquet schema: %w", err)
 	}
-	cw := &countingWriter{w: w}
-	wr, err := file.NewParquetWriterWithError(cw, pqschema.Root(), file.WithWriterProps(wprops))
-	if err != nil {
-		return nil, fmt.Errorf("new parquet writer: %w", err)
+	var codec compress.Codec
+	if codecType != compress.Codecs.Uncompressed {
+		if codec, err = compress.GetCodec(codecType); err != nil {
+			return nil, fmt.Errorf("parquet codec: %w", err)
+		}
 	}
-	kv := [][2]string{
+	kv := metadata.NewKeyValueMetadata()
+	for _, p := range [][2]string{
 		{MetaOrg, meta.Window.Org},
 		{MetaWindowStart, meta.Window.Start.UTC().Format(time.RFC3339)},
 		{MetaWindowEnd, meta.Window.End.UTC().Format(time.RFC3339)},
 		{MetaSchemaVersion, source.SchemaVersion},
 		{MetaVersion, meta.Version},
-	}
-	for _, p := range kv {
-		if err := wr.AppendKeyValueMetadata(p[0], p[1]); err != nil {
+	} {
+		if err := kv.Append(p[0], p[1]); err != nil {
 			return nil, fmt.Errorf("parquet metadata %s: %w", p[0], err)
 		}
 	}
-	cols := columnSpecs(source.Schema)
-	return &Writer{
-		dictLimit: int(wprops.DictionaryPageSizeLimit()),
-		wr:        wr, out: cw, mem: mem,
+	cols, err := newColumns(source.Schema, pqschema, wprops)
+	if err != nil {
+		return nil, fmt.Errorf("parquet schema: %w", err)
+	}
+	wr := &Writer{
+		out:        &countingWriter{w: w},
+		mem:        mem,
+		props:      wprops,
+		meta:       metadata.NewFileMetadataBuilder(pqschema, wprops, kv),
+		codec:      codec,
+		level:      level,
+		dictLimit:  int(wprops.DictionaryPageSizeLimit()),
 		maxRGRows:  int64(opts.RowGroupRows),
 		maxPending: coalesceRows(opts.RowGroupRows),
 		cols:       cols,
 		order:      bySize(cols),
-		workers:    newWorkers(max(workers, 1), &arrProps),
-	}, nil
+		workers:    max(workers, 1),
+	}
+	if _, err := wr.out.Write(parquetMagic); err != nil {
+		wr.recycle()
+		return nil, fmt.Errorf("write parquet: %w", err)
+	}
+	return wr, nil
 }
+
+var parquetMagic = []byte("PAR1")
 
 func codecOf(o Options) (compress.Compression, int) {
 	level := o.CompressionLevel
@@ -350,14 +366,21 @@ func (w *Writer) Close() error {
 		w.release()
 		return fmt.Errorf("close parquet: %w", err)
 	}
-	if err := w.wr.AppendKeyValueMetadata(MetaEventCount, strconv.FormatInt(w.rows, 10)); err != nil {
-		w.release()
+	defer w.recycle()
+	if err := w.meta.AppendKeyValueMetadata(MetaEventCount, strconv.FormatInt(w.rows, 10)); err != nil {
 		return fmt.Errorf("parquet metadata %s: %w", MetaEventCount, err)
 	}
-	err := w.wr.Close()
-	w.recycleDicts()
+	fm, err := w.meta.Finish()
 	if err != nil {
 		return fmt.Errorf("close parquet: %w", err)
+	}
+	n, err := fm.WriteTo(w.out, nil)
+	if err != nil {
+		return fmt.Errorf("close parquet: footer: %w", err)
+	}
+	tail := binary.LittleEndian.AppendUint32(nil, uint32(n))
+	if _, err := w.out.Write(append(tail, parquetMagic...)); err != nil {
+		return fmt.Errorf("close parquet: footer: %w", err)
 	}
 	return nil
 }
@@ -378,22 +401,18 @@ func (w *Writer) release() {
 		r.Release()
 	}
 	w.pending = nil
-	w.rgw = nil // its column writers, which may alias the dictionaries, go too
-	w.recycleDicts()
+	w.recycle()
 }
 
-// recycleDicts hands the dictionary columns on to the next Writer.
-func (w *Writer) recycleDicts() {
-	for i := range w.cols {
-		if d := w.cols[i].dict; d != nil {
-			w.cols[i].dict = nil
-			putDictColumn(d)
-		}
+// recycle hands the columns (and their buffers) on to the next Writer.
+func (w *Writer) recycle() {
+	for _, c := range w.cols {
+		putColumn(c)
 	}
+	w.cols = nil
 }
 
-// countingWriter hides any Close method of the destination (pqarrow closes
-// an io.Closer on Close, before the caller could fsync it) and counts bytes.
+// countingWriter counts the bytes written to the destination.
 type countingWriter struct {
 	w io.Writer
 	n int64

@@ -14,7 +14,7 @@ import (
 )
 
 // FileInfo is what CheckParquet learned from a file with parquet-go, a
-// reader independent of the arrow-go writer.
+// reader independent of the writer (sinks/pqenc, on arrow-go's metadata).
 type FileInfo struct {
 	Rows     int64
 	Metadata map[string]string // file key-value metadata
