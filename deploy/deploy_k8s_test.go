@@ -219,7 +219,7 @@ func checkPod(t *testing.T, m *manifests, what string, spec corev1.PodSpec, want
 			t.Errorf("%s: %s request %s above limit %s", what, r, req.String(), lim.String())
 		}
 	}
-	// The benchmark's peak RSS (~100 MiB, bench/REPORT.md) must fit, with room.
+	// The benchmark's peak RSS (~90 MiB, bench/REPORT.md) must fit, with room.
 	if lim := c.Resources.Limits[corev1.ResourceMemory]; lim.Cmp(resource.MustParse("256Mi")) < 0 {
 		t.Errorf("%s: memory limit %s is below the measured peak RSS headroom (256Mi)", what, lim.String())
 	}
