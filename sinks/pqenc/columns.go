@@ -77,7 +77,8 @@ const (
 	// maxPageRows closes a data page at this many rows even if its values
 	// are small (nulls take no value bytes); it bounds pageReserve.
 	maxPageRows = DataPageBytes / 4
-	// pageReserve is room for the largest definition levels of a page.
+	// pageReserve is room for the largest definition levels of a page
+	// (appendDefLevels): a 4-byte length, a run header, a bit per row.
 	pageReserve = 4 + binary.MaxVarintLen32 + maxPageRows/8
 )
 
@@ -342,28 +343,20 @@ func (w *Writer) addPlain(c *column, arr arrow.Array) error {
 		if b := a.Data().Buffers()[2]; b != nil {
 			data = b.Bytes()
 		}
-		var lo, hi []byte // this batch's min and max, aliasing data
-		have := false
+		var r byteRange // this batch's min and max, aliasing data
 		for i := range n {
 			if c.markRow(hasNulls && a.IsNull(i)) {
 				v := data[offs[i]:offs[i+1]]
 				c.page = binary.LittleEndian.AppendUint32(c.page, uint32(len(v)))
 				c.page = append(c.page, v...)
 				if c.stats {
-					switch {
-					case !have:
-						lo, hi, have = v, v, true
-					case bytes.Compare(v, lo) < 0:
-						lo = v
-					case bytes.Compare(v, hi) > 0:
-						hi = v
-					}
+					r.add(v)
 				}
 			}
 			w.endRow(c)
 		}
-		if have {
-			c.mergeBytes(lo, hi)
+		if r.set {
+			c.mergeBytes(r.lo, r.hi)
 		}
 	case *array.Timestamp:
 		if !c.int64s {
@@ -406,6 +399,23 @@ func (w *Writer) endRow(c *column) {
 	c.rows++
 	if len(c.page)-pageReserve >= DataPageBytes || c.rows >= maxPageRows {
 		w.flushPage(c)
+	}
+}
+
+// byteRange is the least and greatest of the values added to it.
+type byteRange struct {
+	lo, hi []byte
+	set    bool
+}
+
+func (r *byteRange) add(v []byte) {
+	switch {
+	case !r.set:
+		r.lo, r.hi, r.set = v, v, true
+	case bytes.Compare(v, r.lo) < 0:
+		r.lo = v
+	case bytes.Compare(v, r.hi) > 0:
+		r.hi = v
 	}
 }
 
@@ -479,20 +489,17 @@ func (w *Writer) finishDict(c *column) {
 	}
 	n := len(d.offsets) - 1
 	body := c.page[:0]
+	var r byteRange // every dictionary value is some row's: the statistics are theirs
 	for k := range n {
 		v := d.data[d.offsets[k]:d.offsets[k+1]]
 		body = binary.LittleEndian.AppendUint32(body, uint32(len(v)))
 		body = append(body, v...)
-		if c.stats { // every dictionary value is some row's
-			switch {
-			case k == 0:
-				c.mergeBytes(v, v)
-			case bytes.Compare(v, c.minB) < 0:
-				c.minB = append(c.minB[:0], v...)
-			case bytes.Compare(v, c.maxB) > 0:
-				c.maxB = append(c.maxB[:0], v...)
-			}
+		if c.stats {
+			r.add(v)
 		}
+	}
+	if c.stats && r.set {
+		c.mergeBytes(r.lo, r.hi)
 	}
 	c.page = body[:0]
 	w.addPage(c, pageTypeDictionary, body, n, encPlain)

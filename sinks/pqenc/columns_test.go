@@ -464,3 +464,71 @@ func TestDictionaryAllNull(t *testing.T) {
 		t.Fatalf("%d rows read back, want 3000", tbl.NumRows())
 	}
 }
+
+// TestColumnsReused: a closed Writer's columns, with their buffers, go to
+// the next Writer (emptied: the files are the same, TestDictColumnsReused),
+// but not one that a freak row group grew past retainColumnBytes.
+func TestColumnsReused(t *testing.T) {
+	takeFree(t, &colFree)
+	idle := func() []*column { return idleIn(&colFree) }
+
+	encodeWith(t, 1, Options{RowGroupRows: 2500}, 3000)
+	first := idle()
+	if len(first) != len(source.Schema.Fields()) {
+		t.Fatalf("%d columns idle after Close, want %d", len(first), len(source.Schema.Fields()))
+	}
+	for _, c := range first {
+		if len(c.chunk) != 0 || c.rows != 0 || c.dict != nil || cap(c.page) == 0 {
+			t.Fatal("an idle column was not emptied, or lost its buffers")
+		}
+	}
+	w, err := NewWriter(io.Discard, Meta{Window: testWindow, Version: "test"}, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range w.cols {
+		if !slices.Contains(first, c) {
+			t.Fatal("a new column was made though idle ones waited")
+		}
+	}
+	w.cols[0].chunk = make([]byte, 0, retainColumnBytes+1)
+	w.Abort()
+	if n := len(idle()); n != len(first)-1 {
+		t.Fatalf("%d columns idle after an Abort, want %d (all but the oversized one)", n, len(first)-1)
+	}
+}
+
+// TestRequiredColumnNulls: a null in a required column (event_id) is an
+// error naming the column, not a file that says otherwise.
+func TestRequiredColumnNulls(t *testing.T) {
+	rec := nullyBatch(memory.DefaultAllocator, 0, 10)
+	defer rec.Release()
+	b := array.NewStringBuilder(memory.DefaultAllocator)
+	defer b.Release()
+	for i := range 10 {
+		if i == 3 {
+			b.AppendNull()
+		} else {
+			b.Append(fmt.Sprint("evt_", i))
+		}
+	}
+	ids := b.NewArray()
+	defer ids.Release()
+	cols := slices.Clone(rec.Columns())
+	cols[0] = ids
+	bad := array.NewRecordBatch(source.Schema, cols, 10)
+	defer bad.Release()
+
+	w, err := NewWriter(io.Discard, Meta{Window: testWindow, Version: "test"}, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Abort()
+	err = w.Write(bad)
+	if err == nil {
+		err = w.Close()
+	}
+	if err == nil || !strings.Contains(err.Error(), "event_id") || !strings.Contains(err.Error(), "required") {
+		t.Fatalf("got %v, want an error naming event_id as required", err)
+	}
+}

@@ -137,22 +137,28 @@ func TestDictHashCollision(t *testing.T) {
 
 // takeDictFree empties the free list of dictionary columns for a test and
 // puts back what was there when it ends.
-func takeDictFree(t *testing.T) {
-	dictFree.mu.Lock()
-	saved := dictFree.items
-	dictFree.items = nil
-	dictFree.mu.Unlock()
+func takeDictFree(t *testing.T) { takeFree(t, &dictFree) }
+
+func idleDictColumns() []*dictColumn { return idleIn(&dictFree) }
+
+// takeFree empties f for a test and puts back what was there when it ends.
+func takeFree[T any](t *testing.T, f *freeList[T]) {
+	f.mu.Lock()
+	saved := f.items
+	f.items = nil
+	f.mu.Unlock()
 	t.Cleanup(func() {
-		dictFree.mu.Lock()
-		dictFree.items = saved
-		dictFree.mu.Unlock()
+		f.mu.Lock()
+		f.items = saved
+		f.mu.Unlock()
 	})
 }
 
-func idleDictColumns() []*dictColumn {
-	dictFree.mu.Lock()
-	defer dictFree.mu.Unlock()
-	return slices.Clone(dictFree.items)
+// idleIn returns what waits in f.
+func idleIn[T any](f *freeList[T]) []*T {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return slices.Clone(f.items)
 }
 
 // TestDictColumnsReused: a closed or aborted Writer's dictionary columns go
