@@ -1,6 +1,8 @@
 module github.com/vaultsink/vaultsink
 
-go 1.26.8
+go 1.27
+
+toolchain go1.27.3
 
 require (
 	cloud.google.com/go/bigquery v1.86.2

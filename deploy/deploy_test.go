@@ -17,6 +17,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"runtime"
 	"strings"
 	"sync"
 	"testing"
@@ -372,8 +373,14 @@ func TestDockerfile(t *testing.T) {
 		if len(stages) < 2 {
 			t.Fatalf("%d stages: want a multi-stage build", len(stages))
 		}
-		if got := stages[0][0].Args; got != "golang:1.26 AS build" {
-			t.Errorf("build stage FROM %q, want golang:1.26 AS build", got)
+		// The image builds with the Go release go.mod's toolchain line names
+		// (and the Makefile's GOTOOLCHAIN, test/security checks that).
+		m := regexp.MustCompile(`(?m)^toolchain go(\S+)$`).FindSubmatch(readFile(t, "go.mod"))
+		if m == nil {
+			t.Fatal("go.mod has no toolchain line")
+		}
+		if got, want := stages[0][0].Args, "golang:"+string(m[1])+" AS build"; got != want {
+			t.Errorf("build stage FROM %q, want %s (go.mod's toolchain)", got, want)
 		}
 		final := stages[len(stages)-1]
 		if got := final[0].Args; got != "gcr.io/distroless/static-debian12:nonroot" {
@@ -498,7 +505,9 @@ func TestDockerfile(t *testing.T) {
 		if err != nil {
 			t.Fatalf("vaultsink version: %v\n%s", err, out)
 		}
-		if got, want := strings.TrimSpace(out), "vaultsink "+binVersion; got != want {
+		// Built by the same go as this test, so the Go release and platform match ours.
+		want := fmt.Sprintf("vaultsink %s (%s, %s/%s)", binVersion, runtime.Version(), runtime.GOOS, runtime.GOARCH)
+		if got := strings.TrimSpace(out); got != want {
 			t.Errorf("vaultsink version = %q, want %q (the VERSION build arg must reach -X main.version)", got, want)
 		}
 	})

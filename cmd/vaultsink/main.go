@@ -9,11 +9,21 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"runtime"
 	"syscall"
 )
 
 // version is set at build time with -ldflags "-X main.version=...".
 var version = "dev"
+
+// versionLine is what `vaultsink version` prints: the version, the Go release
+// the binary was built with (its standard library is the one that serves
+// HTTPS and /metrics) and the platform, e.g.
+// "vaultsink v0.1.0-12-gabc (go1.27.3, linux/amd64)". The module versions are
+// in the binary too: `go version -m vaultsink`.
+func versionLine() string {
+	return fmt.Sprintf("vaultsink %s (%s, %s/%s)", version, runtime.Version(), runtime.GOOS, runtime.GOARCH)
+}
 
 func main() {
 	ctx, cancel := context.WithCancel(context.Background())
@@ -103,7 +113,7 @@ func Run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	case "check-config":
 		return cmdCheckConfig(ctx, rest, stdout, stderr)
 	case "version", "--version", "-v":
-		fmt.Fprintln(stdout, "vaultsink", version)
+		fmt.Fprintln(stdout, versionLine())
 		return nil
 	case "help", "--help", "-h":
 		fmt.Fprint(stdout, usage)
