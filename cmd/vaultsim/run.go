@@ -12,6 +12,17 @@ import (
 const usage = `usage:
   vaultsim serve [flags]   serve the simulated Events API (see vaultsim serve -h)
   vaultsim truth [flags]   print the exact count and digest of a window (see vaultsim truth -h)
+
+serve imitates imperfect real APIs on request (all off by default):
+  --omit-final-cursor        last page without the next_cursor key (cursor profiles)
+  --page-cap N               per_page silently capped at N (page profile)
+  --no-totals                no total_pages in the envelope (page profile)
+  --has-more                 "has_more": true|false in the envelope (page profile)
+  --left-open-bounds         query bounds (from, to] instead of [from, to)
+  --second-precision         event times truncated to whole seconds
+  --clock-offset DURATION    the API's clock is now+DURATION (also its Date header)
+  --faults redeliver=RATE    that share of events is served again, same id,
+  --redeliver-delay DURATION   DURATION (default 20m, < 1h) after the original
 `
 
 // Run executes one vaultsim command; args exclude the program name.

@@ -120,3 +120,72 @@ func TestRunErrors(t *testing.T) {
 		})
 	}
 }
+
+func TestServeFlags(t *testing.T) {
+	cfg, o, err := parseServe([]string{"--addr", "127.0.0.1:0", "--seed", "5", "--profile", "page",
+		"--faults", "redeliver=0.01,late=0.02", "--redeliver-delay", "7m",
+		"--omit-final-cursor", "--page-cap", "250", "--no-totals", "--has-more",
+		"--left-open-bounds", "--second-precision", "--clock-offset", "-6h", "--tokens-out", "t.json"}, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if o.addr != "127.0.0.1:0" || o.tokensOut != "t.json" || cfg.Seed != 5 || cfg.Profile != vaultsim.ProfilePage {
+		t.Fatalf("options %+v, config %+v", o, cfg)
+	}
+	if !cfg.OmitFinalCursor || cfg.PageCap != 250 || !cfg.NoTotals || !cfg.HasMore || !cfg.LeftOpenBounds ||
+		!cfg.SecondPrecision || cfg.ClockOffset != -6*time.Hour || cfg.RedeliverDelay != 7*time.Minute ||
+		cfg.Faults.Redeliver != 0.01 || cfg.Faults.Late != 0.02 {
+		t.Fatalf("config %+v", cfg)
+	}
+	if _, err := vaultsim.New(cfg); err != nil {
+		t.Fatalf("parsed config rejected: %v", err)
+	}
+
+	// every option is off by default, and the defaults equal the package's
+	cfg, _, err = parseServe(nil, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.OmitFinalCursor || cfg.PageCap != 0 || cfg.NoTotals || cfg.HasMore || cfg.LeftOpenBounds ||
+		cfg.SecondPrecision || cfg.ClockOffset != 0 || cfg.Faults.Redeliver != 0 || cfg.RedeliverDelay != 20*time.Minute {
+		t.Fatalf("defaults %+v", cfg)
+	}
+
+	// documented in serve -h and in the command usage
+	var help bytes.Buffer
+	_, _, _ = parseServe([]string{"-h"}, &help)
+	var usage bytes.Buffer
+	if err := Run(context.Background(), []string{"help"}, &usage, io.Discard); err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range []string{"omit-final-cursor", "page-cap", "no-totals", "has-more", "left-open-bounds",
+		"second-precision", "clock-offset", "redeliver-delay"} {
+		if !strings.Contains(help.String(), "-"+f) || !strings.Contains(usage.String(), "--"+f) {
+			t.Errorf("--%s is not documented", f)
+		}
+	}
+	if !strings.Contains(help.String(), "redeliver=") || !strings.Contains(usage.String(), "redeliver=") {
+		t.Error("the redeliver fault is not documented")
+	}
+
+	for _, args := range [][]string{
+		{"--page-cap", "x"},
+		{"--clock-offset", "6"},
+		{"--redeliver-delay", "soon"},
+		{"--faults", "redeliver=2"},
+	} {
+		if _, _, err := parseServe(args, io.Discard); err == nil {
+			t.Errorf("%v accepted", args)
+		}
+	}
+	// values the flags parse but the simulator refuses fail serve before it listens
+	for _, args := range [][]string{
+		{"--page-cap", "-1"},
+		{"--redeliver-delay", "1h"},
+		{"--redeliver-delay", "500ms", "--second-precision"},
+	} {
+		if err := Run(context.Background(), append([]string{"serve", "--addr", "127.0.0.1:0"}, args...), io.Discard, io.Discard); err == nil {
+			t.Errorf("serve %v accepted", args)
+		}
+	}
+}

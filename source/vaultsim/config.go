@@ -64,6 +64,40 @@ type Config struct {
 	// CacheBytes bounds the rendered hours kept in memory; default 256 MiB.
 	CacheBytes int
 	Logger     *slog.Logger // default: discard
+
+	// The options below imitate real APIs that are imperfect in small ways
+	// a client must survive. Each is off in the zero value.
+
+	// OmitFinalCursor (cursor profiles: default, camel, dates) leaves the
+	// next_cursor key out of the last page instead of writing
+	// "next_cursor":null.
+	OmitFinalCursor bool
+	// PageCap (page profile) silently caps per_page: a request for
+	// per_page=1000 gets at most PageCap events per page, and page N starts
+	// at offset (N-1)*PageCap. 0 = no cap.
+	PageCap int
+	// NoTotals (page profile) leaves "total_pages" out of the envelope.
+	NoTotals bool
+	// HasMore (page profile) adds "has_more":true|false to the envelope,
+	// true when a later page has events.
+	HasMore bool
+	// LeftOpenBounds makes the query bounds (from, to] instead of
+	// [from, to): an event exactly at from is excluded, one exactly at to
+	// included. The generated history stays [From, To).
+	LeftOpenBounds bool
+	// SecondPrecision stores event times truncated to the second: they are
+	// rendered without fractional seconds, and the bounds, the sort order
+	// (time, id) and the truth (Truth, EventIDs, Events) all use the
+	// truncated time. Ids keep the generated millisecond.
+	SecondPrecision bool
+	// ClockOffset skews the API's clock: its now is Now()+ClockOffset, for
+	// the history end (default To, Live), an omitted `to`, late visibility,
+	// JWT issue and expiry, and the Date header of every response.
+	ClockOffset time.Duration
+	// RedeliverDelay is how much later than the original a `redeliver`
+	// copy is timestamped; default 20m; must be in [1ms, 1h) (at least 1s
+	// with SecondPrecision).
+	RedeliverDelay time.Duration
 }
 
 func (c *Config) setDefaults() {
@@ -97,8 +131,11 @@ func (c *Config) setDefaults() {
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
 	}
+	if c.RedeliverDelay == 0 {
+		c.RedeliverDelay = 20 * time.Minute
+	}
 	if c.To.IsZero() {
-		c.To = c.Now().UTC()
+		c.To = c.Now().Add(c.ClockOffset).UTC()
 	}
 	if c.From.IsZero() {
 		c.From = c.To.Add(-7 * 24 * time.Hour)
@@ -121,6 +158,19 @@ func (c *Config) validate() error {
 	}
 	if c.RetryAfter < 0 {
 		return fmt.Errorf("retry-after %d: must not be negative", c.RetryAfter)
+	}
+	if c.PageCap < 0 {
+		return fmt.Errorf("page-cap %d: must not be negative", c.PageCap)
+	}
+	// A copy must land strictly after its original (or the two would share
+	// a (time, id) position) and within the next hour, which is as far back
+	// as an hour's build looks for originals.
+	minDelay := time.Millisecond
+	if c.SecondPrecision {
+		minDelay = time.Second
+	}
+	if c.RedeliverDelay < minDelay || c.RedeliverDelay >= time.Hour {
+		return fmt.Errorf("redeliver-delay %v: must be in [%v, 1h)", c.RedeliverDelay, minDelay)
 	}
 	return c.Faults.validate()
 }

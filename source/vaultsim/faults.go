@@ -8,7 +8,8 @@ import (
 )
 
 // Faults are the injected failures, each a probability in [0,1] except
-// RevokeAfter. Per-request faults (429, 5xx, slow, cut, malformed, offhost)
+// RevokeAfter. Per-event faults (late, redeliver) are drawn from the event
+// alone. Per-request faults (429, 5xx, slow, cut, malformed, offhost)
 // are drawn from hash(seed, kind, org, exact query, attempt of that query),
 // so they are reproducible whatever the interleaving of clients, and a retry
 // (the next attempt) draws again. A rate below 1 never fires on the 9th or
@@ -29,6 +30,11 @@ type Faults struct {
 	Late float64
 	// OffHost makes the Link next URL (link profile only) point at OffHost.
 	OffHost float64
+	// Redeliver is the share of events served a second time, with the same
+	// id and content, timestamped RedeliverDelay after the original and
+	// sorted into the stream there. Chosen per event id, like Late, not per
+	// request; the truth keeps each id once, at its original time.
+	Redeliver float64
 	// RevokeAfter revokes each credential after this many authorized
 	// requests (then 401 token_revoked); 0 = never.
 	RevokeAfter int
@@ -38,7 +44,7 @@ type Faults struct {
 // (unless the rate is 1).
 const maxFaultAttempts = 8
 
-var faultKeys = []string{"429", "500", "502", "503", "slow", "cut", "malformed", "dup", "late", "offhost"}
+var faultKeys = []string{"429", "500", "502", "503", "slow", "cut", "malformed", "dup", "late", "offhost", "redeliver"}
 
 func (f *Faults) rate(kind string) *float64 {
 	switch kind {
@@ -62,6 +68,8 @@ func (f *Faults) rate(kind string) *float64 {
 		return &f.Late
 	case "offhost":
 		return &f.OffHost
+	case "redeliver":
+		return &f.Redeliver
 	}
 	return nil
 }

@@ -14,7 +14,7 @@ import (
 type Event struct {
 	ID        string // "evt_" + 26 Crockford base32 chars (ULID layout: ms time, then 80 random bits)
 	OrgID     string
-	Timestamp time.Time // UTC, millisecond precision
+	Timestamp time.Time // UTC, millisecond precision (whole seconds with SecondPrecision)
 	Action    string
 	Title     string
 	Category  string
@@ -35,8 +35,14 @@ type Actor struct{ Type, ID, Email string }
 type Resource struct{ Type, ID, Name string }
 
 // AppendJSON appends the event exactly as the server writes it in profile p
-// (the page, link and dates profiles share the default shape).
+// (the page, link and dates profiles share the default shape), with
+// millisecond timestamps; Server.AppendEvent also follows SecondPrecision.
 func (e Event) AppendJSON(dst []byte, p Profile) []byte {
+	g := e.ev()
+	return g.appendJSON(dst, p)
+}
+
+func (e Event) ev() ev {
 	var g ev
 	g.ms = e.Timestamp.UnixMilli()
 	copy(g.id[:], e.ID[len(idPrefix):])
@@ -48,7 +54,7 @@ func (e Event) AppendJSON(dst []byte, p Profile) []byte {
 	g.resName = append(g.resName, e.Resource.Name...)
 	g.ip = append(g.ip, e.SourceIP...)
 	g.detail = append(g.detail, e.Detail...)
-	return g.appendJSON(dst, p)
+	return g
 }
 
 const idPrefix = "evt_"
@@ -204,20 +210,23 @@ func hourKeys(g *orgGen, hour int64, rate float64) []key {
 		r := rng{s: mix(hk + uint64(i)*golden)}
 		ks[i] = key{ms: base + int64(r.next()%hourMs), hi: uint16(r.next()), lo: r.next(), i: int32(i)}
 	}
-	slices.SortFunc(ks, func(a, b key) int {
-		switch {
-		case a.ms != b.ms:
-			return cmpInt(a.ms, b.ms)
-		case a.hi != b.hi:
-			return cmpInt(int64(a.hi), int64(b.hi))
-		case a.lo < b.lo:
-			return -1
-		case a.lo > b.lo:
-			return 1
-		}
-		return 0
-	})
+	slices.SortFunc(ks, cmpKey)
 	return ks
+}
+
+// cmpKey orders keys as their ids sort: by time, then random bits.
+func cmpKey(a, b key) int {
+	switch {
+	case a.ms != b.ms:
+		return cmpInt(a.ms, b.ms)
+	case a.hi != b.hi:
+		return cmpInt(int64(a.hi), int64(b.hi))
+	case a.lo < b.lo:
+		return -1
+	case a.lo > b.lo:
+		return 1
+	}
+	return 0
 }
 
 func cmpInt(a, b int64) int {
@@ -252,6 +261,29 @@ func isLate(g *orgGen, hour int64, i int32, rate float64) bool {
 	return unit(mix(hourKey(g, hour)^mix(uint64(i)+0x1a7e))) < rate
 }
 
+// isRedelivered decides the redeliver fault for an event from its id bits
+// alone, so the hour that holds the original and the hour that holds the
+// copy agree without seeing each other.
+func isRedelivered(seed uint64, k key, rate float64) bool {
+	if rate <= 0 {
+		return false
+	}
+	return unit(mix(seed^mix(uint64(k.ms)^mix(k.lo^uint64(k.hi)<<48^0x7ede1)))) < rate
+}
+
+// shown reports whether the event with this id (26 chars) is inside a
+// visible share. The draw is a pure function of seed and id, so lowering the
+// share hides a superset of what a higher share hides, and restoring it shows
+// the same events again.
+func shown(seed uint64, id []byte, share float64) bool {
+	h := uint64(14695981039346656037) // FNV-1a, inline: no allocation per event
+	for _, c := range id {
+		h ^= uint64(c)
+		h *= 1099511628211
+	}
+	return unit(mix(seed^mix(h^0x5ba7e))) < share
+}
+
 // ev is an event under construction; its byte slices are reused across
 // events so generating an hour allocates almost nothing per event.
 type ev struct {
@@ -266,6 +298,7 @@ type ev struct {
 	ip      []byte
 	detail  []byte
 	late    bool
+	sec     bool // render the timestamp without fractional seconds
 }
 
 // fill generates the content of event k of an hour: a pure function of
@@ -564,6 +597,20 @@ func appendTS(b []byte, ms int64) []byte {
 	return append(append(b, '.', byte('0'+f/100), byte('0'+f/10%10), byte('0'+f%10)), 'Z')
 }
 
+// appendTSSec writes 2026-06-01T10:15:30Z (SecondPrecision: ms is whole
+// seconds already).
+func appendTSSec(b []byte, ms int64) []byte {
+	b = appendTS(b, ms)
+	return append(b[:len(b)-5], 'Z')
+}
+
+func (e *ev) appendTime(b []byte) []byte {
+	if e.sec {
+		return appendTSSec(b, e.ms)
+	}
+	return appendTS(b, e.ms)
+}
+
 func append2(b []byte, v int) []byte { return append(b, byte('0'+v/10), byte('0'+v%10)) }
 
 func append4(b []byte, v int) []byte {
@@ -590,7 +637,7 @@ func appendJSONString(b []byte, s []byte) []byte {
 
 func (e *ev) appendJSON(b []byte, p Profile) []byte {
 	if p == ProfileCamel {
-		b = appendTS(append(b, `{"occurredAt":"`...), e.ms)
+		b = e.appendTime(append(b, `{"occurredAt":"`...))
 		b = append(append(append(b, `","orgId":"`...), e.org...), `","action":"`...)
 		b = append(append(b, e.act.Name...), `","title":"`...)
 		b = append(append(b, e.act.Title...), `","category":"`...)
@@ -610,7 +657,7 @@ func (e *ev) appendJSON(b []byte, p Profile) []byte {
 	}
 	b = append(append(append(b, `{"id":"`+idPrefix...), e.id[:]...), `","org_id":"`...)
 	b = append(append(b, e.org...), `","timestamp":"`...)
-	b = appendTS(b, e.ms)
+	b = e.appendTime(b)
 	b = append(append(append(b, `","action":"`...), e.act.Name...), `","title":"`...)
 	b = append(append(b, e.act.Title...), `","category":"`...)
 	b = append(append(b, e.act.Category...), `","severity":"`...)
@@ -644,35 +691,118 @@ func (e *ev) event() Event {
 
 // hourData is one rendered hour of one org, in serving order.
 type hourData struct {
-	ms   []int64
-	ids  []byte // 26 bytes per event
+	ms   []int64 // stored (served) time
+	ids  []byte  // 26 bytes per event
 	late []bool
 	blob []byte
 	off  []int32 // len n+1: event i is blob[off[i]:off[i+1]]
+	// With the redeliver fault only (nil otherwise): whether row i is a
+	// copy, and the stored time of its original (retention cuts by it).
+	redo []bool
+	orig []int64
 }
 
 func (h *hourData) n() int { return len(h.ms) }
 
 func (h *hourData) id(i int) []byte { return h.ids[26*i : 26*i+26] }
 
-func (h *hourData) size() int { return len(h.blob) + len(h.ids) + 17*len(h.ms) + 64 }
+func (h *hourData) size() int {
+	return len(h.blob) + len(h.ids) + 17*len(h.ms) + 9*len(h.orig) + 64
+}
 
-func buildHour(g *orgGen, hour int64, rate, lateRate float64, p Profile) *hourData {
-	ks := hourKeys(g, hour, rate)
-	h := &hourData{
-		ms:   make([]int64, len(ks)),
-		ids:  make([]byte, 26*len(ks)),
-		late: make([]bool, len(ks)),
-		off:  make([]int32, len(ks)+1),
-		blob: make([]byte, 0, len(ks)*440),
+// row is one served event of an hour: event k of hour src (its content and
+// id), served at ms. A redelivered copy is a second row of the same event.
+type row struct {
+	ms   int64
+	src  int64
+	k    key
+	copy bool
+}
+
+// stored is the time the API keeps for an event generated at ms.
+func (s *Server) stored(ms int64) int64 {
+	if s.cfg.SecondPrecision {
+		return floorDiv(ms, 1000) * 1000
 	}
-	var e ev
+	return ms
+}
+
+// hourEmpty reports, without generating it, that hour h has no rows.
+func (s *Server) hourEmpty(g *orgGen, h int64) bool {
+	return hourCount(g, h, s.cfg.Rate) == 0 &&
+		(s.cfg.Faults.Redeliver <= 0 || hourCount(g, h-1, s.cfg.Rate) == 0)
+}
+
+// buildHour renders hour h of g: its own events and, with the redeliver
+// fault, the copies that land in it, of events of this hour and of the one
+// before (RedeliverDelay < 1h).
+func (s *Server) buildHour(g *orgGen, h int64) *hourData {
+	ks := hourKeys(g, h, s.cfg.Rate)
+	rows := make([]row, len(ks))
 	for j, k := range ks {
-		e.fill(g, hour, k)
-		h.ms[j] = k.ms
+		// truncation keeps the (time, id) order and the hour
+		rows[j] = row{ms: s.stored(k.ms), src: h, k: k}
+	}
+	if s.cfg.Faults.Redeliver > 0 {
+		rows = s.addCopies(g, h, ks, rows)
+	}
+	return s.renderRows(g, rows)
+}
+
+func (s *Server) addCopies(g *orgGen, h int64, ks []key, rows []row) []row {
+	hlo, _ := s.histBounds()
+	delay := s.cfg.RedeliverDelay.Milliseconds()
+	srcs := [2]struct {
+		h  int64
+		ks []key
+	}{{h - 1, hourKeys(g, h-1, s.cfg.Rate)}, {h, ks}}
+	for _, src := range srcs {
+		for _, k := range src.ks {
+			if !isRedelivered(s.cfg.Seed, k, s.cfg.Faults.Redeliver) {
+				continue
+			}
+			orig := s.stored(k.ms)
+			if orig < hlo {
+				continue // the original is before the history: it never happened
+			}
+			if ms := s.stored(orig + delay); floorDiv(ms, hourMs) == h {
+				rows = append(rows, row{ms: ms, src: src.h, k: k, copy: true})
+			}
+		}
+	}
+	// (time, id) is unique: a copy shares its original's id, not its time.
+	slices.SortFunc(rows, func(a, b row) int {
+		if a.ms != b.ms {
+			return cmpInt(a.ms, b.ms)
+		}
+		return cmpKey(a.k, b.k)
+	})
+	return rows
+}
+
+func (s *Server) renderRows(g *orgGen, rows []row) *hourData {
+	n := len(rows)
+	h := &hourData{
+		ms:   make([]int64, n),
+		ids:  make([]byte, 26*n),
+		late: make([]bool, n),
+		off:  make([]int32, n+1),
+		blob: make([]byte, 0, n*440),
+	}
+	if s.cfg.Faults.Redeliver > 0 {
+		h.redo, h.orig = make([]bool, n), make([]int64, n)
+	}
+	e := ev{sec: s.cfg.SecondPrecision}
+	for j, r := range rows {
+		e.fill(g, r.src, r.k)
+		e.ms = r.ms
+		h.ms[j] = r.ms
 		copy(h.ids[26*j:], e.id[:])
-		h.late[j] = isLate(g, hour, k.i, lateRate)
-		h.blob = e.appendJSON(h.blob, p)
+		h.late[j] = isLate(g, r.src, r.k.i, s.cfg.Faults.Late)
+		if h.redo != nil {
+			h.redo[j], h.orig[j] = r.copy, s.stored(r.k.ms)
+		}
+		h.blob = e.appendJSON(h.blob, s.cfg.Profile)
 		h.off[j+1] = int32(len(h.blob))
 	}
 	return h

@@ -2,6 +2,7 @@ package vaultsim
 
 import (
 	"bytes"
+	"math"
 	"net"
 	"net/http"
 	"net/url"
@@ -25,7 +26,12 @@ func (s *Server) routes() http.Handler {
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, "not_found", "no such endpoint: "+r.URL.Path)
 	})
-	return mux
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		// net/http would write Date from the real clock; a client that reads
+		// the API's time must see the API's clock (ClockOffset, Now).
+		w.Header().Set("Date", s.now().Format(http.TimeFormat))
+		mux.ServeHTTP(w, r)
+	})
 }
 
 func writeError(w http.ResponseWriter, status int, code, msg string) {
@@ -45,14 +51,33 @@ var bufPool = sync.Pool{New: func() any { b := make([]byte, 0, 512<<10); return 
 
 // view is what one request may see, in unix ms.
 type view struct {
-	lo, hi int64 // [lo,hi) ∩ history (∩ before now when live)
+	lo, hi int64 // [lo,hi) ∩ history (∩ before now when live) (∩ after retention)
 	now    int64
 	lateMs int64
 	late   bool
+	// check: some row may be hidden by the tests below (late, share,
+	// retention of a copy's original); false on the default path.
+	check bool
+	// filter: rows are hidden by more than time (share, retention of
+	// copies), so an hour's count needs the hour.
+	filter bool
+	share  float64 // visible share of the org, 1 = all
+	ret    int64   // retention cut-off, unix ms (math.MinInt64 = none)
+	seed   uint64
 }
 
 func (v *view) visible(h *hourData, i int) bool {
-	return !v.late || !h.late[i] || v.now >= h.ms[i]+v.lateMs
+	return !v.check || v.visibleSlow(h, i)
+}
+
+func (v *view) visibleSlow(h *hourData, i int) bool {
+	if v.late && h.late[i] && v.now < h.ms[i]+v.lateMs {
+		return false
+	}
+	if h.orig != nil && h.orig[i] < v.ret {
+		return false // a copy whose original was cut by retention
+	}
+	return v.share >= 1 || shown(v.seed, h.id(i), v.share)
 }
 
 type ref struct {
@@ -139,6 +164,9 @@ func (s *Server) parseRequest(org string, qv url.Values, now time.Time) (request
 			rq.page = n
 		}
 		rq.perPage = rq.limit
+		if s.cfg.PageCap > 0 && rq.perPage > s.cfg.PageCap {
+			rq.perPage = s.cfg.PageCap // silently, as some APIs do
+		}
 	} else if v := qv.Get("cursor"); v != "" {
 		c, e := s.decodeCursor(v)
 		if e != nil {
@@ -147,7 +175,9 @@ func (s *Server) parseRequest(org string, qv url.Values, now time.Time) (request
 		if !toGiven {
 			rq.hi = c.hi
 		}
-		if c.org != org || c.lo != rq.lo || c.hi != rq.hi {
+		// Without org context (fail closed) there is no org to check the
+		// cursor against: the page is empty and final whatever it names.
+		if c.org != org && org != "" || c.lo != rq.lo || c.hi != rq.hi {
 			return rq, &badRequest{"invalid_cursor", "the cursor belongs to another query: replay it with the same from and to"}
 		}
 		rq.cur = &c
@@ -200,7 +230,7 @@ func (s *Server) serveEvents(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusMethodNotAllowed, "method_not_allowed", "use GET")
 		return
 	}
-	now := s.cfg.Now().UTC()
+	now := s.now()
 	p, aerr := s.authenticate(r.Header.Get("Authorization"), now)
 	if aerr != nil {
 		s.record("", aerr.status, 0, "", offHost)
@@ -208,6 +238,9 @@ func (s *Server) serveEvents(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	org := p.org
+	if c := s.ctl.Load(); c != nil && c.failClosed[p.key] {
+		org = ""
+	}
 	rawQ := r.URL.RawQuery
 	f := &s.cfg.Faults
 	seed := s.cfg.Seed
@@ -258,7 +291,7 @@ func (s *Server) serveEvents(w http.ResponseWriter, r *http.Request) {
 
 	bp := bufPool.Get().(*[]byte)
 	defer bufPool.Put(bp)
-	body, n, next, dup := s.renderPage((*bp)[:0], org, rq, now, r)
+	body, n, next, dup, copies := s.renderPage((*bp)[:0], org, rq, now, r)
 	*bp = body[:0]
 	if dup {
 		s.countFault("dup")
@@ -292,6 +325,9 @@ func (s *Server) serveEvents(w http.ResponseWriter, r *http.Request) {
 		n = 0
 	}
 	s.record(org, http.StatusOK, n, fault, offHost)
+	if copies > 0 && n > 0 {
+		s.countFaultN("redeliver", copies)
+	}
 	h.Set("Content-Length", strconv.Itoa(len(body)))
 	w.WriteHeader(http.StatusOK)
 	if r.Method != http.MethodHead {
@@ -301,22 +337,29 @@ func (s *Server) serveEvents(w http.ResponseWriter, r *http.Request) {
 }
 
 // renderPage appends the response body of rq to b. It returns the number of
-// events, the next-page URL (link profile) and whether a dup was injected.
-func (s *Server) renderPage(b []byte, org string, rq request, now time.Time, r *http.Request) ([]byte, int, string, bool) {
-	v := s.viewFor(rq, now)
+// events, the next-page URL (link profile), whether a dup was injected and
+// how many redelivered copies the page holds.
+func (s *Server) renderPage(b []byte, org string, rq request, now time.Time, r *http.Request) ([]byte, int, string, bool, int) {
+	v := s.viewFor(rq, now, org)
 	if org == "" {
 		// Row-level security fails closed: no org context, no rows.
 		v.hi = v.lo
 	}
 	g := s.gens.get(org)
 	if s.cfg.Profile == ProfilePage {
-		refs, total := s.collectOffset(g, v, (rq.page-1)*rq.perPage, rq.perPage)
+		offset := (rq.page - 1) * rq.perPage
+		refs, total := s.collectOffset(g, v, offset, rq.perPage)
 		b = append(b, `{"events":[`...)
 		b = appendRefs(b, refs)
 		b = strconv.AppendInt(append(b, `],"page":`...), int64(rq.page), 10)
-		pages := (total + rq.perPage - 1) / rq.perPage
-		b = strconv.AppendInt(append(b, `,"total_pages":`...), int64(pages), 10)
-		return append(b, '}'), len(refs), "", false
+		if !s.cfg.NoTotals {
+			pages := (total + rq.perPage - 1) / rq.perPage
+			b = strconv.AppendInt(append(b, `,"total_pages":`...), int64(pages), 10)
+		}
+		if s.cfg.HasMore {
+			b = strconv.AppendBool(append(b, `,"has_more":`...), total > offset+rq.perPage)
+		}
+		return append(b, '}'), len(refs), "", false, s.countCopies(refs)
 	}
 
 	var after string
@@ -346,15 +389,30 @@ func (s *Server) renderPage(b []byte, org string, rq request, now time.Time, r *
 			}
 			next = (&url.URL{Scheme: scheme, Host: r.Host, Path: EventsPath, RawQuery: qv.Encode()}).String()
 		}
-		return b, len(refs), next, dup
+		return b, len(refs), next, dup, s.countCopies(refs)
 	}
-	b = append(appendRefs(append(b, `{"data":[`...), refs), `],"next_cursor":`...)
-	if nextCur == "" {
-		b = append(b, "null"...)
-	} else {
-		b = append(append(append(b, '"'), nextCur...), '"')
+	b = append(appendRefs(append(b, `{"data":[`...), refs), ']')
+	switch {
+	case nextCur != "":
+		b = append(append(append(b, `,"next_cursor":"`...), nextCur...), '"')
+	case !s.cfg.OmitFinalCursor:
+		b = append(b, `,"next_cursor":null`...)
 	}
-	return append(b, '}'), len(refs), "", dup
+	return append(b, '}'), len(refs), "", dup, s.countCopies(refs)
+}
+
+// countCopies counts the redelivered copies among refs.
+func (s *Server) countCopies(refs []ref) int {
+	if s.cfg.Faults.Redeliver <= 0 {
+		return 0
+	}
+	n := 0
+	for _, rf := range refs {
+		if rf.h.redo[rf.i] {
+			n++
+		}
+	}
+	return n
 }
 
 func appendRefs(b []byte, refs []ref) []byte {
@@ -367,19 +425,38 @@ func appendRefs(b []byte, refs []ref) []byte {
 	return b
 }
 
-func (s *Server) viewFor(rq request, now time.Time) view {
+func (s *Server) viewFor(rq request, now time.Time, org string) view {
 	hlo, hhi := s.histBounds()
 	nowMs := now.UnixMilli()
 	if s.cfg.Live {
 		hhi = nowMs
 	}
-	return view{
-		lo:     max(ceilMs(rq.lo), hlo),
-		hi:     min(ceilMs(rq.hi), hhi),
+	// Stored times are whole ms: t >= lo ⇔ ms >= ceil(lo), while
+	// t > lo ⇔ ms >= floor(lo)+1 (and likewise for to).
+	lo, hi := ceilMs(rq.lo), ceilMs(rq.hi)
+	if s.cfg.LeftOpenBounds {
+		lo, hi = floorDiv(rq.lo, 1e6)+1, floorDiv(rq.hi, 1e6)+1
+	}
+	v := view{
+		lo:     max(lo, hlo),
+		hi:     min(hi, hhi),
 		now:    nowMs,
 		lateMs: s.cfg.LateDelay.Milliseconds(),
 		late:   s.cfg.Faults.Late > 0,
+		share:  1,
+		ret:    math.MinInt64,
+		seed:   s.cfg.Seed,
 	}
+	if c := s.ctl.Load(); c != nil {
+		v.share, v.ret = c.forOrg(org)
+		// Rows served before the cut-off are gone with their originals;
+		// only a copy served after it needs its original's time checked.
+		v.lo = max(v.lo, v.ret)
+		copiesCut := v.ret != math.MinInt64 && s.cfg.Faults.Redeliver > 0
+		v.filter = v.share < 1 || copiesCut
+	}
+	v.check = v.late || v.filter
+	return v
 }
 
 // collect appends up to max visible events of v after the event id `after`
@@ -391,14 +468,19 @@ func (s *Server) collect(g *orgGen, v view, after string, afterMs int64, inclusi
 	}
 	aid := []byte(after)
 	for h := floorDiv(start, hourMs); h*hourMs < v.hi; h++ {
-		if hourCount(g, h, s.cfg.Rate) == 0 {
+		if s.hourEmpty(g, h) {
 			continue
 		}
 		hd := s.hour(g, h)
 		n := hd.n()
 		i := sort.Search(n, func(i int) bool { return hd.ms[i] >= v.lo })
 		if after != "" {
+			// Rows sort by (time, id); the id alone is not enough once a
+			// redelivered copy carries an earlier event's id.
 			j := sort.Search(n, func(i int) bool {
+				if hd.ms[i] != afterMs {
+					return hd.ms[i] > afterMs
+				}
 				c := bytes.Compare(hd.id(i), aid)
 				return c > 0 || inclusive && c == 0
 			})
@@ -425,15 +507,18 @@ func maxInt(a, b int) int {
 }
 
 // hourVisible counts the visible events of hour h, building the hour only
-// when it is cut by the bounds or has late events still hidden.
+// when it is cut by the bounds, has late events still hidden, or rows the
+// generator cannot count (copies, a share).
 func (s *Server) hourVisible(g *orgGen, h int64, v view) int {
-	n := hourCount(g, h, s.cfg.Rate)
-	if n == 0 {
+	if s.hourEmpty(g, h) {
 		return 0
 	}
 	start, end := h*hourMs, (h+1)*hourMs
-	if start >= v.lo && end <= v.hi && (!v.late || end-1+v.lateMs <= v.now) {
-		return n
+	if start >= v.lo && end <= v.hi && (!v.late || end-1+v.lateMs <= v.now) && !v.filter {
+		if s.cfg.Faults.Redeliver > 0 {
+			return s.hour(g, h).n()
+		}
+		return hourCount(g, h, s.cfg.Rate)
 	}
 	hd := s.hour(g, h)
 	c := 0

@@ -5,11 +5,14 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
+	"maps"
+	"math"
 	"net"
 	"net/http"
 	"sort"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -23,6 +26,10 @@ type Server struct {
 	cursorKey []byte
 	cache     *hourCache
 	handler   http.Handler
+	// ctl holds the runtime controls (SetVisibleShare, SetRetention,
+	// SetFailClosed); nil while none is set, so requests skip them at the
+	// cost of one atomic load.
+	ctl atomic.Pointer[controls]
 
 	mu       sync.Mutex
 	uses     map[string]int // authorized requests per credential
@@ -38,7 +45,8 @@ type RequestStats struct {
 	// ByOrg counts per org and status; requests that failed authentication
 	// count under org "".
 	ByOrg map[string]map[int]int64
-	// Faults counts injected faults by kind ("429", "cut", "dup", ...).
+	// Faults counts injected faults by kind ("429", "cut", "dup", ...);
+	// "redeliver" counts the copies written in complete 200 bodies.
 	Faults map[string]int64
 	// OffHost counts requests that arrived with the OffHost address as their
 	// Host header: a client followed an off-host link to this server.
@@ -64,7 +72,7 @@ func New(cfg Config) (*Server, error) {
 	}
 	ck := sha256.Sum256([]byte("cursor\x00" + strconv.FormatUint(cfg.Seed, 10) + "\x00" + cfg.JWTSecret))
 	s.cursorKey = ck[:]
-	exp := cfg.Now().Add(cfg.JWTTTL)
+	exp := s.now().Add(cfg.JWTTTL)
 	for i := 1; i <= cfg.Orgs; i++ {
 		org := "org_" + strconv.Itoa(i)
 		s.orgs = append(s.orgs, org)
@@ -83,6 +91,9 @@ func New(cfg Config) (*Server, error) {
 	s.handler = s.routes()
 	return s, nil
 }
+
+// now is the API's clock: Config.Now shifted by ClockOffset.
+func (s *Server) now() time.Time { return s.cfg.Now().Add(s.cfg.ClockOffset).UTC() }
 
 // Config returns the effective configuration (defaults applied).
 func (s *Server) Config() Config { return s.cfg }
@@ -163,9 +174,11 @@ func (s *Server) record(org string, status int, events int, fault string, offHos
 	s.stats.Events += int64(events)
 }
 
-func (s *Server) countFault(kind string) {
+func (s *Server) countFault(kind string) { s.countFaultN(kind, 1) }
+
+func (s *Server) countFaultN(kind string, n int) {
 	s.mu.Lock()
-	s.stats.Faults[kind]++
+	s.stats.Faults[kind] += int64(n)
 	s.mu.Unlock()
 }
 
@@ -279,12 +292,13 @@ func floorDiv(a, b int64) int64 {
 
 func (s *Server) hour(g *orgGen, h int64) *hourData {
 	return s.cache.get(hourID{g.id, h}, func() *hourData {
-		return buildHour(g, h, s.cfg.Rate, s.cfg.Faults.Late, s.cfg.Profile)
+		return s.buildHour(g, h)
 	})
 }
 
 // eachFinal calls fn for every event of org in [from,to) ∩ history, ignoring
-// visibility (late events included): the final truth.
+// visibility (late events included): the final truth. Membership is by
+// stored time (SecondPrecision truncates); redelivered copies are not in it.
 func (s *Server) eachFinal(org string, from, to time.Time, fn func(g *orgGen, h int64, k key)) {
 	g := s.gens.get(org)
 	hlo, hhi := s.histBounds()
@@ -295,7 +309,7 @@ func (s *Server) eachFinal(org string, from, to time.Time, fn func(g *orgGen, h 
 	}
 	for h := floorDiv(lo, hourMs); h*hourMs < hi; h++ {
 		for _, k := range hourKeys(g, h, s.cfg.Rate) {
-			if k.ms >= lo && k.ms < hi {
+			if ms := s.stored(k.ms); ms >= lo && ms < hi {
 				fn(g, h, k)
 			}
 		}
@@ -355,10 +369,132 @@ func (s *Server) Events(org string, from, to time.Time) []Event {
 	var e ev
 	s.eachFinal(org, from, to, func(g *orgGen, h int64, k key) {
 		e.fill(g, h, k)
+		e.ms = s.stored(k.ms)
 		e.late = isLate(g, h, k.i, s.cfg.Faults.Late)
 		out = append(out, e.event())
 	})
 	return out
+}
+
+// AppendEvent appends e exactly as this server writes it: in its profile,
+// and without fractional seconds under SecondPrecision.
+func (s *Server) AppendEvent(dst []byte, e Event) []byte {
+	g := e.ev()
+	g.sec = s.cfg.SecondPrecision
+	return g.appendJSON(dst, s.cfg.Profile)
+}
+
+// VisibleEventIDs returns the sorted ids of the events of org in [from,to)
+// that the API serves now under the runtime controls (SetVisibleShare,
+// SetRetention), ignoring late visibility, the clock and the Live history
+// end: the final truth (EventIDs) less what the controls hide. Redelivered
+// copies are not listed (their ids are, once, as in EventIDs).
+func (s *Server) VisibleEventIDs(org string, from, to time.Time) []string {
+	share, ret := s.ctl.Load().forOrg(org)
+	var ids []string
+	var id [26]byte
+	s.eachFinal(org, from, to, func(_ *orgGen, _ int64, k key) {
+		if s.stored(k.ms) < ret {
+			return
+		}
+		encodeID(&id, k)
+		if share < 1 && !shown(s.cfg.Seed, id[:], share) {
+			return
+		}
+		ids = append(ids, idPrefix+string(id[:]))
+	})
+	return ids
+}
+
+// controls are the runtime controls, copied on write: a request reads one
+// snapshot without locking.
+type controls struct {
+	share      map[string]float64 // org -> visible share, when below 1
+	retention  map[string]int64   // org -> first served ms (stored time)
+	failClosed map[string]bool    // credential -> no org context
+}
+
+// forOrg returns org's visible share (1 = all) and retention cut-off in
+// unix ms (math.MinInt64 = none). A nil *controls has none.
+func (c *controls) forOrg(org string) (share float64, ret int64) {
+	share, ret = 1, math.MinInt64
+	if c == nil {
+		return share, ret
+	}
+	if v, ok := c.share[org]; ok {
+		share = v
+	}
+	if v, ok := c.retention[org]; ok {
+		ret = v
+	}
+	return share, ret
+}
+
+// setControl applies fn to a copy of the controls and publishes it (nil
+// once every control is back to its default).
+func (s *Server) setControl(fn func(c *controls)) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	c := &controls{share: map[string]float64{}, retention: map[string]int64{}, failClosed: map[string]bool{}}
+	if old := s.ctl.Load(); old != nil {
+		maps.Copy(c.share, old.share)
+		maps.Copy(c.retention, old.retention)
+		maps.Copy(c.failClosed, old.failClosed)
+	}
+	fn(c)
+	if len(c.share) == 0 && len(c.retention) == 0 && len(c.failClosed) == 0 {
+		c = nil
+	}
+	s.ctl.Store(c)
+}
+
+// SetVisibleShare makes org's credentials see only a share of its events
+// (clamped to [0,1]; 1, the default, is all of them) in every profile, count
+// and total. Which events is a pure function of the seed and the event id,
+// so the same events stay hidden until the share is raised again, and a
+// lower share hides a superset. Truth, EventIDs and Events ignore it;
+// VisibleEventIDs follows it. Safe to call while requests are served.
+func (s *Server) SetVisibleShare(org string, share float64) {
+	if !(share >= 0) { // negative or NaN
+		share = 0
+	}
+	s.setControl(func(c *controls) {
+		if share >= 1 {
+			delete(c.share, org)
+		} else {
+			c.share[org] = share
+		}
+	})
+}
+
+// SetRetention stops serving org's events whose (original) time is before
+// from, as a retention cut-off would; the zero time removes the cut-off. A
+// redelivered copy goes with its original. Truth, EventIDs and Events
+// ignore it; VisibleEventIDs follows it. Safe to call while requests are
+// served.
+func (s *Server) SetRetention(org string, from time.Time) {
+	s.setControl(func(c *controls) {
+		if from.IsZero() {
+			delete(c.retention, org)
+		} else {
+			c.retention[org] = ceilMs(from.UnixNano())
+		}
+	})
+}
+
+// SetFailClosed makes requests with this credential (an API token or a JWT,
+// exactly as sent) authenticate but lose their org context, as when
+// row-level security fails closed: every page is empty and final (a cursor
+// of an earlier page is accepted and ends the walk). Safe to call while
+// requests are served.
+func (s *Server) SetFailClosed(token string, on bool) {
+	s.setControl(func(c *controls) {
+		if on {
+			c.failClosed[token] = true
+		} else {
+			delete(c.failClosed, token)
+		}
+	})
 }
 
 // TruthOf computes Truth without a server, for the `vaultsim truth` command:
