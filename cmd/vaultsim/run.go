@@ -23,6 +23,7 @@ serve imitates imperfect real APIs on request (all off by default):
   --clock-offset DURATION    the API's clock is now+DURATION (also its Date header)
   --faults redeliver=RATE    that share of events is served again, same id,
   --redeliver-delay DURATION   DURATION (default 20m, < 1h) after the original
+  --faults badts=RATE        that share of events has an unparseable timestamp
 `
 
 // Run executes one vaultsim command; args exclude the program name.

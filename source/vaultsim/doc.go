@@ -5,9 +5,9 @@
 // History is generated lazily: an event's content is a pure function of
 // (seed, org, hour, index), so the same Config always serves the same events,
 // and only a few rendered hours are held in memory whatever the span. Faults
-// (429, 5xx, slow, cut, malformed, dup, late, offhost, redeliver,
+// (429, 5xx, slow, cut, malformed, dup, late, offhost, redeliver, badts,
 // revoke-after) are drawn from hashes of the seed and the exact request (or
-// the event, for late and redeliver), never from a shared random stream, so
+// the event, for late, redeliver and badts), never from a shared random stream, so
 // runs are reproducible under concurrency.
 //
 // Tests start it in-process:

@@ -35,6 +35,10 @@ type Faults struct {
 	// sorted into the stream there. Chosen per event id, like Late, not per
 	// request; the truth keeps each id once, at its original time.
 	Redeliver float64
+	// BadTimestamp is the share of events served with an unparseable
+	// timestamp ("not a time"): records a client must quarantine, never
+	// drop. Chosen per event id; the truth still holds them.
+	BadTimestamp float64
 	// RevokeAfter revokes each credential after this many authorized
 	// requests (then 401 token_revoked); 0 = never.
 	RevokeAfter int
@@ -44,7 +48,7 @@ type Faults struct {
 // (unless the rate is 1).
 const maxFaultAttempts = 8
 
-var faultKeys = []string{"429", "500", "502", "503", "slow", "cut", "malformed", "dup", "late", "offhost", "redeliver"}
+var faultKeys = []string{"429", "500", "502", "503", "slow", "cut", "malformed", "dup", "late", "offhost", "redeliver", "badts"}
 
 func (f *Faults) rate(kind string) *float64 {
 	switch kind {
@@ -70,6 +74,8 @@ func (f *Faults) rate(kind string) *float64 {
 		return &f.OffHost
 	case "redeliver":
 		return &f.Redeliver
+	case "badts":
+		return &f.BadTimestamp
 	}
 	return nil
 }

@@ -271,6 +271,14 @@ func isRedelivered(seed uint64, k key, rate float64) bool {
 	return unit(mix(seed^mix(uint64(k.ms)^mix(k.lo^uint64(k.hi)<<48^0x7ede1)))) < rate
 }
 
+// hasBadTS decides the badts fault for an event from its id bits alone.
+func hasBadTS(seed uint64, k key, rate float64) bool {
+	if rate <= 0 {
+		return false
+	}
+	return unit(mix(seed^mix(uint64(k.ms)^mix(k.lo^uint64(k.hi)<<48^0xbad75)))) < rate
+}
+
 // shown reports whether the event with this id (26 chars) is inside a
 // visible share. The draw is a pure function of seed and id, so lowering the
 // share hides a superset of what a higher share hides, and restoring it shows
@@ -299,6 +307,7 @@ type ev struct {
 	detail  []byte
 	late    bool
 	sec     bool // render the timestamp without fractional seconds
+	badTS   bool // render an unparseable timestamp (the badts fault)
 }
 
 // fill generates the content of event k of an hour: a pure function of
@@ -605,6 +614,9 @@ func appendTSSec(b []byte, ms int64) []byte {
 }
 
 func (e *ev) appendTime(b []byte) []byte {
+	if e.badTS {
+		return append(b, "not a time"...)
+	}
 	if e.sec {
 		return appendTSSec(b, e.ms)
 	}
@@ -796,6 +808,7 @@ func (s *Server) renderRows(g *orgGen, rows []row) *hourData {
 	for j, r := range rows {
 		e.fill(g, r.src, r.k)
 		e.ms = r.ms
+		e.badTS = hasBadTS(s.cfg.Seed, r.k, s.cfg.Faults.BadTimestamp)
 		h.ms[j] = r.ms
 		copy(h.ids[26*j:], e.id[:])
 		h.late[j] = isLate(g, r.src, r.k.i, s.cfg.Faults.Late)

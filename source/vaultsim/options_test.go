@@ -846,3 +846,34 @@ func TestOptionValidation(t *testing.T) {
 		t.Fatalf("default To with a clock offset: %v (%v)", s.Config().To, err)
 	}
 }
+
+// TestBadTimestampFault: the badts fault serves a share of events with an
+// unparseable timestamp, the same events on every request.
+func TestBadTimestampFault(t *testing.T) {
+	start := time.Date(2026, 6, 1, 10, 0, 0, 0, time.UTC)
+	for _, rate := range []float64{0, 0.05} {
+		s, err := New(Config{Seed: 3, Orgs: 1, Rate: 2000, From: start, To: start.Add(time.Hour),
+			Faults: Faults{BadTimestamp: rate}, Now: func() time.Time { return start.Add(2 * time.Hour) }})
+		if err != nil {
+			t.Fatal(err)
+		}
+		bad, total := 0, 0
+		for range 2 {
+			n := 0
+			h := s.hour(s.gens.get("org_1"), floorDiv(start.UnixMilli(), hourMs))
+			total = h.n()
+			for i := range h.n() {
+				if bytes.Contains(h.blob[h.off[i]:h.off[i+1]], []byte(`"timestamp":"not a time"`)) {
+					n++
+				}
+			}
+			if bad != 0 && n != bad {
+				t.Fatalf("rate %v: %d bad timestamps, then %d", rate, bad, n)
+			}
+			bad = n
+		}
+		if (rate == 0) != (bad == 0) || (rate > 0 && (bad*50 < total || bad*10 > total)) {
+			t.Fatalf("rate %v: %d bad timestamps in an hour of %d events", rate, bad, total)
+		}
+	}
+}
