@@ -13,7 +13,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -41,6 +40,7 @@ type result struct {
 func run(t *testing.T, args ...string) result {
 	t.Helper()
 	cmd := exec.Command(vaultsinkBinary(t), args...)
+	peak := testbin.PeakRSS(t, cmd)
 	var so, se bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &so, &se
 	done := make(chan struct{})
@@ -56,9 +56,7 @@ func run(t *testing.T, args ...string) result {
 	case err != nil:
 		t.Fatal(err)
 	}
-	if ru, ok := cmd.ProcessState.SysUsage().(*syscall.Rusage); ok {
-		r.maxRSS = ru.Maxrss * 1024
-	}
+	r.maxRSS = peak()
 	return r
 }
 
@@ -76,6 +74,7 @@ type cfgOpts struct {
 	lookback int
 	extra    string // more source: keys, indented two spaces
 	out      string // sink path; default <dir>/out
+	pageSize int    // default 100
 }
 
 func newEnv(t *testing.T, o cfgOpts) *env {
@@ -91,6 +90,9 @@ func newEnv(t *testing.T, o cfgOpts) *env {
 	if o.settle == "" {
 		o.settle = "1s"
 	}
+	if o.pageSize == 0 {
+		o.pageSize = 100
+	}
 	var orgs strings.Builder
 	for _, org := range sortedKeys(o.tokens) {
 		p := filepath.Join(e.dir, org+".token")
@@ -101,7 +103,7 @@ func newEnv(t *testing.T, o cfgOpts) *env {
 	}
 	cfg := fmt.Sprintf(`source:
   base_url: %s
-  page_size: 100
+  page_size: %d
   timeout: 10s
   retry: {initial_backoff: 2ms, max_backoff: 20ms, max_attempts: 40}
 %sorgs:
@@ -120,7 +122,7 @@ sink:
 checkpoint:
   type: file
   path: %s
-`, o.url, o.extra, orgs.String(), o.start.Format(time.RFC3339), o.window, o.settle, o.lookback, e.out, e.state)
+`, o.url, o.pageSize, o.extra, orgs.String(), o.start.Format(time.RFC3339), o.window, o.settle, o.lookback, e.out, e.state)
 	e.cfg = filepath.Join(e.dir, "vaultsink.yaml")
 	if err := os.WriteFile(e.cfg, []byte(cfg), 0o600); err != nil {
 		t.Fatal(err)
