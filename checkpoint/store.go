@@ -5,7 +5,12 @@ package checkpoint
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
+	"fmt"
+	"reflect"
+	"sort"
+	"strings"
 	"time"
 )
 
@@ -15,6 +20,23 @@ type Checkpoint struct {
 	// End is the end of the last committed window: everything before it is in
 	// the sink. Zero means nothing has been written yet.
 	End time.Time `json:"end"`
+	// What the org's units were made with. A run refuses a checkpoint whose
+	// window or sink differs from the configuration's (a change of window
+	// needs `vaultsink rewindow`; another sink has none of this history).
+	// Empty in checkpoints written before these were recorded: the first
+	// run that writes records its own.
+	Window Duration `json:"window,omitzero"`
+	Sink   string   `json:"sink,omitempty"`
+	// Start is where the org's history in the sink begins (its configured
+	// start when the checkpoint was created, or earlier after a backfill).
+	Start time.Time `json:"start,omitzero"`
+	// LastData is the latest window that held events when it was
+	// committed: when later windows come back empty, the API is asked for
+	// it again, to tell a quiet org from a token that lost its org context.
+	LastData *Range `json:"last_data,omitempty"`
+	// Rewindow is set while `vaultsink rewindow` rewrites the org's units
+	// into another window size; runs refuse the org until it finishes.
+	Rewindow *Rewindow `json:"rewindow,omitempty"`
 	// Totals since the checkpoint was created.
 	Events      int64 `json:"events"`
 	Bytes       int64 `json:"bytes"`
@@ -27,6 +49,10 @@ type Checkpoint struct {
 	LastError   string    `json:"last_error,omitempty"`
 	// Lease guards the org against a second daemon (stores that support it).
 	Lease *Lease `json:"lease,omitempty"`
+	// Unknown holds the members this version does not know (written by a
+	// newer vaultsink), so that reading and writing a checkpoint never
+	// drops them.
+	Unknown map[string]json.RawMessage `json:"-"`
 	// Version is the store's concurrency token (an S3 ETag, a file's
 	// generation); opaque to callers, passed back on Put.
 	Version string `json:"-"`
@@ -38,6 +64,104 @@ type Lease struct {
 	Expires time.Time `json:"expires"`
 	Epoch   int64     `json:"epoch"`
 }
+
+// Range is a half-open time range [Start, End).
+type Range struct {
+	Start time.Time `json:"start"`
+	End   time.Time `json:"end"`
+}
+
+// Rewindow records a rewrite of an org's units from one window size to
+// another in progress.
+type Rewindow struct {
+	From    Duration  `json:"from"`
+	To      Duration  `json:"to"`
+	Started time.Time `json:"started"`
+}
+
+// Duration is a time.Duration written as text ("1h0m0s") in JSON.
+type Duration time.Duration
+
+// MarshalJSON writes d as text.
+func (d Duration) MarshalJSON() ([]byte, error) { return json.Marshal(time.Duration(d).String()) }
+
+// UnmarshalJSON reads text such as "1h" or "24h0m0s".
+func (d *Duration) UnmarshalJSON(b []byte) error {
+	var s string
+	if err := json.Unmarshal(b, &s); err != nil {
+		return fmt.Errorf("duration: %w", err)
+	}
+	v, err := time.ParseDuration(s)
+	if err != nil {
+		return fmt.Errorf("duration: %w", err)
+	}
+	*d = Duration(v)
+	return nil
+}
+
+// D is d as a time.Duration.
+func (d Duration) D() time.Duration { return time.Duration(d) }
+
+// checkpointJSON has Checkpoint's fields without its methods, for the
+// custom (un)marshalling that keeps unknown members.
+type checkpointJSON Checkpoint
+
+// MarshalJSON writes the known fields and then the unknown members kept
+// from the document the checkpoint was read from.
+func (c Checkpoint) MarshalJSON() ([]byte, error) {
+	b, err := json.Marshal(checkpointJSON(c))
+	if err != nil || len(c.Unknown) == 0 {
+		return b, err
+	}
+	keys := make([]string, 0, len(c.Unknown))
+	for k := range c.Unknown {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	b = b[:len(b)-1] // drop '}'
+	for _, k := range keys {
+		kb, _ := json.Marshal(k)
+		b = append(b, ',')
+		b = append(b, kb...)
+		b = append(b, ':')
+		b = append(b, c.Unknown[k]...)
+	}
+	return append(b, '}'), nil
+}
+
+// UnmarshalJSON reads the known fields and keeps every other member.
+func (c *Checkpoint) UnmarshalJSON(b []byte) error {
+	var v checkpointJSON
+	if err := json.Unmarshal(b, &v); err != nil {
+		return err
+	}
+	var all map[string]json.RawMessage
+	if err := json.Unmarshal(b, &all); err != nil {
+		return err
+	}
+	for _, k := range knownKeys {
+		delete(all, k)
+	}
+	if len(all) == 0 {
+		all = nil
+	}
+	*c = Checkpoint(v)
+	c.Unknown = all
+	return nil
+}
+
+// knownKeys are the JSON members of Checkpoint.
+var knownKeys = func() []string {
+	var out []string
+	t := reflect.TypeOf(checkpointJSON{})
+	for i := range t.NumField() {
+		name, _, _ := strings.Cut(t.Field(i).Tag.Get("json"), ",")
+		if name != "" && name != "-" {
+			out = append(out, name)
+		}
+	}
+	return out
+}()
 
 // Store keeps checkpoints. Implementations are safe for concurrent use.
 type Store interface {

@@ -27,6 +27,7 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"github.com/vaultsink/vaultsink/checkpoint"
+	"github.com/vaultsink/vaultsink/internal/durfmt"
 	"github.com/vaultsink/vaultsink/internal/secret"
 	"github.com/vaultsink/vaultsink/sinks"
 	s3sink "github.com/vaultsink/vaultsink/sinks/s3"
@@ -348,7 +349,7 @@ func (c *Config) validateOrg(v *validator, i int, seen map[string]int) {
 	if (o.Start != nil || o.Window != nil) && !r.Start.IsZero() && validWindow(r.Window) && !aligned(r.Start, r.Window) {
 		if o.Start != nil {
 			v.bad(p+".start", r.Start.UTC().Format(time.RFC3339), fmt.Sprintf("must be aligned to the window (%s) in UTC, e.g. %s",
-				fmtDuration(r.Window), r.Start.UTC().Truncate(r.Window).Format(time.RFC3339)))
+				durfmt.String(r.Window), r.Start.UTC().Truncate(r.Window).Format(time.RFC3339)))
 		} else {
 			v.bad(p+".window", r.Window, fmt.Sprintf("the top-level start %s is not aligned to it in UTC; set %s.start",
 				r.Start.UTC().Format(time.RFC3339), p))
@@ -369,21 +370,9 @@ type validator struct{ errs []error }
 
 func (v *validator) bad(field string, val any, why string) {
 	if d, ok := val.(time.Duration); ok {
-		val = fmtDuration(d)
+		val = durfmt.String(d)
 	}
 	v.errs = append(v.errs, fmt.Errorf("%s: %v: %s", field, val, why))
-}
-
-// fmtDuration prints 7h rather than 7h0m0s, as a user would write it.
-func fmtDuration(d time.Duration) string {
-	s := d.String()
-	if strings.HasSuffix(s, "m0s") {
-		s = s[:len(s)-2]
-	}
-	if strings.HasSuffix(s, "h0m") {
-		s = s[:len(s)-2]
-	}
-	return s
 }
 
 func validWindow(w time.Duration) bool {
@@ -410,7 +399,7 @@ func aligned(t time.Time, w time.Duration) bool {
 func (v *validator) aligned(field string, t time.Time, w time.Duration) {
 	if validWindow(w) && !aligned(t, w) {
 		v.bad(field, t.UTC().Format(time.RFC3339), fmt.Sprintf("must be aligned to the window (%s) in UTC, e.g. %s",
-			fmtDuration(w), t.UTC().Truncate(w).Format(time.RFC3339)))
+			durfmt.String(w), t.UTC().Truncate(w).Format(time.RFC3339)))
 	}
 }
 

@@ -210,8 +210,9 @@ func TestGrafanaMetricsExist(t *testing.T) {
 	sim := vaultsim.Start(t, vaultsim.Config{
 		Seed: 9, Orgs: 2, Rate: 600,
 		From: start.Add(-time.Hour), To: now,
-		// Retries by reason, and duplicates across page boundaries.
-		Faults: vaultsim.Faults{TooMany: 0.2, E503: 0.1, Dup: 0.3},
+		// Retries by reason, duplicates across page boundaries, and
+		// records with a bad timestamp (the quarantine metrics appear).
+		Faults: vaultsim.Faults{TooMany: 0.2, E503: 0.1, Dup: 0.3, BadTimestamp: 0.01},
 	})
 	creds := map[string]string{}
 	for _, c := range sim.Creds() {
@@ -232,8 +233,8 @@ func TestGrafanaMetricsExist(t *testing.T) {
 orgs:
   - id: org_1
     token_env: DEPLOYTEST_TOKEN_1
-  # org_2's token under another id: every record names org_2, so all are
-  # quarantined as an org mismatch (the quarantine metrics appear).
+  # org_2's token under another id: every record names org_2, so the window
+  # is held back and the org fails (the suspect-window metric appears).
   - id: org_alias
     token_env: DEPLOYTEST_TOKEN_2
   # A wrong token: an auth error (the error metrics appear).

@@ -4,10 +4,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"sync"
 	"sync/atomic"
 	"time"
 
+	"github.com/vaultsink/vaultsink/checkpoint"
 	"github.com/vaultsink/vaultsink/sinks"
 	"github.com/vaultsink/vaultsink/source"
 )
@@ -28,14 +30,22 @@ type BackfillResult struct {
 	Errs                              []error
 }
 
-// Backfill writes the windows of [From,To) for one org in parallel, the same
-// units a sync would write. Windows already in the sink are skipped unless
-// Force. It does not take the org's lease, and moves the checkpoint only
-// when the backfilled range starts at or before it and every window
-// succeeded, so a later sync does not pull them again.
+// Backfill writes the windows of [From,To) for one org, the same units a
+// sync would write (a window the sink holds gets what the API adds, never
+// loses a row). Windows already in the sink are skipped unless Force.
+// Windows run in parallel in two waves, even then odd, so every window of
+// the second wave sees both neighbours committed and an id repeated across
+// a boundary is archived once. The checkpoint moves when the backfilled
+// range starts at or before it and every window succeeded, so a later sync
+// does not pull them again; a range before the org's history start extends
+// that history.
 func (e *Engine) Backfill(stop, work context.Context, spec OrgSpec, o BackfillOptions) (BackfillResult, error) {
 	var res BackfillResult
-	horizon := e.now().Add(-e.o.Settle)
+	now := e.apiNow(work, spec)
+	if err := e.guardOnly(work, spec, now); err != nil {
+		return res, err
+	}
+	horizon := now.Add(-e.o.Settle)
 	to := o.To
 	if to.After(horizon) {
 		to = horizon
@@ -55,53 +65,56 @@ func (e *Engine) Backfill(stop, work context.Context, spec OrgSpec, o BackfillOp
 	log := e.log.With("org", spec.Org.ID)
 	var (
 		mu            sync.Mutex
-		next          atomic.Int64
 		done, skipped atomic.Int64
 		events        atomic.Int64
-		wg            sync.WaitGroup
 	)
-	for range o.Concurrency {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for stop.Err() == nil {
-				i := int(next.Add(1)) - 1
-				if i >= len(ws) {
-					return
-				}
-				w := ws[i]
-				if !o.Force && stater != nil {
-					exists, _, err := stater.Stat(work, w)
-					if err == nil && exists {
-						skipped.Add(1)
-						if o.Progress != nil {
-							o.Progress(int(done.Load()), int(skipped.Load()), len(ws), events.Load())
-						}
-						continue
-					}
-				}
-				r, err := e.window(work, spec, w, nil, log)
-				mu.Lock()
-				if err != nil {
-					res.Failed++
-					res.Errs = append(res.Errs, err)
-				} else {
-					res.Written++
-					res.Events += r.Events
-					res.Bytes += r.Bytes
-				}
-				mu.Unlock()
-				if err == nil {
-					events.Add(r.Events)
-				}
-				done.Add(1)
-				if o.Progress != nil {
-					o.Progress(int(done.Load()), int(skipped.Load()), len(ws), events.Load())
-				}
-			}
-		}()
+	progress := func() {
+		if o.Progress != nil {
+			o.Progress(int(done.Load()), int(skipped.Load()), len(ws), events.Load())
+		}
 	}
-	wg.Wait()
+	for wave := range 2 {
+		var next atomic.Int64
+		var wg sync.WaitGroup
+		for range o.Concurrency {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for stop.Err() == nil {
+					i := 2*int(next.Add(1)-1) + wave
+					if i >= len(ws) {
+						return
+					}
+					w := ws[i]
+					if !o.Force && stater != nil {
+						exists, _, err := stater.Stat(work, w)
+						if err == nil && exists {
+							skipped.Add(1)
+							progress()
+							continue
+						}
+					}
+					r, err := e.oneWindow(work, spec, w, log)
+					mu.Lock()
+					if err != nil {
+						res.Failed++
+						res.Errs = append(res.Errs, err)
+					} else {
+						res.Written++
+						res.Events += r.New
+						res.Bytes += r.Bytes
+					}
+					mu.Unlock()
+					if err == nil {
+						events.Add(r.New)
+					}
+					done.Add(1)
+					progress()
+				}
+			}()
+		}
+		wg.Wait()
+	}
 	res.Skipped = int(skipped.Load())
 	if stop.Err() != nil {
 		return res, fmt.Errorf("backfill stopped: %w", stop.Err())
@@ -110,17 +123,63 @@ func (e *Engine) Backfill(stop, work context.Context, spec OrgSpec, o BackfillOp
 		return res, fmt.Errorf("%d of %d windows failed; rerun the same command to retry them: %w", res.Failed, len(ws), errors.Join(res.Errs...))
 	}
 	if len(ws) > 0 {
-		if err := e.advanceAfterBackfill(work, spec, ws[0].Start, ws[len(ws)-1].End); err != nil {
+		if err := e.advanceAfterBackfill(work, spec, ws[0].Start, ws[len(ws)-1].End, now); err != nil {
 			return res, err
 		}
 	}
 	return res, nil
 }
 
+// oneWindow writes w on its own: its neighbours' ids are read from the sink.
+func (e *Engine) oneWindow(ctx context.Context, spec OrgSpec, w source.Window, log *slog.Logger) (sinks.Result, error) {
+	size := w.End.Sub(w.Start)
+	prev, err := e.idsOf(ctx, spec, source.Window{Org: w.Org, Start: w.Start.Add(-size), End: w.Start})
+	if err != nil {
+		return sinks.Result{}, err
+	}
+	next, err := e.idsOf(ctx, spec, source.Window{Org: w.Org, Start: w.End, End: w.End.Add(size)})
+	if err != nil {
+		return sinks.Result{}, err
+	}
+	o, err := e.open(ctx, spec, w)
+	if err != nil {
+		return sinks.Result{}, err
+	}
+	k := e.startWalk(ctx, spec, o, append(prev, next...), minWalkBuffer, nil)
+	f, err := e.fill(ctx, spec, o, k)
+	if err != nil {
+		return sinks.Result{}, err
+	}
+	s := f.stats
+	if s.Rows+s.Held+s.NearDuplicates+s.Duplicates == 0 && s.Foreign > 0 {
+		f.abort(ctx)
+		e.m.Suspect.WithLabelValues(spec.Org.ID, "foreign").Inc()
+		return sinks.Result{}, fmt.Errorf("%w: org %s: every record of window %s (%d) names org %s; set org %s's token to one of its own; nothing was written for this window",
+			ErrForeignToken, spec.Org.ID, w.Range(), s.Foreign, s.ForeignOrg, spec.Org.ID)
+	}
+	var r sinks.Result
+	err = e.commit(ctx, spec, nil, []filled{f}, log, func(_ int, res sinks.Result) error { r = res; return nil })
+	return r, err
+}
+
+// guardOnly reads the org's checkpoint and refuses the same cases a sync
+// refuses (guard), writing nothing.
+func (e *Engine) guardOnly(ctx context.Context, spec OrgSpec, now time.Time) error {
+	cp, err := e.o.Store.Get(ctx, spec.Org.ID)
+	if errors.Is(err, checkpoint.ErrNotFound) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("read checkpoint: %w", err)
+	}
+	return e.guard(spec, cp, now)
+}
+
 // advanceAfterBackfill moves the checkpoint to end when [start,end) covers
-// it, under the lease like any other write.
-func (e *Engine) advanceAfterBackfill(ctx context.Context, spec OrgSpec, start, end time.Time) error {
-	cp, err := e.acquire(ctx, spec)
+// it, and the org's history start back to start when the range extends it,
+// under the lease like any other write.
+func (e *Engine) advanceAfterBackfill(ctx context.Context, spec OrgSpec, start, end, now time.Time) error {
+	cp, err := e.acquire(ctx, spec, now)
 	if err != nil {
 		if errors.Is(err, errLeaseHeld) {
 			return nil // the running daemon will get there itself
@@ -130,13 +189,21 @@ func (e *Engine) advanceAfterBackfill(ctx context.Context, spec OrgSpec, start, 
 	var res Result
 	res.Status = StatusCurrent
 	defer e.release(e.log, &cp, &res)
+	changed := false
+	if !cp.Start.IsZero() && start.Before(cp.Start) {
+		cp.Start = start
+		changed = true
+	}
 	cur := cp.End
 	if cur.IsZero() {
 		cur = spec.Start
 	}
-	if start.After(cur) || !end.After(cur) {
+	if !start.After(cur) && end.After(cur) {
+		cp.End = end
+		changed = true
+	}
+	if !changed {
 		return nil
 	}
-	cp.End = end
 	return e.put(ctx, &cp)
 }

@@ -19,8 +19,10 @@ var errLeaseHeld = errors.New("lease held by another process")
 // acquire reads the org's checkpoint and takes its lease with a
 // compare-and-swap write, so two daemons pointed at the same store never
 // advance one org together. A lease that expired (its holder died) is taken
-// over with a new epoch.
-func (e *Engine) acquire(ctx context.Context, spec OrgSpec) (checkpoint.Checkpoint, error) {
+// over with a new epoch. A checkpoint the run must not build on (guard) is
+// refused before anything is written; otherwise what the org's units are
+// made with is recorded in it.
+func (e *Engine) acquire(ctx context.Context, spec OrgSpec, apiNow time.Time) (checkpoint.Checkpoint, error) {
 	org := spec.Org.ID
 	cp, err := e.o.Store.Get(ctx, org)
 	switch {
@@ -29,14 +31,33 @@ func (e *Engine) acquire(ctx context.Context, spec OrgSpec) (checkpoint.Checkpoi
 	case err != nil:
 		return cp, fmt.Errorf("read checkpoint: %w", err)
 	}
-	now := e.now()
-	if l := cp.Lease; l != nil && l.Owner != e.o.Owner && now.Before(l.Expires) {
-		if !deadLocalOwner(l.Owner) {
-			return cp, fmt.Errorf("%w: %s until %s", errLeaseHeld, l.Owner, l.Expires.UTC().Format("15:04:05Z"))
-		}
-		e.log.Info("taking over the lease of a process of this host that is gone", "org", org, "owner", l.Owner)
+	if err := e.leaseFree(cp); err != nil {
+		return cp, err
 	}
-	lease := checkpoint.Lease{Owner: e.o.Owner, Expires: now.Add(e.o.LeaseTTL), Epoch: 1}
+	if err := e.guard(spec, cp, apiNow); err != nil {
+		return cp, &stageError{"checkpoint", err}
+	}
+	record(spec, &cp)
+	return e.takeLease(ctx, cp)
+}
+
+// leaseFree returns errLeaseHeld when another live process holds cp's lease.
+func (e *Engine) leaseFree(cp checkpoint.Checkpoint) error {
+	l := cp.Lease
+	if l == nil || l.Owner == e.o.Owner || !e.now().Before(l.Expires) {
+		return nil
+	}
+	if !deadLocalOwner(l.Owner) {
+		return fmt.Errorf("%w: %s until %s", errLeaseHeld, l.Owner, l.Expires.UTC().Format("15:04:05Z"))
+	}
+	e.log.Info("taking over the lease of a process of this host that is gone", "org", cp.Org, "owner", l.Owner)
+	return nil
+}
+
+// takeLease writes cp with this process's lease (a new epoch when it was
+// another owner's), compare-and-swap.
+func (e *Engine) takeLease(ctx context.Context, cp checkpoint.Checkpoint) (checkpoint.Checkpoint, error) {
+	lease := checkpoint.Lease{Owner: e.o.Owner, Expires: e.now().Add(e.o.LeaseTTL), Epoch: 1}
 	if cp.Lease != nil {
 		lease.Epoch = cp.Lease.Epoch
 		if cp.Lease.Owner != e.o.Owner {

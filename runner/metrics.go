@@ -18,19 +18,24 @@ type Metrics struct {
 	Lag            *prometheus.GaugeVec     // org
 	LastSuccess    *prometheus.GaugeVec     // org
 	Running        prometheus.Gauge
+	Vanished       *prometheus.CounterVec // org
+	Changed        *prometheus.CounterVec // org
+	Suspect        *prometheus.CounterVec // org, reason
+	Quiet          *prometheus.GaugeVec   // org
+	ClockOffset    prometheus.Gauge
 }
 
 func newMetrics(reg prometheus.Registerer) *Metrics {
 	m := &Metrics{
 		Windows: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "vaultsink_run_windows_total", Help: "Windows processed, by result (committed, empty, failed, aborted).",
+			Name: "vaultsink_run_windows_total", Help: "Windows processed, by result (committed: new events written; unchanged: nothing new; empty: nothing held; failed; aborted).",
 		}, []string{"org", "result"}),
 		WindowDuration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name: "vaultsink_run_window_duration_seconds", Help: "Time to fetch, encode and commit one window.",
 			Buckets: prometheus.ExponentialBuckets(0.05, 2, 14),
 		}, []string{"org"}),
 		EventsWritten: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "vaultsink_run_events_written_total", Help: "Events committed to the sink (a re-pulled window counts again).",
+			Name: "vaultsink_run_events_written_total", Help: "Events added to the sink (a re-pulled window counts only what it added).",
 		}, []string{"org"}),
 		BytesWritten: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "vaultsink_run_bytes_written_total", Help: "Bytes of data committed to the sink.",
@@ -39,7 +44,7 @@ func newMetrics(reg prometheus.Registerer) *Metrics {
 			Name: "vaultsink_run_quarantined_total", Help: "Records written to quarantine.",
 		}, []string{"org"}),
 		Errors: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "vaultsink_run_errors_total", Help: "Failed org runs, by stage (auth, source, sink, checkpoint, lease).",
+			Name: "vaultsink_run_errors_total", Help: "Failed org runs, by stage (auth, token, source, sink, checkpoint, lease).",
 		}, []string{"org", "stage"}),
 		Lag: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "vaultsink_checkpoint_lag_seconds", Help: "Now minus the org's checkpoint: how far behind the mirror is.",
@@ -49,6 +54,21 @@ func newMetrics(reg prometheus.Registerer) *Metrics {
 		}, []string{"org"}),
 		Running: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "vaultsink_run_orgs_running", Help: "Org runs in progress.",
+		}),
+		Vanished: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "vaultsink_run_vanished_events_total", Help: "Events the sink holds that a re-pull of their window no longer returned (they are kept).",
+		}, []string{"org"}),
+		Changed: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "vaultsink_run_changed_events_total", Help: "Events that came back with other content than the sink holds (the archived copy is kept).",
+		}, []string{"org"}),
+		Suspect: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "vaultsink_run_suspect_windows_total", Help: "Windows held back because the API answered, but not with the org's events: reason foreign (another org's records) or empty (no events while the API no longer serves a window that had some).",
+		}, []string{"org", "reason"}),
+		Quiet: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "vaultsink_checkpoint_quiet_seconds", Help: "How long before the org's checkpoint its last window with events ended: a long quiet spell can also be a token that fails closed.",
+		}, []string{"org"}),
+		ClockOffset: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "vaultsink_source_clock_offset_seconds", Help: "The API's clock minus this host's, from the Date headers of its answers.",
 		}),
 	}
 	if reg == nil {
@@ -63,6 +83,11 @@ func newMetrics(reg prometheus.Registerer) *Metrics {
 	m.Lag = metrics.Register(reg, m.Lag)
 	m.LastSuccess = metrics.Register(reg, m.LastSuccess)
 	m.Running = metrics.Register(reg, m.Running)
+	m.Vanished = metrics.Register(reg, m.Vanished)
+	m.Changed = metrics.Register(reg, m.Changed)
+	m.Suspect = metrics.Register(reg, m.Suspect)
+	m.Quiet = metrics.Register(reg, m.Quiet)
+	m.ClockOffset = metrics.Register(reg, m.ClockOffset)
 	metrics.Register(reg, pipeclock.Collector)
 	return m
 }

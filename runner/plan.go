@@ -1,23 +1,29 @@
 package runner
 
 import (
+	"fmt"
 	"time"
 
+	"github.com/vaultsink/vaultsink/internal/durfmt"
 	"github.com/vaultsink/vaultsink/source"
 )
 
 // Plan lists the windows one run of an org should write, in order:
 // first up to lookback already-committed windows before end (re-pulled so
-// late events arrive; the sink replaces them), then every closed window
-// from end on. A window [s,e) is closed once e <= now-settle. end is the
-// checkpoint (or the org's start when there is none); windows never begin
-// before start. The two slices are returned separately because only the
-// second moves the checkpoint.
-func Plan(org string, start, end time.Time, size, settle time.Duration, lookback int, now time.Time) (redo, fresh []source.Window) {
+// late events arrive; the sink adds them to what it holds), then every
+// closed window from end on. A window [s,e) is closed once e <= now-settle,
+// now being the API's clock. end is the checkpoint (or the org's start when
+// there is none); windows never begin before start. The two slices are
+// returned separately because only the second moves the checkpoint. An end
+// that is not on a window boundary is an error: realigning it would pull
+// windows that overlap the ones already written.
+func Plan(org string, start, end time.Time, size, settle time.Duration, lookback int, now time.Time) (redo, fresh []source.Window, err error) {
 	if end.Before(start) {
 		end = start
 	}
-	end = align(end, size)
+	if !aligned(end, size) {
+		return nil, nil, fmt.Errorf("%w: org %s: %s is not on a %s window boundary", ErrCheckpoint, org, fmtTime(end), durfmt.String(size))
+	}
 	first := end.Add(-time.Duration(lookback) * size)
 	if first.Before(start) {
 		first = start
@@ -29,7 +35,7 @@ func Plan(org string, start, end time.Time, size, settle time.Duration, lookback
 	for s := end; !s.Add(size).After(horizon); s = s.Add(size) {
 		fresh = append(fresh, source.Window{Org: org, Start: s, End: s.Add(size)})
 	}
-	return redo, fresh
+	return redo, fresh, nil
 }
 
 // Windows lists the windows that cover [from,to), aligned to size.

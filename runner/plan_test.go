@@ -1,9 +1,11 @@
 package runner
 
 import (
-	"github.com/vaultsink/vaultsink/source"
+	"errors"
 	"testing"
 	"time"
+
+	"github.com/vaultsink/vaultsink/source"
 )
 
 func TestPlan(t *testing.T) {
@@ -21,11 +23,13 @@ func TestPlan(t *testing.T) {
 		{"current org has nothing", start.Add(3 * h), start.Add(3*h + 30*time.Minute), 0, 0, 0, time.Time{}},
 		{"lookback re-pulls committed windows", start.Add(3 * h), start.Add(4*h + 10*time.Minute), 2, 2, 1, start.Add(3 * h)},
 		{"lookback never before start", start.Add(1 * h), start.Add(1*h + 10*time.Minute), 5, 1, 0, time.Time{}},
-		{"unaligned checkpoint rounds down", start.Add(90 * time.Minute), start.Add(3*h + 10*time.Minute), 0, 0, 2, start.Add(h)},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			redo, fresh := Plan("o", start, tt.end, h, 5*time.Minute, tt.lookback, tt.now)
+			redo, fresh, err := Plan("o", start, tt.end, h, 5*time.Minute, tt.lookback, tt.now)
+			if err != nil {
+				t.Fatal(err)
+			}
 			if len(redo) != tt.wantRedo || len(fresh) != tt.wantNew {
 				t.Fatalf("got %d redo %d new, want %d %d", len(redo), len(fresh), tt.wantRedo, tt.wantNew)
 			}
@@ -41,6 +45,17 @@ func TestPlan(t *testing.T) {
 				t.Fatalf("redo does not end at the checkpoint: %v", redo)
 			}
 		})
+	}
+}
+
+// TestPlanRefusesUnaligned: a checkpoint that is not on a window boundary
+// (made with another window size) is refused, never realigned: realigning
+// would pull windows overlapping the ones written.
+func TestPlanRefusesUnaligned(t *testing.T) {
+	start := time.Date(2026, 6, 1, 0, 0, 0, 0, time.UTC)
+	_, _, err := Plan("o", start, start.Add(90*time.Minute), time.Hour, 5*time.Minute, 0, start.Add(5*time.Hour))
+	if !errors.Is(err, ErrCheckpoint) {
+		t.Fatalf("err %v, want ErrCheckpoint", err)
 	}
 }
 

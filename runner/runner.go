@@ -45,7 +45,12 @@ type Options struct {
 	Log         *slog.Logger
 	Registerer  prometheus.Registerer
 	Mem         memory.Allocator // the decoder's Arrow buffers; nil: bufpool.Default
-	Now         func() time.Time
+	// Now is this host's clock (tests inject one). Windows are judged
+	// closed by the API's clock where its answers tell it (apiNow).
+	Now func() time.Time
+	// ConfigPath is the config file, quoted in the repair commands that
+	// errors print; "" prints a placeholder.
+	ConfigPath string
 }
 
 // Engine runs syncs. It is safe for concurrent use; an org never runs twice
@@ -57,9 +62,11 @@ type Engine struct {
 	log  *slog.Logger
 	now  func() time.Time
 	busy sync.Map // org -> struct{}: runs in progress
-	// unsorted: org -> struct{}: the API served one of the org's windows out
-	// of timestamp order, so its walks keep every id of a window for dedup.
-	unsorted sync.Map
+
+	clockMu     sync.Mutex
+	clockProbed bool
+	clockWarned time.Duration // the offset last warned about
+	noDateWarn  bool
 }
 
 // New builds an Engine.
@@ -87,9 +94,10 @@ type Result struct {
 	Org         string
 	Status      Status
 	Windows     int       // windows committed (fresh and re-pulled)
-	Events      int64     // events committed
+	Events      int64     // events the run added to the sink
 	Bytes       int64     // bytes committed
 	Quarantined int64     // records quarantined
+	Vanished    int64     // events the sink holds that re-pulls no longer returned (kept)
 	End         time.Time // checkpoint after the run
 	Err         error
 	Duration    time.Duration
@@ -128,6 +136,9 @@ func (s Summary) String() string {
 	var b strings.Builder
 	for _, r := range s.Results {
 		fmt.Fprintf(&b, "%-24s %-8s windows=%-5d events=%-9d checkpoint=%s", r.Org, r.Status, r.Windows, r.Events, fmtTime(r.End))
+		if r.Vanished > 0 {
+			fmt.Fprintf(&b, "  vanished=%d (kept; see the log)", r.Vanished)
+		}
 		if r.Err != nil {
 			fmt.Fprintf(&b, "  error: %v", r.Err)
 		}
@@ -189,48 +200,53 @@ func (e *Engine) SyncOrg(stop, work context.Context, spec OrgSpec) (res Result) 
 	defer func() { res.Duration = e.now().Sub(began) }()
 	log := e.log.With("org", org)
 
-	cp, err := e.acquire(work, spec)
+	now := e.apiNow(work, spec)
+	cp, err := e.acquire(work, spec, now)
 	if err != nil {
 		if errors.Is(err, errLeaseHeld) {
 			log.Info("org is leased by another process; yielding", "err", err)
 			res.Status = StatusYielded
 			return res
 		}
-		return e.fail(log, res, "checkpoint", err)
+		return e.fail(log, res, stageOf(err, "checkpoint"), err)
 	}
 	res.End = cp.End
 	defer e.release(log, &cp, &res)
 
+	if !cp.Start.IsZero() && spec.Start.Before(cp.Start) {
+		log.Warn("the configured start is earlier than the org's history in the sink; a sync does not fill it",
+			"start", spec.Start.UTC().Format(time.RFC3339), "history_start", cp.Start.UTC().Format(time.RFC3339),
+			"hint", fmt.Sprintf("vaultsink backfill --config %s --org %s --from %s --to %s", e.configPath(), org,
+				spec.Start.UTC().Format(time.RFC3339), cp.Start.UTC().Format(time.RFC3339)))
+	}
 	start := cp.End
 	if start.IsZero() {
 		start = spec.Start
 	}
-	redo, fresh := Plan(org, spec.Start, start, spec.Window, e.o.Settle, spec.Lookback, e.now())
-	err = e.windows(stop, work, spec, redo, log, func(_ source.Window, r sinks.Result) error {
+	redo, fresh, err := Plan(org, spec.Start, start, spec.Window, e.o.Settle, spec.Lookback, now)
+	if err != nil {
+		return e.fail(log, res, "checkpoint", err)
+	}
+	st := &orgState{e: e, spec: spec, cp: &cp, log: log}
+	ws := append(redo, fresh...)
+	_, err = e.windows(stop, work, spec, ws, nil, log, st.check, func(i int, w source.Window, r sinks.Result) error {
 		res.add(r)
-		cp.Events += r.Events
-		cp.Bytes += r.Bytes
-		cp.Quarantined += r.Quarantined
+		st.committed(w, r)
+		if i < len(redo) {
+			return nil
+		}
+		cp.End = w.End
+		cp.Windows++
+		cp.Lease.Expires = e.now().Add(e.o.LeaseTTL)
+		if err := e.put(work, &cp); err != nil {
+			return &stageError{"checkpoint", err}
+		}
+		crashAt("after-checkpoint")
+		res.End = cp.End
+		e.m.Lag.WithLabelValues(org).Set(now.Sub(cp.End).Seconds())
 		return nil
 	})
-	if err == nil {
-		err = e.windows(stop, work, spec, fresh, log, func(w source.Window, r sinks.Result) error {
-			res.add(r)
-			cp.End = w.End
-			cp.Events += r.Events
-			cp.Bytes += r.Bytes
-			cp.Quarantined += r.Quarantined
-			cp.Windows++
-			cp.Lease.Expires = e.now().Add(e.o.LeaseTTL)
-			if err := e.put(work, &cp); err != nil {
-				return &stageError{"checkpoint", err}
-			}
-			crashAt("after-checkpoint")
-			res.End = cp.End
-			e.m.Lag.WithLabelValues(org).Set(e.now().Sub(cp.End).Seconds())
-			return nil
-		})
-	}
+	e.setQuiet(&cp)
 	if errors.Is(err, errStopped) || (stop.Err() != nil && errors.Is(err, context.Canceled)) {
 		// Shutdown, not a failure: the window in flight was abandoned
 		// uncommitted and the next run picks up at the checkpoint.
@@ -238,10 +254,12 @@ func (e *Engine) SyncOrg(stop, work context.Context, spec OrgSpec) (res Result) 
 		return res
 	}
 	if err != nil {
-		return e.fail(log, res, stageOf(err), err)
+		return e.fail(log, res, stageOf(err, "run"), err)
 	}
-	if len(fresh) == 0 {
-		e.m.Lag.WithLabelValues(org).Set(e.now().Sub(start).Seconds())
+	if cp.End.IsZero() {
+		e.m.Lag.WithLabelValues(org).Set(now.Sub(start).Seconds())
+	} else {
+		e.m.Lag.WithLabelValues(org).Set(now.Sub(cp.End).Seconds())
 	}
 	res.Status = StatusCurrent
 	return res
@@ -249,9 +267,10 @@ func (e *Engine) SyncOrg(stop, work context.Context, spec OrgSpec) (res Result) 
 
 func (r *Result) add(w sinks.Result) {
 	r.Windows++
-	r.Events += w.Events
+	r.Events += w.New
 	r.Bytes += w.Bytes
 	r.Quarantined += w.Quarantined
+	r.Vanished += w.Vanished
 }
 
 // stageError tags an error with the pipeline stage that failed.
@@ -263,17 +282,20 @@ type stageError struct {
 func (s *stageError) Error() string { return s.err.Error() }
 func (s *stageError) Unwrap() error { return s.err }
 
-func stageOf(err error) string {
+func stageOf(err error, def string) string {
 	var se *stageError
 	if errors.As(err, &se) {
 		return se.stage
 	}
-	return "run"
+	return def
 }
 
 func (e *Engine) fail(log *slog.Logger, res Result, stage string, err error) Result {
-	if errors.Is(err, source.ErrAuth) {
+	switch {
+	case errors.Is(err, source.ErrAuth):
 		stage = "auth"
+	case errors.Is(err, ErrForeignToken), errors.Is(err, ErrEmptyAfterData):
+		stage = "token"
 	}
 	e.m.Errors.WithLabelValues(res.Org, stage).Inc()
 	res.Status = StatusFailed

@@ -11,58 +11,90 @@ import (
 	"github.com/vaultsink/vaultsink/source"
 )
 
+// opened is a window's unit, open: the sink has read what it holds for the
+// window (held, for sinks that read back).
+type opened struct {
+	w    source.Window
+	unit sinks.Unit
+	held *source.HeldSet
+}
+
+func (e *Engine) open(ctx context.Context, spec OrgSpec, w source.Window) (*opened, error) {
+	u, err := spec.Sink.Open(ctx, w)
+	if err != nil {
+		e.m.Windows.WithLabelValues(spec.Org.ID, "failed").Inc()
+		return nil, &stageError{"sink", fmt.Errorf("open %s: %w", w, err)}
+	}
+	o := &opened{w: w, unit: u}
+	if hu, ok := u.(sinks.HeldUnit); ok {
+		o.held = hu.Held()
+	}
+	return o, nil
+}
+
+func (o *opened) abort(ctx context.Context) { _ = o.unit.Abort(context.WithoutCancel(ctx)) }
+
+// carry is what one window of a walk leaves to the next: the ids the sink
+// holds for it afterwards (what it held, and what its walk emitted), so that
+// an id repeated in the next window is archived once.
+type carry struct {
+	w    source.Window
+	sets []source.IDLookup
+}
+
+func carryOf(o *opened, st source.WalkStats) *carry {
+	c := &carry{w: o.w}
+	if o.held.Len() > 0 {
+		c.sets = append(c.sets, o.held)
+	}
+	if st.IDs.Len() > 0 {
+		c.sets = append(c.sets, st.IDs)
+	}
+	return c
+}
+
+// idsOf reads the ids the sink holds for w, for a window next to one being
+// written; nil when the sink cannot tell cheaply or holds nothing. Sinks
+// that drop such repeats in their own commit (sinks.NearDeduper) are not
+// asked.
+func (e *Engine) idsOf(ctx context.Context, spec OrgSpec, w source.Window) ([]source.IDLookup, error) {
+	if _, ok := spec.Sink.(sinks.NearDeduper); ok {
+		return nil, nil
+	}
+	rd, ok := spec.Sink.(sinks.Reader)
+	if !ok {
+		return nil, nil
+	}
+	ids := source.NewIDSet()
+	if err := rd.EventIDs(ctx, w, func(id string) error { ids.Add(id); return nil }); err != nil {
+		return nil, &stageError{"sink", fmt.Errorf("read the ids of %s (next to a window being written): %w", w, err)}
+	}
+	if ids.Len() == 0 {
+		return nil, nil
+	}
+	return []source.IDLookup{ids}, nil
+}
+
 // filled is a window whose unit holds every page, not yet committed.
 type filled struct {
-	w     source.Window
-	unit  sinks.Unit
+	*opened
 	stats source.WalkStats
 	began time.Time
 }
 
-// fill opens w's unit and writes the whole window into it. The walk relies
-// on the API's timestamp order to dedup with a small id set; if the events
-// of the window go back in time, the unit is aborted and the window filled
-// again with every id of the window remembered (exact, but memory grows
-// with the window), and so are the org's later windows.
-//
-// k, when not nil, is w's walk already started (read ahead, lookahead.go);
-// fill owns it from here on.
-func (e *Engine) fill(ctx context.Context, spec OrgSpec, w source.Window, k *walk) (filled, error) {
+// fill writes the walk k of o's window into its unit: k fetches and decodes
+// in its own goroutine and hands pages through a small channel to this
+// one, which encodes them, so decoding page n+1 overlaps encoding page n.
+// Memory stays bounded by the channel and the sink's row group. On error
+// the unit is aborted. fill returns only once k has ended.
+func (e *Engine) fill(ctx context.Context, spec OrgSpec, o *opened, k *walk) (f filled, err error) {
+	f = filled{opened: o, began: time.Now()}
 	org := spec.Org.ID
-	if k == nil {
-		k = e.startWalk(ctx, spec, w, minWalkBuffer, nil) // backfill: windows in parallel
-	}
-	f, err := e.fillOnce(ctx, spec, w, k)
-	if k.full || !errors.Is(err, source.ErrUnsorted) {
-		return f, err
-	}
-	e.unsorted.Store(org, struct{}{})
-	e.log.Info("events out of timestamp order in window; re-walking with a full id set",
-		"org", org, "window", w.Range(), "err", err)
-	return e.fillOnce(ctx, spec, w, e.startWalk(ctx, spec, w, cap(k.pages), k.then))
-}
-
-// fillOnce opens w's unit and writes the whole window into it: the walk k
-// (fetch and decode) runs in its own goroutine and hands pages through a
-// small channel to this one, which encodes them into the unit, so decoding
-// page n+1 overlaps encoding page n. Memory stays bounded by the channel
-// and the sink's row group. On error the unit is aborted. fillOnce returns
-// only once k has ended.
-func (e *Engine) fillOnce(ctx context.Context, spec OrgSpec, w source.Window, k *walk) (f filled, err error) {
-	f = filled{w: w, began: time.Now()}
-	org := spec.Org.ID
-	unit, err := spec.Sink.Open(ctx, w)
-	if err != nil {
-		k.stop()
-		e.m.Windows.WithLabelValues(org, "failed").Inc()
-		return f, &stageError{"sink", fmt.Errorf("open %s: %w", w, err)}
-	}
 	defer func() {
 		if err != nil {
-			_ = unit.Abort(context.WithoutCancel(ctx))
+			o.abort(ctx)
 		}
 	}()
-
 	var sinkErr error
 	for p := range k.pages {
 		if sinkErr == nil {
@@ -70,7 +102,7 @@ func (e *Engine) fillOnce(ctx context.Context, spec OrgSpec, w source.Window, k 
 			// ctx, not the walk's context: a sink may still be using the
 			// context of its last Write after the walk ends (the S3 sink
 			// uploads the last full part in the background until Commit).
-			sinkErr = writePage(ctx, unit, p)
+			sinkErr = writePage(ctx, o.unit, p)
 			if sinkErr != nil {
 				k.cancel() // stop the walk; drain what it already sent
 			}
@@ -84,130 +116,49 @@ func (e *Engine) fillOnce(ctx context.Context, spec OrgSpec, w source.Window, k 
 	st, walkErr := k.st, k.err
 	if sinkErr != nil {
 		e.m.Windows.WithLabelValues(org, "failed").Inc()
-		return f, &stageError{"sink", fmt.Errorf("write %s: %w", w, sinkErr)}
+		return f, &stageError{"sink", fmt.Errorf("write %s: %w", o.w, sinkErr)}
 	}
 	if walkErr != nil {
 		result := "failed"
-		switch {
-		case errors.Is(walkErr, context.Canceled):
+		if errors.Is(walkErr, context.Canceled) {
 			result = "aborted"
-		case errors.Is(walkErr, source.ErrUnsorted) && !k.full:
-			result = "" // fill walks it again at once
 		}
-		if result != "" {
-			e.m.Windows.WithLabelValues(org, result).Inc()
-		}
-		return f, &stageError{"source", fmt.Errorf("walk %s: %w", w, walkErr)}
+		e.m.Windows.WithLabelValues(org, result).Inc()
+		return f, &stageError{"source", fmt.Errorf("walk %s: %w", o.w, walkErr)}
 	}
-	f.unit, f.stats = unit, st
+	f.stats = st
 	return f, nil
 }
-
-// window fills and commits one window.
-// k, when not nil, is w's walk already started (lookahead.go).
-func (e *Engine) window(ctx context.Context, spec OrgSpec, w source.Window, k *walk, log *slog.Logger) (sinks.Result, error) {
-	f, err := e.fill(ctx, spec, w, k)
-	if err != nil {
-		return sinks.Result{}, err
-	}
-	defer func() { _ = f.unit.Abort(context.WithoutCancel(ctx)) }() // no-op after Commit
-	crashAt("before-commit")
-	res, err := f.unit.Commit(ctx)
-	if err != nil {
-		e.m.Windows.WithLabelValues(spec.Org.ID, "failed").Inc()
-		return sinks.Result{}, &stageError{"sink", fmt.Errorf("commit %s: %w", w, err)}
-	}
-	crashAt("after-commit")
-	e.committed(spec.Org.ID, f, res, log)
-	return res, nil
-}
-
-// windows writes ws in order, calling after for each committed window in
-// order. With a sink that commits in batches (sinks.BatchCommitter) up to
-// MaxBatch windows are filled first and committed together; after then runs
-// for each once the batch committed.
-func (e *Engine) windows(stop, work context.Context, spec OrgSpec, ws []source.Window, log *slog.Logger, after func(source.Window, sinks.Result) error) error {
-	la := e.lookahead(work, spec, ws)
-	defer la.close()
-	bc, ok := spec.Sink.(sinks.BatchCommitter)
-	if !ok || bc.MaxBatch() <= 1 {
-		for i, w := range ws {
-			if stop.Err() != nil {
-				return errStopped
-			}
-			r, err := e.window(work, spec, w, la.walk(i), log)
-			if err != nil {
-				return err
-			}
-			if err := after(w, r); err != nil {
-				return err
-			}
-		}
-		return nil
-	}
-	for done := 0; done < len(ws); {
-		n := min(bc.MaxBatch(), len(ws)-done)
-		batch := make([]filled, 0, n)
-		abortAll := func() {
-			for _, f := range batch {
-				_ = f.unit.Abort(context.WithoutCancel(work))
-			}
-		}
-		for i := done; i < done+n; i++ {
-			if stop.Err() != nil {
-				abortAll()
-				return errStopped
-			}
-			f, err := e.fill(work, spec, ws[i], la.walk(i))
-			if err != nil {
-				abortAll()
-				return err
-			}
-			batch = append(batch, f)
-		}
-		units := make([]sinks.Unit, len(batch))
-		for i, f := range batch {
-			units[i] = f.unit
-		}
-		crashAt("before-commit")
-		results, err := bc.CommitBatch(work, units)
-		if err != nil {
-			abortAll()
-			e.m.Windows.WithLabelValues(spec.Org.ID, "failed").Add(float64(len(batch)))
-			return &stageError{"sink", fmt.Errorf("commit %d windows %s .. %s: %w", len(batch), batch[0].w.Range(), batch[len(batch)-1].w.Range(), err)}
-		}
-		if len(results) != len(batch) {
-			return &stageError{"sink", fmt.Errorf("commit batch: %d results for %d windows", len(results), len(batch))}
-		}
-		crashAt("after-commit")
-		for i, f := range batch {
-			e.committed(spec.Org.ID, f, results[i], log)
-			if err := after(f.w, results[i]); err != nil {
-				return err
-			}
-		}
-		done += n
-	}
-	return nil
-}
-
-var errStopped = errors.New("stopped before the org was current")
 
 // committed records metrics and the one INFO line of a window.
 func (e *Engine) committed(org string, f filled, res sinks.Result, log *slog.Logger) {
 	result := "committed"
-	if res.Events == 0 {
-		result = "empty"
+	if res.New == 0 {
+		result = "unchanged"
+		if res.Events == 0 {
+			result = "empty"
+		}
 	}
 	e.m.Windows.WithLabelValues(org, result).Inc()
-	e.m.EventsWritten.WithLabelValues(org).Add(float64(res.Events))
+	e.m.EventsWritten.WithLabelValues(org).Add(float64(res.New))
 	e.m.BytesWritten.WithLabelValues(org).Add(float64(res.Bytes))
 	e.m.Quarantined.WithLabelValues(org).Add(float64(res.Quarantined))
+	e.m.Vanished.WithLabelValues(org).Add(float64(res.Vanished))
+	e.m.Changed.WithLabelValues(org).Add(float64(res.Changed))
 	d := time.Since(f.began)
 	e.m.WindowDuration.WithLabelValues(org).Observe(d.Seconds())
-	log.Info("window committed", "window", f.w.Range(), "rows", res.Events, "bytes", res.Bytes,
-		"pages", f.stats.Pages, "quarantined", res.Quarantined, "duplicates", f.stats.Duplicates,
+	log.Info("window committed", "window", f.w.Range(), "rows", res.Events, "new", res.New, "bytes", res.Bytes,
+		"pages", f.stats.Pages, "quarantined", res.Quarantined, "duplicates", f.stats.Duplicates+f.stats.NearDuplicates,
 		"retries", f.stats.Retries, "duration", d.Round(time.Millisecond), "location", res.Location)
+	if res.Vanished > 0 {
+		log.Warn("the API no longer returns events the sink holds for this window; they are kept",
+			"window", f.w.Range(), "vanished", res.Vanished, "rows", res.Events,
+			"hint", "a token that lost part of its scope, a retention cut or a deletion at the API; `vaultsink verify` lists them")
+	}
+	if res.Changed > 0 {
+		log.Warn("events came back with other content than the sink holds; the archived copy is kept",
+			"window", f.w.Range(), "changed", res.Changed)
+	}
 }
 
 func writePage(ctx context.Context, u sinks.Unit, p source.Page) error {

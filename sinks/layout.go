@@ -2,6 +2,7 @@ package sinks
 
 import (
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/vaultsink/vaultsink/source"
@@ -30,3 +31,32 @@ func partition(w source.Window) string {
 }
 
 func stamp(t time.Time) string { return t.UTC().Format("20060102T1504Z") }
+
+// ParseObjectKey reads the window an ObjectKey names, from its last three
+// path elements (org_id=…/date=…/hour=…/events-…-….parquet, any prefix
+// before them). ok is false for any other name, or when the partitions
+// disagree with the file name.
+func ParseObjectKey(key string) (w source.Window, ok bool) {
+	parts := strings.Split(key, "/")
+	if len(parts) < 4 {
+		return w, false
+	}
+	parts = parts[len(parts)-4:]
+	org, ok1 := strings.CutPrefix(parts[0], "org_id=")
+	name, ok2 := strings.CutPrefix(parts[3], "events-")
+	name, ok3 := strings.CutSuffix(name, ".parquet")
+	a, b, ok4 := strings.Cut(name, "-")
+	if !ok1 || !ok2 || !ok3 || !ok4 || org == "" {
+		return w, false
+	}
+	start, err1 := time.Parse("20060102T1504Z", a)
+	end, err2 := time.Parse("20060102T1504Z", b)
+	if err1 != nil || err2 != nil || !start.Before(end) {
+		return w, false
+	}
+	w = source.Window{Org: org, Start: start.UTC(), End: end.UTC()}
+	if ObjectKey(w) != strings.Join(parts, "/") {
+		return source.Window{}, false
+	}
+	return w, true
+}

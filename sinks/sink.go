@@ -5,12 +5,15 @@
 // source.Window whose identity is a pure function of the window and the sink's
 // configuration (never of the clock, a random id or a counter), nothing of a
 // unit is visible to readers before Commit returns nil, and committing the
-// same window again replaces the earlier unit instead of adding to it.
+// same window again never adds a second copy of a row and never drops one:
+// the unit afterwards holds every row it held before (the held copy of an
+// id wins) plus the rows the new commit brought.
 package sinks
 
 import (
 	"context"
 	"errors"
+	"time"
 
 	"github.com/apache/arrow-go/v18/arrow"
 
@@ -23,8 +26,14 @@ import (
 // working on a different window. Two units for the same window must never be
 // open at once; the caller (the planner) guarantees it.
 type Sink interface {
-	// Open starts the unit for w. Nothing is visible until Commit.
+	// Open starts the unit for w. Nothing is visible until Commit. A sink
+	// that reads back what it holds (local, S3) returns a unit that also
+	// implements HeldUnit.
 	Open(ctx context.Context, w source.Window) (Unit, error)
+	// Identity names where the sink writes (a directory, a bucket and
+	// prefix, a table), never a secret. A checkpoint records it, so that a
+	// checkpoint made for one sink is not silently applied to another.
+	Identity() string
 	// Close releases clients and connections. Units still open are aborted.
 	Close() error
 }
@@ -38,12 +47,14 @@ type Unit interface {
 	Write(ctx context.Context, rec arrow.RecordBatch) error
 	// Quarantine records a record that could not be mapped.
 	Quarantine(ctx context.Context, q source.Quarantined) error
-	// Commit makes the window's unit visible atomically, replacing any earlier
-	// unit of the same window. After Commit returns nil the data is durable.
-	// A window with no events writes no data object and keeps an existing one:
-	// an append-only audit log never loses events, so an empty answer for a
-	// window that had data means a token without org context (which fails
-	// closed with zero rows) or expired retention, never a reason to delete.
+	// Commit makes the window's unit visible atomically. The unit then holds
+	// the rows it held before and the rows written, each id once (the held
+	// copy wins): an audit log only grows, so a re-pull that returns less
+	// (a token that lost scope, a retention cut, an empty answer) never
+	// removes a row; Result.Vanished reports what it did not return. When
+	// nothing new was written the data is left as it is. The window's
+	// quarantine is replaced by the records quarantined in this unit (none
+	// removes it). After Commit returns nil the data is durable.
 	Commit(ctx context.Context) (Result, error)
 	// Abort discards everything written; nothing becomes visible.
 	Abort(ctx context.Context) error
@@ -51,10 +62,32 @@ type Unit interface {
 
 // Result describes a committed unit.
 type Result struct {
-	Events      int64  // rows in the data unit
+	Events      int64  // rows the window's unit holds after the commit
+	New         int64  // rows this commit added
 	Quarantined int64  // records in the quarantine unit
-	Bytes       int64  // bytes of the data unit (0 when empty)
-	Location    string // where the data went: path, s3:// URL or table; "" when empty
+	Bytes       int64  // bytes written by the commit (0 when the data was left as it was)
+	Location    string // where the data is: path, s3:// URL or table; "" when the window holds nothing
+	// Vanished counts rows the sink held for the window whose ids the
+	// walk did not return (they are kept). Changed counts held rows whose
+	// id came back with other content (the held copy is kept).
+	Vanished, Changed int64
+}
+
+// HeldUnit is implemented by the units of sinks that read back what they
+// hold for the window when it is opened (local, S3). The runner hands the
+// set to the window's walk (source.Known.Held), which skips the held ids
+// and marks the ones it meets; the unit adds the held rows back at Commit
+// when anything new was written.
+type HeldUnit interface {
+	// Held is what the sink held for the window at Open; nil when nothing.
+	Held() *source.HeldSet
+}
+
+// NearDeduper is implemented by sinks whose commit itself drops the ids
+// that the adjacent windows hold (BigQuery, in its INSERT), so the runner
+// need not read the adjacent units' ids through Reader.
+type NearDeduper interface {
+	DedupsNearWindows()
 }
 
 // BatchCommitter is implemented by sinks whose commits are expensive or
@@ -72,6 +105,62 @@ type Reader interface {
 	// EventIDs calls fn with every event_id stored for w, duplicates included,
 	// in no particular order.
 	EventIDs(ctx context.Context, w source.Window, fn func(id string) error) error
+}
+
+// Inventory is implemented by sinks that can list what they hold for an org
+// without the window arithmetic sync uses: `vaultsink verify` reads the sink
+// through it, so that it can disagree with sync (a unit under a key sync
+// would not construct, a unit of another window size, a row outside its
+// unit's range, the same id in two units).
+type Inventory interface {
+	// Units lists every data unit of org under the sink's root whose range
+	// may intersect [from, to): any key, any window size. Window is the
+	// range the unit records about itself (a Parquet footer), not the one
+	// its key suggests. A unit that cannot be read is listed with Err set.
+	// A sink without units (BigQuery) lists the table as one unit covering
+	// [from, to).
+	Units(ctx context.Context, org string, from, to time.Time) ([]UnitInfo, error)
+	// UnitRows calls fn with the event_id and timestamp of every row the
+	// unit holds (for a table: of the org's rows in the unit's range).
+	UnitRows(ctx context.Context, u UnitInfo, fn func(id string, ts time.Time) error) error
+	// QuarantinedIn calls fn with every quarantined record the sink stores
+	// for org whose window starts in [from, to).
+	QuarantinedIn(ctx context.Context, org string, from, to time.Time, fn func(source.Quarantined) error) error
+}
+
+// Rewriter is implemented by sinks whose units are files or objects (local,
+// S3): `vaultsink rewindow` rewrites an org's units into another window size
+// through it. A rewrite never shows a row twice to a Hive reader: the new
+// units are staged where readers do not look, the old units removed, then
+// the staged ones published. A crash anywhere is repaired by running the
+// rewrite again, which reads staged units as well as published ones.
+type Rewriter interface {
+	Inventory
+	// Rows calls fn with every row batch of a unit (published or staged),
+	// in source.Schema. fn must not keep the batch.
+	Rows(ctx context.Context, u UnitInfo, fn func(arrow.RecordBatch) error) error
+	// Staged lists the units of org a rewrite staged and did not publish.
+	Staged(ctx context.Context, org string) ([]UnitInfo, error)
+	// Stage writes the unit of w where readers do not look, replacing an
+	// earlier staged unit of w, atomically; fill writes its rows.
+	Stage(ctx context.Context, w source.Window, fill func(write func(arrow.RecordBatch) error) error) (rows int64, err error)
+	// Publish makes w's staged unit its unit, replacing any unit at w's key.
+	Publish(ctx context.Context, w source.Window) error
+	// Remove deletes a published or staged unit.
+	Remove(ctx context.Context, u UnitInfo) error
+}
+
+// UnitInfo describes one unit an Inventory found.
+type UnitInfo struct {
+	Key    string        // path or object key (a table name for BigQuery)
+	Window source.Window // what the unit records about itself; zero if it records nothing
+	// KeyWindow is the window the key names when it is one of vaultsink's
+	// (sinks.ObjectKey); zero for another name.
+	KeyWindow source.Window
+	Rows      int64
+	Hidden    bool  // a temp file or object Hive readers skip
+	Staged    bool  // staged by a rewrite, not published (Rewriter)
+	Err       error // the unit could not be read
 }
 
 // ErrPermanent marks errors that retrying cannot fix (access denied, bad

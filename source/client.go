@@ -43,6 +43,7 @@ type Client struct {
 	mu       sync.Mutex
 	limiters map[string]*rate.Limiter
 	detected string // pagination style found by auto mode
+	clock    apiClock
 }
 
 // NewClient builds a client; cfg must have been defaulted and validated.
@@ -108,6 +109,9 @@ func NewClient(cfg Config, log *slog.Logger, reg prometheus.Registerer) (*Client
 	}
 	return c, nil
 }
+
+// Config is the client's (defaulted) configuration.
+func (c *Client) Config() Config { return c.cfg }
 
 // Metrics returns the client's collectors.
 func (c *Client) Metrics() *Metrics { return c.m }
@@ -175,6 +179,9 @@ func (c *Client) fetch(ctx context.Context, org Org, token string, u *url.URL, b
 	req.Header.Set("User-Agent", c.cfg.UserAgent)
 	start := time.Now()
 	resp, err := c.http.Do(req)
+	if err == nil {
+		c.clock.observe(resp.Header.Get("Date"), start, time.Now())
+	}
 	if err != nil {
 		if errors.Is(err, ErrOffHost) {
 			return response{}, err

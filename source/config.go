@@ -28,6 +28,12 @@ type Config struct {
 	// DateToInclusive: in date mode, `to` names the last day included (the
 	// simulator's `dates` profile) rather than the first day excluded.
 	DateToInclusive bool `yaml:"date_to_inclusive"`
+	// BoundaryOverlap widens every request by this much at each end, and
+	// the events outside the window are left to the adjacent windows. It
+	// makes boundary events safe whether the API's bounds are [from,to) or
+	// (from,to] and whatever the precision of its timestamps: keep it at
+	// least the API's timestamp precision (default 1s; rfc3339 mode only).
+	BoundaryOverlap time.Duration `yaml:"boundary_overlap"`
 
 	Params Params `yaml:"params"`
 	Fields Fields `yaml:"fields"`
@@ -42,6 +48,10 @@ type Config struct {
 	UserAgent         string        `yaml:"user_agent"`
 }
 
+// DefaultBoundaryOverlap is source.boundary_overlap's default: whole
+// seconds cover an API whose timestamps have second precision.
+const DefaultBoundaryOverlap = time.Second
+
 // Params names the query parameters and envelope fields of the API.
 type Params struct {
 	From            string `yaml:"from"`
@@ -52,6 +62,7 @@ type Params struct {
 	PerPage         string `yaml:"per_page"`
 	NextCursorField string `yaml:"next_cursor_field"` // body field holding the next cursor
 	TotalPagesField string `yaml:"total_pages_field"` // body field holding the page count
+	HasMoreField    string `yaml:"has_more_field"`    // body field saying whether a later page exists
 	ItemsField      string `yaml:"items_field"`       // body field holding the events; "" = auto
 }
 
@@ -119,9 +130,13 @@ func (c *Config) SetDefaults() {
 	def(&c.Params.PerPage, "per_page")
 	def(&c.Params.NextCursorField, "next_cursor")
 	def(&c.Params.TotalPagesField, "total_pages")
+	def(&c.Params.HasMoreField, "has_more")
 	def(&c.UserAgent, "vaultsink")
 	if c.PageSize == 0 {
 		c.PageSize = 1000
+	}
+	if c.BoundaryOverlap == 0 {
+		c.BoundaryOverlap = DefaultBoundaryOverlap
 	}
 	if c.Timeout == 0 {
 		c.Timeout = 60 * time.Second
@@ -186,6 +201,9 @@ func (c *Config) Validate() error {
 	}
 	if c.PageSize < 1 {
 		bad("page_size", c.PageSize, "must be at least 1")
+	}
+	if c.BoundaryOverlap < 0 || c.BoundaryOverlap > time.Hour {
+		bad("boundary_overlap", c.BoundaryOverlap, "must be from 0s to 1h (at least the precision of the API's timestamps; default 1s)")
 	}
 	if c.Timeout < 0 {
 		bad("timeout", c.Timeout, "must not be negative")

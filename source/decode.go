@@ -40,13 +40,6 @@ func (e *MalformedError) Unwrap() error { return ErrMalformed }
 
 func malformed(off int, msg string) error { return &MalformedError{Offset: off, Msg: msg} }
 
-// ErrUnsorted means a record's timestamp is earlier than one before it in
-// the window, so the stream is not in the API's (timestamp, id) order and
-// the tie-group dedup of a sorted stream cannot be exact. It is a property
-// of the data, not a transient failure: retrying the page or the window the
-// same way fails again. Walk the window again with FullDedup instead.
-var ErrUnsorted = errors.New("events out of timestamp order")
-
 // Quarantine reasons (Quarantined.Reason). They are fixed strings so that
 // metrics and queries can group by them.
 const (
@@ -93,12 +86,14 @@ type DecodeOptions struct {
 	// quarantining them: in date mode the server returns whole days, and
 	// those records belong to other windows.
 	DropOutside bool
-	// FullDedup remembers every event_id of the window (memory grows with
-	// the window, ~30 B per event). Without it the decoder relies on the
-	// API's (timestamp, id) order and remembers only the ids of the latest
-	// timestamp; a stream that goes back in time fails the page with
-	// ErrUnsorted.
-	FullDedup bool
+	// Margin is how far the walk's request reaches past each end of the
+	// window (source.boundary_overlap): records up to Margin before the
+	// start or after the end belong to the adjacent windows and are
+	// skipped and counted in Outside; records further out are quarantined.
+	Margin time.Duration
+	// Known is what the sink already holds around the window (see Known).
+	// Reset takes the next window's.
+	Known Known
 }
 
 // Page is one decoded response body.
@@ -112,7 +107,16 @@ type Page struct {
 	Items      int // elements in the events array
 	Rows       int // rows in Rec
 	Duplicates int // skipped: event_id already seen in this window
-	Outside    int // skipped by DropOutside
+	// Held is how many records were skipped because the sink already holds
+	// their id for this window (Known.Held): the held copy wins.
+	Held int
+	// NearDuplicates were skipped because an adjacent window holds their
+	// id (Known.Near).
+	NearDuplicates int
+	Outside        int // skipped by DropOutside or Margin
+	// ForeignOrg is the org field of the first record quarantined for an
+	// org mismatch (a token of another org), "" if none.
+	ForeignOrg string
 }
 
 // mapped record fields, in the order of their lookup codes.
@@ -193,12 +197,16 @@ type Decoder struct {
 	startUS  int64
 	endUS    int64
 
-	ids     idSet       // FullDedup: every id of the window; else only its hash seeds are used
-	pending [][2]uint64 // FullDedup: digests added by the page being decoded
-	tie     tieSet      // sorted mode: the ids of the latest timestamp
-	day     dayCache    // timeText's last date
-	minute  minuteCache // timeText's last minute
-	canon   canonizer
+	ids     *IDSet   // every id the window emitted
+	pending []digest // digests added by the page being decoded
+	// held ids first met (or first found changed) by the page being decoded
+	pendingHeld []heldUndo
+	known       Known
+	marginUS    int64
+	rowHash     rowHasher
+	day         dayCache    // timeText's last date
+	minute      minuteCache // timeText's last minute
+	canon       canonizer
 
 	// per page
 	pg       Page
@@ -233,7 +241,8 @@ func NewDecoder(mem memory.Allocator, opts DecodeOptions) *Decoder {
 			*p.dst = p.d
 		}
 	}
-	d := &Decoder{opts: opts, mem: mem, orgB: []byte(opts.Org), ids: newIDSet(), keys: map[string]int32{}}
+	d := &Decoder{opts: opts, mem: mem, orgB: []byte(opts.Org), ids: NewIDSet(), keys: map[string]int32{},
+		known: opts.Known, marginUS: opts.Margin.Microseconds()}
 	// First list and first alias win when a user maps one key twice.
 	for _, m := range []struct {
 		f       int
@@ -274,40 +283,39 @@ func NewDecoder(mem memory.Allocator, opts DecodeOptions) *Decoder {
 	return d
 }
 
-// Reset starts a window: records are checked against w and the set of seen
-// event_ids is cleared.
-func (d *Decoder) Reset(w Window) {
+// Reset starts a window: records are checked against w and k, and a new
+// set of emitted event_ids begins (the last one stays the caller's, see IDs).
+func (d *Decoder) Reset(w Window, k Known) {
 	d.win = w
 	d.winRange = w.Range()
 	d.startUS = w.Start.UnixMicro()
 	d.endUS = w.End.UnixMicro()
-	d.ids.reset()
-	d.tie.reset()
+	d.known = k
+	if d.ids.Len() > 0 {
+		d.ids = NewIDSet()
+	}
 }
 
+// IDs is the set of event ids the current window emitted so far. After the
+// walk it is the caller's: the next window's Known.Near.
+func (d *Decoder) IDs() *IDSet { return d.ids }
+
 // dedupLen is the number of ids the decoder currently remembers.
-func (d *Decoder) dedupLen() int {
-	if d.opts.FullDedup {
-		return d.ids.len()
-	}
-	return d.tie.len()
-}
+func (d *Decoder) dedupLen() int { return d.ids.Len() }
 
 // DecodePage decodes one response body. Rows outside [w.Start,w.End) are
 // quarantined (or skipped with DropOutside); ingestedAt fills ingested_at.
 // On a body that is not valid JSON or has no events array it returns an
 // error wrapping ErrMalformed (a *MalformedError with the byte offset) and
 // forgets everything it saw in that body, so the page can be retried.
-// Without FullDedup, a row whose timestamp is earlier than an earlier row's
-// of the window fails the page with an error wrapping ErrUnsorted, which
-// leaves no trace either.
-// Rows + len(Quarantined) + Duplicates + Outside == Items on success.
+// Rows + len(Quarantined) + Duplicates + Held + NearDuplicates + Outside
+// == Items on success.
 func (d *Decoder) DecodePage(body []byte, page int, ingestedAt time.Time) (Page, error) {
 	d.pg = Page{}
 	d.page = page
 	d.ingUS = ingestedAt.UnixMicro()
 	d.pending = d.pending[:0]
-	d.tie.begin()
+	d.pendingHeld = d.pendingHeld[:0]
 	d.appended = 0
 	if cap(d.row) > 32<<20 { // a freak page does not pin its arena for the whole walk
 		d.row = nil
@@ -318,7 +326,7 @@ func (d *Decoder) DecodePage(body []byte, page int, ingestedAt time.Time) (Page,
 		for _, k := range d.pending {
 			d.ids.remove(k)
 		}
-		d.tie.rollback()
+		d.known.Held.undo(d.pendingHeld)
 		d.pg = Page{}
 		return Page{}, fmt.Errorf("decode page %d: %w", page, err)
 	}
@@ -761,7 +769,6 @@ func (d *Decoder) record(b []byte, i int) (int, error) {
 }
 
 // mapRecord maps a scanned record b[start:end] whose members are in d.fields.
-// Its only error wraps ErrUnsorted.
 func (d *Decoder) mapRecord(b []byte, start, end int, recFl uint8, depth int) error {
 	raw := b[start:end]
 	switch {
@@ -819,18 +826,22 @@ func (d *Decoder) mapRecord(b []byte, start, end int, recFl uint8, depth int) er
 		case '"':
 			v = d.stringContent(b, fd, &d.tmp)
 			if !bytes.Equal(v, d.orgB) {
+				d.foreign(v)
 				d.quarantine(raw, recFl, ReasonOrgMismatch)
 				return nil
 			}
 		default:
-			if !bytes.Equal(b[fd.v0:fd.v1], d.orgB) {
+			if v = b[fd.v0:fd.v1]; !bytes.Equal(v, d.orgB) {
+				d.foreign(v)
 				d.quarantine(raw, recFl, ReasonOrgMismatch)
 				return nil
 			}
 		}
 	}
 	if ts < d.startUS || ts >= d.endUS {
-		if d.opts.DropOutside {
+		// The request reaches Margin past each end (boundary_overlap):
+		// those records are the adjacent windows', not bad data.
+		if d.opts.DropOutside || (d.marginUS > 0 && ts >= d.startUS-d.marginUS && ts <= d.endUS+d.marginUS) {
 			d.pg.Outside++
 		} else {
 			d.quarantine(raw, recFl, ReasonOutsideWindow)
@@ -905,29 +916,31 @@ func (d *Decoder) mapRecord(b []byte, start, end int, recFl uint8, depth int) er
 		}
 	}
 
-	id := d.bytesOf(b, vals[ColEventID])
-	k := d.ids.digest(id)
-	var isNew bool
-	switch {
-	case d.opts.FullDedup:
-		if isNew = d.ids.add(k); isNew {
-			d.pending = append(d.pending, k)
+	// One id, once per org: the sink's copy of the window wins, then a
+	// copy in an adjacent window, then the first copy of this window.
+	k := digestOf(d.bytesOf(b, vals[ColEventID]))
+	if h := d.known.Held; h.contains(k) {
+		_, undo, marked := h.meet(k, d.rowDigest(b, ts, &vals))
+		if marked {
+			d.pendingHeld = append(d.pendingHeld, undo)
 		}
-	case !d.tie.have || ts > d.tie.ts:
-		d.tie.group(ts)
-		isNew = d.tie.add(k)
-	case ts == d.tie.ts:
-		isNew = d.tie.add(k)
-	default:
 		d.row = d.row[:rowStart]
-		return fmt.Errorf("%w: an event at %s follows one at %s (event %d of the page)",
-			ErrUnsorted, fmtMicros(ts), fmtMicros(d.tie.ts), d.pg.Items+1)
+		d.pg.Held++
+		return nil
 	}
-	if !isNew {
+	for _, near := range d.known.Near {
+		if near.contains(k) {
+			d.row = d.row[:rowStart]
+			d.pg.NearDuplicates++
+			return nil
+		}
+	}
+	if !d.ids.add(k) {
 		d.row = d.row[:rowStart]
 		d.pg.Duplicates++
 		return nil
 	}
+	d.pending = append(d.pending, k)
 	d.cells = append(d.cells, vals[:]...)
 	for c := range vals {
 		d.colBytes[c] += vals[c].s1 - vals[c].s0
@@ -935,10 +948,6 @@ func (d *Decoder) mapRecord(b []byte, start, end int, recFl uint8, depth int) er
 	d.tsv = append(d.tsv, arrow.Timestamp(ts))
 	d.appended++
 	return nil
-}
-
-func fmtMicros(us int64) string {
-	return time.UnixMicro(us).UTC().Format("2006-01-02T15:04:05.000000Z")
 }
 
 func (d *Decoder) bytesOf(b []byte, s span) []byte {

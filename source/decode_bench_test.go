@@ -110,7 +110,7 @@ func benchDecode(b *testing.B, camel bool) {
 	// pairs, best of each, so that other load on the machine hits both alike.
 	bestDecode, bestValid := time.Duration(1<<63-1), time.Duration(1<<63-1)
 	for range 40 {
-		d.Reset(benchWindow)
+		d.Reset(benchWindow, Known{})
 		t0 := time.Now()
 		pg, err := d.DecodePage(body, 1, ingested)
 		t1 := time.Now()
@@ -131,7 +131,7 @@ func benchDecode(b *testing.B, camel bool) {
 	b.SetBytes(int64(len(body)))
 	b.ResetTimer()
 	for b.Loop() {
-		d.Reset(benchWindow) // every iteration is a fresh window, so no row is a duplicate
+		d.Reset(benchWindow, Known{}) // every iteration is a fresh window, so no row is a duplicate
 		pg, err := d.DecodePage(body, 1, ingested)
 		if err != nil {
 			b.Fatal(err)
@@ -185,11 +185,11 @@ func BenchmarkIDSetMemory(b *testing.B) {
 				var m0, m1 runtime.MemStats
 				runtime.GC()
 				runtime.ReadMemStats(&m0)
-				s := newIDSet()
+				s := NewIDSet()
 				var buf []byte
 				for i := range n {
 					buf = fmt.Appendf(buf[:0], "evt_%d", i)
-					s.add(s.digest(buf))
+					s.add(digestOf(buf))
 				}
 				runtime.GC()
 				runtime.ReadMemStats(&m1)

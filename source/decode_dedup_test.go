@@ -3,9 +3,10 @@ package source
 import (
 	"errors"
 	"fmt"
-	"strings"
 	"testing"
 	"time"
+
+	"github.com/apache/arrow-go/v18/arrow/array"
 )
 
 // sev is a minimal event at second s (and µs us) of benchWindow.
@@ -71,9 +72,10 @@ func (p *pageDecoder) once(want ...string) {
 	}
 }
 
-// TestDecodeSortedDedup: in sorted mode (the default) a repeated event is
-// dropped at a page boundary and inside a group of equal timestamps.
-func TestDecodeSortedDedup(t *testing.T) {
+// TestDecodeDedup: a repeated event_id is kept once per window wherever
+// the repeat comes: at a page boundary, in a group of equal timestamps, on
+// a later page with a later timestamp, or after time went back.
+func TestDecodeDedupAnywhere(t *testing.T) {
 	t.Run("repeat at a page boundary", func(t *testing.T) {
 		for _, camel := range []bool{false, true} {
 			evs := genEvents(30, 9, camel)
@@ -98,124 +100,25 @@ func TestDecodeSortedDedup(t *testing.T) {
 		}
 		p.once("a", "b", "c", "d", "e", "f", "g", "h")
 	})
-	t.Run("tie group larger than a linear scan", func(t *testing.T) {
-		p := newPageDecoder(t, DecodeOptions{Org: "org_acme"})
-		var a, b [][]byte
-		var want []string
-		for i := range 3 * tieLinear {
-			id := fmt.Sprintf("t%02d", i)
-			want = append(want, id)
-			a = append(a, sev(id, 5, 7))
-			if i%3 == 0 {
-				b = append(b, sev(id, 5, 7)) // repeats spread over the group
-			}
-		}
-		p.mustPage(1, a...)
-		pg := p.mustPage(2, append(b, sev("z", 5, 8))...)
-		if pg.Duplicates != tieLinear || pg.Rows != 1 {
-			t.Fatalf("duplicates %d rows %d, want %d 1", pg.Duplicates, pg.Rows, tieLinear)
-		}
-		p.once(append(want, "z")...)
-	})
-	t.Run("same id at another timestamp is another event", func(t *testing.T) {
-		// Not a repeat of the API: kept, as FullDedup would NOT do. The
-		// API never reuses an id for an event at another instant.
+	t.Run("same id later with a later timestamp", func(t *testing.T) {
+		// A redelivered event: the first copy is kept, the later one
+		// counted as a duplicate.
 		p := newPageDecoder(t, DecodeOptions{Org: "org_acme"})
 		p.mustPage(1, sev("a", 1, 0), sev("b", 2, 0))
-		pg := p.mustPage(2, sev("b", 2, 0), sev("c", 3, 0))
-		if pg.Duplicates != 1 || p.rows != 3 {
-			t.Fatalf("duplicates %d rows %d", pg.Duplicates, p.rows)
+		pg := p.mustPage(2, sev("c", 3, 0), sev("a", 1200, 0), sev("d", 1300, 0))
+		if pg.Duplicates != 1 || p.rows != 4 {
+			t.Fatalf("duplicates %d rows %d, want 1 4", pg.Duplicates, p.rows)
 		}
+		p.once("a", "b", "c", "d")
 	})
-}
-
-// TestDecodeSortedSetBounded: over a long non-decreasing window the
-// decoder remembers at most the largest tie group, not the window — while
-// FullDedup remembers every id. Both emit the same rows.
-func TestDecodeSortedSetBounded(t *testing.T) {
-	// 40 pages of 250 events; group sizes cycle 1..7 plus one group of 37.
-	var pages [][][]byte
-	var cur [][]byte
-	sec, maxGroup, n := 0, 0, 0
-	for len(pages) < 40 {
-		size := 1 + n%7
-		if n == 500 {
-			size = 37
-		}
-		maxGroup = max(maxGroup, size)
-		for k := range size {
-			cur = append(cur, sev(fmt.Sprintf("e%d_%d", sec, k), sec/1000, sec%1000*1000))
-			if len(cur) == 250 {
-				pages = append(pages, cur)
-				// the API's dup fault: the last event again on the next page
-				cur = [][]byte{cur[len(cur)-1]}
-			}
-		}
-		sec++
-		n++
-	}
-	var rows [2]int
-	for m, full := range []bool{false, true} {
-		p := newPageDecoder(t, DecodeOptions{Org: "org_acme", FullDedup: full})
-		peak := 0
-		for i, evs := range pages {
-			p.mustPage(i+1, evs...)
-			peak = max(peak, p.d.dedupLen())
-		}
-		if p.dups != len(pages)-1 {
-			t.Fatalf("full=%t: %d duplicates, want %d", full, p.dups, len(pages)-1)
-		}
-		for id, c := range p.seen {
-			if c != 1 {
-				t.Fatalf("full=%t: id %s emitted %d times", full, id, c)
-			}
-		}
-		rows[m] = p.rows
-		switch {
-		case !full && peak > maxGroup:
-			t.Fatalf("sorted mode remembered %d ids at once; the largest tie group is %d", peak, maxGroup)
-		case full && peak != p.rows:
-			t.Fatalf("FullDedup remembered %d ids, want every one of %d", peak, p.rows)
-		}
-	}
-	if rows[0] != rows[1] || rows[0] != 40*249+1 {
-		t.Fatalf("rows: sorted %d, FullDedup %d, want %d", rows[0], rows[1], 40*249+1)
-	}
-}
-
-// TestDecodeUnsorted: time going back fails the page with ErrUnsorted and
-// leaves no trace of it; FullDedup accepts the same pages.
-func TestDecodeUnsorted(t *testing.T) {
-	page1 := [][]byte{sev("a", 1, 0), sev("b", 2, 0), sev("c", 2, 0)}
-	// new ids, a group change, then back in time
-	bad := [][]byte{sev("c", 2, 0), sev("x", 2, 0), sev("y", 3, 0), sev("z", 1, 500)}
-	good := [][]byte{sev("c", 2, 0), sev("x", 2, 0), sev("y", 3, 0), sev("w", 4, 0)}
-
-	t.Run("sorted", func(t *testing.T) {
+	t.Run("time going back", func(t *testing.T) {
 		p := newPageDecoder(t, DecodeOptions{Org: "org_acme"})
-		p.mustPage(1, page1...)
-		before := p.d.dedupLen()
-		_, err := p.page(2, pageBody(bad, ""))
-		if !errors.Is(err, ErrUnsorted) {
-			t.Fatalf("error %v, want ErrUnsorted", err)
+		p.mustPage(1, sev("a", 1, 0), sev("b", 2, 0), sev("c", 2, 0))
+		pg := p.mustPage(2, sev("c", 2, 0), sev("x", 2, 0), sev("y", 3, 0), sev("z", 1, 500), sev("a", 0, 1))
+		if pg.Duplicates != 2 || pg.Rows != 3 {
+			t.Fatalf("rows %d duplicates %d, want 3 2", pg.Rows, pg.Duplicates)
 		}
-		if errors.Is(err, ErrMalformed) || Retryable(err) {
-			t.Fatalf("ErrUnsorted must be neither malformed nor retryable: %v", err)
-		}
-		for _, s := range []string{"page 2", "2026-06-01T10:00:01.000500Z", "2026-06-01T10:00:03.000000Z"} {
-			if !strings.Contains(err.Error(), s) {
-				t.Errorf("error %q does not name %s", err, s)
-			}
-		}
-		if got := p.d.dedupLen(); got != before {
-			t.Fatalf("after the failed page %d ids remembered, want %d", got, before)
-		}
-		// The failed page left no trace: c is still a repeat, x and y are new.
-		pg := p.mustPage(2, good...)
-		if pg.Duplicates != 1 || pg.Rows != 3 {
-			t.Fatalf("page 2 after ErrUnsorted: rows %d duplicates %d, want 3 1", pg.Rows, pg.Duplicates)
-		}
-		p.once("a", "b", "c", "x", "y", "w")
+		p.once("a", "b", "c", "x", "y", "z")
 	})
 	t.Run("quarantined and dropped records do not count", func(t *testing.T) {
 		for _, drop := range []bool{false, true} {
@@ -226,25 +129,13 @@ func TestDecodeUnsorted(t *testing.T) {
 			p.once("a", "b")
 		}
 	})
-	t.Run("FullDedup", func(t *testing.T) {
-		p := newPageDecoder(t, DecodeOptions{Org: "org_acme", FullDedup: true})
-		p.mustPage(1, page1...)
-		pg := p.mustPage(2, append(bad, sev("a", 0, 1))...) // back in time, and a repeat far from its first copy
-		if pg.Duplicates != 2 || pg.Rows != 3 {
-			t.Fatalf("rows %d duplicates %d, want 3 2", pg.Rows, pg.Duplicates)
-		}
-		p.once("a", "b", "c", "x", "y", "z")
-	})
 }
 
-// TestDecodeSortedRetryAfterMalformed: a page cut anywhere, then served
-// whole, yields exactly what an uncut page would: the tie state (the
-// latest timestamp and its ids) is rolled back with the failed page, both
-// when the page only added to the current group and when it started new
-// groups.
-func TestDecodeSortedRetryAfterMalformed(t *testing.T) {
+// TestDecodeRetryAfterMalformed: a page cut anywhere, then served whole,
+// yields exactly what an uncut page would: the ids the failed page added
+// are forgotten with it.
+func TestDecodeRetryAfterMalformed(t *testing.T) {
 	page1 := [][]byte{sev("a", 1, 0), sev("b", 2, 0), sev("c", 2, 0)}
-	// c repeats the boundary; d joins c's group; e, f start new groups.
 	page2 := pageBody([][]byte{sev("c", 2, 0), sev("d", 2, 0), sev("b", 2, 0), sev("e", 3, 0), sev("f", 4, 0), sev("g", 4, 0)}, "")
 	page3 := [][]byte{sev("g", 4, 0), sev("h", 4, 0), sev("i", 5, 0)}
 	for cut := 1; cut < len(page2); cut += 3 {
@@ -254,7 +145,6 @@ func TestDecodeSortedRetryAfterMalformed(t *testing.T) {
 		if _, err := p.page(2, page2[:cut]); !errors.Is(err, ErrMalformed) {
 			t.Fatalf("cut at %d: %v, want ErrMalformed", cut, err)
 		}
-		// a second, different failure before the retry succeeds
 		if _, err := p.page(2, page2[:cut/2]); !errors.Is(err, ErrMalformed) {
 			t.Fatalf("cut at %d: %v, want ErrMalformed", cut/2, err)
 		}
@@ -276,5 +166,90 @@ func TestDecodeSortedRetryAfterMalformed(t *testing.T) {
 		if t.Failed() {
 			t.Fatalf("cut at %d", cut)
 		}
+	}
+}
+
+// TestDecodeKnown: ids the sink holds for the window are skipped and
+// marked met (the held copy wins); a held id with other content is counted
+// as changed; ids of an adjacent window are skipped as near duplicates; a
+// failed page takes its marks back.
+func TestDecodeKnown(t *testing.T) {
+	// The held rows' digests come from decoding them, as a sink reading its
+	// unit back would compute them from the same values.
+	heldEvs := [][]byte{sev("a", 1, 0), sev("b", 2, 0), sev("c", 3, 0)}
+	held := NewHeldSet(3)
+	{
+		p := newPageDecoder(t, DecodeOptions{Org: "org_acme"})
+		pg, err := p.d.DecodePage(pageBody(heldEvs, ""), 1, testIngested)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var rd RowDigester
+		if !rd.Reset(pg.Rec) {
+			t.Fatal("RowDigester refused a decoded batch")
+		}
+		ids := pg.Rec.Column(ColEventID).(*array.String)
+		for i := range int(pg.Rec.NumRows()) {
+			held.Add(ids.Value(i), rd.Digest(i))
+		}
+		pg.Rec.Release()
+	}
+	near := NewIDSet()
+	near.Add("n")
+	p := newPageDecoder(t, DecodeOptions{Org: "org_acme", Known: Known{Held: held, Near: []IDLookup{near}}})
+	changedB := []byte(`{"id":"b","timestamp":"2026-06-01T10:00:02Z","action":"OTHER"}`)
+	page := pageBody([][]byte{sev("a", 1, 0), changedB, sev("n", 4, 0), sev("x", 5, 0)}, "")
+	// A cut copy of the page first: its marks must not survive.
+	if _, err := p.page(1, page[:len(page)-20]); !errors.Is(err, ErrMalformed) {
+		t.Fatalf("cut page: %v", err)
+	}
+	if held.Seen() != 0 || held.Changed() != 0 {
+		t.Fatalf("after a failed page: seen %d changed %d, want 0 0", held.Seen(), held.Changed())
+	}
+	pg := p.mustPage(1, sev("a", 1, 0), changedB, sev("n", 4, 0), sev("x", 5, 0))
+	if pg.Held != 2 || pg.NearDuplicates != 1 || pg.Rows != 1 {
+		t.Fatalf("held %d near %d rows %d, want 2 1 1", pg.Held, pg.NearDuplicates, pg.Rows)
+	}
+	// "a" again (unchanged) on a later page: still held, marks unchanged.
+	pg = p.mustPage(2, sev("a", 1, 0), sev("y", 6, 0))
+	if pg.Held != 1 || pg.Rows != 1 {
+		t.Fatalf("page 2: held %d rows %d, want 1 1", pg.Held, pg.Rows)
+	}
+	p.once("x", "y")
+	if held.Seen() != 2 || held.Missing() != 1 || held.Changed() != 1 {
+		t.Fatalf("seen %d missing %d changed %d, want 2 1 1", held.Seen(), held.Missing(), held.Changed())
+	}
+	if !p.d.IDs().Has("x") || p.d.IDs().Has("a") || p.d.IDs().Len() != 2 {
+		t.Fatalf("the window's emitted ids: %d", p.d.IDs().Len())
+	}
+}
+
+// TestDecodeMargin: records within Margin outside the window are the
+// adjacent windows' (skipped, counted); further out they are quarantined.
+func TestDecodeMargin(t *testing.T) {
+	p := newPageDecoder(t, DecodeOptions{Org: "org_acme", Margin: time.Second})
+	start := benchWindow.Start
+	at := func(id string, t time.Time) []byte {
+		return fmt.Appendf(nil, `{"id":%q,"timestamp":%q}`, id, t.Format(time.RFC3339Nano))
+	}
+	pg := p.mustPage(1,
+		at("before", start.Add(-time.Second)),         // margin: skipped
+		at("far", start.Add(-2*time.Second)),          // quarantined
+		at("first", start),                            // in
+		at("end", benchWindow.End),                    // margin (an API with (from,to] bounds): skipped
+		at("after", benchWindow.End.Add(time.Second)), // margin: skipped
+	)
+	if pg.Rows != 1 || pg.Outside != 3 || len(pg.Quarantined) != 1 {
+		t.Fatalf("rows %d outside %d quarantined %d, want 1 3 1", pg.Rows, pg.Outside, len(pg.Quarantined))
+	}
+}
+
+// TestDecodeForeignOrg: the first mismatched org of a page is reported.
+func TestDecodeForeignOrg(t *testing.T) {
+	p := newPageDecoder(t, DecodeOptions{Org: "org_acme"})
+	pg := p.mustPage(1, []byte(`{"id":"x","timestamp":"2026-06-01T10:00:01Z","org_id":"org_evil"}`),
+		[]byte(`{"id":"y","timestamp":"2026-06-01T10:00:02Z","org_id":"org_other"}`))
+	if pg.ForeignOrg != "org_evil" || len(pg.Quarantined) != 2 {
+		t.Fatalf("foreign %q quarantined %d", pg.ForeignOrg, len(pg.Quarantined))
 	}
 }

@@ -12,33 +12,18 @@ import (
 )
 
 // FuzzDecodePage: any body either decodes into a consistent Page or fails
-// with ErrMalformed (or, without FullDedup, ErrUnsorted) — never a panic.
-// A body the sorted mode accepts decodes exactly as with FullDedup.
-// Seeds live in testdata/fuzz/FuzzDecodePage.
+// with ErrMalformed — never a panic. Seeds live in
+// testdata/fuzz/FuzzDecodePage.
 func FuzzDecodePage(f *testing.F) {
 	f.Add(pageBody(genEvents(3, 1, false), "c"))
 	f.Add(pageBody(genEvents(3, 1, true), ""))
 	f.Fuzz(func(t *testing.T, body []byte) {
 		mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
 		defer mem.AssertSize(t, 0)
-		full := map[bool][2]int{} // FullDedup's rows and duplicates, by dropOutside
-		for _, mode := range []struct{ dropOutside, full bool }{{false, true}, {true, true}, {false, false}, {true, false}} {
-			dropOutside := mode.dropOutside
-			d := NewDecoder(mem, DecodeOptions{Org: "org_acme", DropOutside: dropOutside, FullDedup: mode.full})
-			d.Reset(benchWindow)
+		for _, dropOutside := range []bool{false, true} {
+			d := NewDecoder(mem, DecodeOptions{Org: "org_acme", DropOutside: dropOutside})
+			d.Reset(benchWindow, Known{})
 			pg, err := d.DecodePage(body, 1, testIngested)
-			if !mode.full {
-				fullRows, fullDups := full[dropOutside][0], full[dropOutside][1]
-				if err == nil && (pg.Rows != fullRows || pg.Duplicates != fullDups) {
-					t.Fatalf("sorted mode: rows %d duplicates %d, FullDedup: rows %d duplicates %d", pg.Rows, pg.Duplicates, fullRows, fullDups)
-				}
-				if errors.Is(err, ErrUnsorted) {
-					if pg.Rec != nil || pg.Items != 0 || pg.Quarantined != nil || d.dedupLen() != 0 {
-						t.Fatalf("unsorted page left data: %+v, %d ids", pg, d.dedupLen())
-					}
-					continue
-				}
-			}
 			if err != nil {
 				if !errors.Is(err, ErrMalformed) {
 					t.Fatalf("error %v does not wrap ErrMalformed", err)
@@ -55,18 +40,9 @@ func FuzzDecodePage(f *testing.F) {
 				t.Fatalf("invalid JSON accepted")
 			}
 			checkPage(t, pg)
-			if mode.full {
-				full[dropOutside] = [2]int{pg.Rows, pg.Duplicates}
-			}
 			// The same body again in the same window: every row is now a
-			// duplicate (unless the sorted mode sees time go back).
+			// duplicate.
 			pg2, err := d.DecodePage(body, 2, testIngested)
-			if !mode.full && errors.Is(err, ErrUnsorted) {
-				if pg.Rec != nil {
-					pg.Rec.Release()
-				}
-				continue
-			}
 			if err != nil {
 				t.Fatalf("second decode: %v", err)
 			}

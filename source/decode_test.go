@@ -61,7 +61,7 @@ func newTestDecoder(t *testing.T, opts DecodeOptions) *Decoder {
 	t.Helper()
 	mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
 	d := NewDecoder(mem, opts)
-	d.Reset(benchWindow)
+	d.Reset(benchWindow, opts.Known)
 	t.Cleanup(func() {
 		mem.AssertSize(t, 0)
 	})
@@ -86,9 +86,9 @@ func decodeOne(t *testing.T, opts DecodeOptions, elems ...string) (Page, []row) 
 
 func checkCounts(t *testing.T, pg Page) {
 	t.Helper()
-	if got := pg.Rows + len(pg.Quarantined) + pg.Duplicates + pg.Outside; got != pg.Items {
-		t.Fatalf("rows %d + quarantined %d + duplicates %d + outside %d = %d, want items %d",
-			pg.Rows, len(pg.Quarantined), pg.Duplicates, pg.Outside, got, pg.Items)
+	if got := pg.Rows + len(pg.Quarantined) + pg.Duplicates + pg.Held + pg.NearDuplicates + pg.Outside; got != pg.Items {
+		t.Fatalf("rows %d + quarantined %d + duplicates %d + held %d + near %d + outside %d = %d, want items %d",
+			pg.Rows, len(pg.Quarantined), pg.Duplicates, pg.Held, pg.NearDuplicates, pg.Outside, got, pg.Items)
 	}
 	if pg.Rec != nil && int(pg.Rec.NumRows()) != pg.Rows {
 		t.Fatalf("Rec has %d rows, Page.Rows = %d", pg.Rec.NumRows(), pg.Rows)
@@ -278,7 +278,7 @@ func TestDecodeTimestamps(t *testing.T) {
 		t.Run(tt.in, func(t *testing.T) {
 			// the window is wide so that only parsing decides
 			d := newTestDecoder(t, DecodeOptions{Org: "o"})
-			d.Reset(Window{Org: "o", Start: time.Date(1900, 1, 1, 0, 0, 0, 0, time.UTC), End: time.Date(9999, 1, 1, 0, 0, 0, 0, time.UTC)})
+			d.Reset(Window{Org: "o", Start: time.Date(1900, 1, 1, 0, 0, 0, 0, time.UTC), End: time.Date(9999, 1, 1, 0, 0, 0, 0, time.UTC)}, Known{})
 			pg, err := d.DecodePage([]byte(`[{"id":"a","timestamp":`+tt.in+`}]`), 1, testIngested)
 			if err != nil {
 				t.Fatal(err)
@@ -610,7 +610,7 @@ func TestCanonical(t *testing.T) {
 	}
 }
 
-// TestDecodeDedup: with FullDedup, duplicates are dropped in any order.
+// TestDecodeDedup: duplicates are dropped in any order.
 func TestDecodeDedup(t *testing.T) {
 	evs := genEvents(30, 5, false)
 	camel := genEvents(30, 5, true)
@@ -619,7 +619,7 @@ func TestDecodeDedup(t *testing.T) {
 		evs  [][]byte
 	}{{"ids", evs}, {"hash ids", camel}} {
 		t.Run(tc.name, func(t *testing.T) {
-			d := newTestDecoder(t, DecodeOptions{Org: "org_acme", FullDedup: true})
+			d := newTestDecoder(t, DecodeOptions{Org: "org_acme"})
 			decode := func(evs [][]byte) Page {
 				t.Helper()
 				pg, err := d.DecodePage(pageBody(evs, ""), 1, testIngested)
@@ -653,7 +653,7 @@ func TestDecodeDedup(t *testing.T) {
 				}
 			}
 			// a new window forgets the ids
-			d.Reset(benchWindow)
+			d.Reset(benchWindow, Known{})
 			if p := decode(tc.evs[:15]); p.Duplicates != 0 || p.Rows != 15 {
 				t.Fatalf("after Reset: rows %d duplicates %d", p.Rows, p.Duplicates)
 			}
@@ -727,9 +727,9 @@ func TestDecodeMalformed(t *testing.T) {
 	}
 }
 
-// TestDecodeRetryAfterMalformed: a page that fails half-way leaves no trace,
+// TestDecodeRetryAfterCut: a page that fails half-way leaves no trace,
 // so its retry yields every row (nothing is mistaken for a duplicate).
-func TestDecodeRetryAfterMalformed(t *testing.T) {
+func TestDecodeRetryAfterCut(t *testing.T) {
 	body := pageBody(genEvents(50, 11, false), "")
 	d := newTestDecoder(t, DecodeOptions{Org: "org_acme"})
 	_, err := d.DecodePage(body[:len(body)*3/4], 1, testIngested)
@@ -750,9 +750,8 @@ func TestDecodeRetryAfterMalformed(t *testing.T) {
 // shape, releasing each record, and checks that all Arrow memory returns.
 func TestDecodeManyPagesNoLeak(t *testing.T) {
 	mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
-	// FullDedup: every page spans the whole window, so time goes back.
-	d := NewDecoder(mem, DecodeOptions{Org: "org_acme", FullDedup: true})
-	d.Reset(benchWindow)
+	d := NewDecoder(mem, DecodeOptions{Org: "org_acme"})
+	d.Reset(benchWindow, Known{})
 	total := 0
 	for p := range 60 {
 		var body []byte
@@ -789,30 +788,30 @@ func TestDecodeManyPagesNoLeak(t *testing.T) {
 }
 
 func TestIDSet(t *testing.T) {
-	s := newIDSet()
+	s := NewIDSet()
 	ids := []string{"a", "b", "evt_1", "evt_2", "", "h_0123"}
 	for _, id := range ids {
-		if !s.add(s.digest([]byte(id))) {
+		if !s.add(digestOf([]byte(id))) {
 			t.Fatalf("%q reported as seen", id)
 		}
 	}
 	for _, id := range ids {
-		if s.add(s.digest([]byte(id))) {
+		if s.add(digestOf([]byte(id))) {
 			t.Fatalf("%q not remembered", id)
 		}
 	}
-	s.remove(s.digest([]byte("b")))
-	if !s.add(s.digest([]byte("b"))) {
+	s.remove(digestOf([]byte("b")))
+	if !s.add(digestOf([]byte("b"))) {
 		t.Fatal("remove did not forget")
 	}
 	for i := range 100000 {
-		s.add(s.digest(fmt.Appendf(nil, "evt_x_%d", i)))
+		s.add(digestOf(fmt.Appendf(nil, "evt_x_%d", i)))
 	}
-	if s.len() != 100000+len(ids) {
-		t.Fatalf("len = %d: a collision among distinct ids", s.len())
+	if s.Len() != 100000+len(ids) {
+		t.Fatalf("len = %d: a collision among distinct ids", s.Len())
 	}
 	// ids whose first 64 bits collide are still told apart
-	a, b := [2]uint64{7, 1}, [2]uint64{7, 2}
+	a, b := digest{7, 1}, digest{7, 2}
 	if !s.add(a) || !s.add(b) || s.add(a) || s.add(b) {
 		t.Fatal("first-half collision not handled")
 	}
@@ -824,9 +823,8 @@ func TestIDSet(t *testing.T) {
 	if s.add(a) || !s.add(b) {
 		t.Fatal("remove of the overflow entry")
 	}
-	s.reset()
-	if s.len() != 0 || !s.add(s.digest([]byte("a"))) {
-		t.Fatal("reset did not forget")
+	if !s.Has("evt_x_7") || s.Has("evt_y_7") || !s.contains(a) {
+		t.Fatal("Has/contains")
 	}
 }
 
@@ -989,7 +987,7 @@ func TestDecodeIntoDirtyBuffers(t *testing.T) {
 
 func decodeRows(t *testing.T, d *Decoder, body []byte) []row {
 	t.Helper()
-	d.Reset(benchWindow)
+	d.Reset(benchWindow, Known{})
 	pg, err := d.DecodePage(body, 1, testIngested)
 	if err != nil {
 		t.Fatal(err)

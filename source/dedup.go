@@ -5,39 +5,67 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"hash/maphash"
+	"sync"
 	"unicode/utf8"
 )
 
-// idSet remembers the event_ids already emitted in the current window.
-//
-// It stores a 128-bit digest of each id (two independent maphash seeds), not
-// the id itself, as a map from the first 64 bits to the second: a Go swiss
-// table slot of uint64→uint64 is 16 B plus a control byte, so a window costs
-// 20–40 B per event depending on where the table is in its growth
-// (BenchmarkIDSetMemory: 27 B at 700k ids, 38 B at 1M), versus 60 B and up
-// for a map of id strings. (A map keyed by [2]uint64 would pad each slot to
-// 24 B for its empty value.) Two
-// ids whose first halves collide (about n²/2⁶⁵, once in ~10¹³ windows of a
-// million events) go to a small overflow map, so the set stays exact up to a
-// full 128-bit collision: about n²/2¹²⁹, below 10⁻²⁶ for a million events.
-// Digests only live for one process and one window, so the random seeds
-// need not be stable.
-type idSet struct {
-	s1, s2   maphash.Seed
+// Event ids are remembered as 128-bit digests (two maphash seeds), not as
+// strings: a set costs 20–40 B per id depending on where its table is in
+// its growth, against 60 B and up for a map of strings. The seeds are the
+// process's, shared by every set, so the one digest the decoder takes of a
+// record's id is looked up in the window's own set and in the sets of what
+// the sink already holds (Known) alike. Two different ids collide only on
+// a full 128-bit collision: about n²/2¹²⁹, below 10⁻²⁶ for a million ids.
+// Digests live only in one process, so the seeds need not be stable.
+var idSeeds = [2]maphash.Seed{maphash.MakeSeed(), maphash.MakeSeed()}
+
+// digest is an event id's key in every id set.
+type digest [2]uint64
+
+func digestOf(id []byte) digest {
+	return digest{maphash.Bytes(idSeeds[0], id), maphash.Bytes(idSeeds[1], id)}
+}
+
+// IDSet is a set of event ids. It is not safe for concurrent use; a set
+// handed to a walk (Known) must not change while the walk runs.
+type IDSet struct {
+	// m maps the first half of a digest to the second; ids whose first
+	// halves collide (about n²/2⁶⁵) go to overflow, so the set stays exact.
 	m        map[uint64]uint64
-	overflow map[[2]uint64]struct{}
+	overflow map[digest]struct{}
 }
 
-func newIDSet() idSet {
-	return idSet{s1: maphash.MakeSeed(), s2: maphash.MakeSeed(), m: make(map[uint64]uint64)}
+// NewIDSet returns an empty set.
+func NewIDSet() *IDSet { return &IDSet{m: make(map[uint64]uint64)} }
+
+// Add inserts id and reports whether it was new.
+func (s *IDSet) Add(id string) bool { return s.add(digestOf([]byte(id))) }
+
+// Has reports whether id is in the set.
+func (s *IDSet) Has(id string) bool { return s != nil && s.has(digestOf([]byte(id))) }
+
+// Len is the number of ids in the set.
+func (s *IDSet) Len() int {
+	if s == nil {
+		return 0
+	}
+	return len(s.m) + len(s.overflow)
 }
 
-func (s *idSet) digest(id []byte) [2]uint64 {
-	return [2]uint64{maphash.Bytes(s.s1, id), maphash.Bytes(s.s2, id)}
+func (s *IDSet) has(k digest) bool {
+	v, ok := s.m[k[0]]
+	if !ok {
+		return false
+	}
+	if v == k[1] {
+		return true
+	}
+	_, ok = s.overflow[k]
+	return ok
 }
 
 // add inserts k and reports whether it was new.
-func (s *idSet) add(k [2]uint64) bool {
+func (s *IDSet) add(k digest) bool {
 	v, ok := s.m[k[0]]
 	if !ok {
 		s.m[k[0]] = k[1]
@@ -50,14 +78,14 @@ func (s *idSet) add(k [2]uint64) bool {
 		return false
 	}
 	if s.overflow == nil {
-		s.overflow = make(map[[2]uint64]struct{})
+		s.overflow = make(map[digest]struct{})
 	}
 	s.overflow[k] = struct{}{}
 	return true
 }
 
 // remove forgets k (the undo of a successful add).
-func (s *idSet) remove(k [2]uint64) {
+func (s *IDSet) remove(k digest) {
 	if _, ok := s.overflow[k]; ok {
 		delete(s.overflow, k)
 		return
@@ -67,144 +95,174 @@ func (s *idSet) remove(k [2]uint64) {
 	}
 }
 
-func (s *idSet) len() int { return len(s.m) + len(s.overflow) }
-
-// reset forgets every id. A big window's table is dropped rather than
-// cleared so that its memory goes back to the runtime between windows.
-func (s *idSet) reset() {
-	if len(s.m) > 1<<16 {
-		s.m = make(map[uint64]uint64)
-	} else {
-		clear(s.m)
-	}
-	s.overflow = nil
+// HeldSet is what a sink already holds for one window: every event id of
+// the window's unit with a digest of the row's content (RowDigester). A
+// walk of the window marks the ids it meets again, and so does the sink
+// for rows written to it, so that afterwards the runner knows what the API
+// no longer returns (Missing) and which rows came back with other content
+// (Changed). The held copy always wins: the archive never rewrites or drops
+// a row it holds. It is safe for concurrent use (a walk marks it while the
+// sink writes the walk's pages).
+type HeldSet struct {
+	mu      sync.Mutex
+	m       map[digest]heldRow
+	seen    int
+	changed int
 }
 
-// tieSet remembers the event_ids of the current tie group: the events of a
-// sorted window that share its greatest timestamp so far.
-//
-// The Events API sorts by (timestamp, id) and repeats an event only on the
-// next page, so while timestamps never decrease, a repeated event can only
-// come back while the maximum still equals its own timestamp (everything
-// between the copies shares it). The ids of earlier timestamps can never
-// recur, so memory follows the largest tie group, not the window.
-//
-// Small groups (nearly always one id: timestamps are µs) are a slice
-// scanned linearly; a group that outgrows tieLinear also gets a map index.
-// Digests are compared in full (128 bits), so there is no overflow map.
-//
-// A page that fails must leave no trace, so the state at the start of a
-// page is saved: the timestamp and group length, and the group's digests
-// themselves only once the page starts a new group (at most one copy per
-// page, of one tie group).
-type tieSet struct {
-	have    bool  // a group exists (some row of the window passed)
-	ts      int64 // its timestamp, µs
-	keys    [][2]uint64
-	idx     map[[2]uint64]struct{}
-	indexed bool // idx holds exactly keys; otherwise idx is empty
-
-	// the state before the page being decoded
-	pHave  bool
-	pTS    int64
-	pN     int
-	pSaved bool // pKeys holds the pre-page group (the page started a new one)
-	pKeys  [][2]uint64
+type heldRow struct {
+	content uint64
+	seen    bool
+	changed bool
 }
 
-// tieLinear is the group size up to which a linear scan beats hashing.
-const tieLinear = 16
+// NewHeldSet returns an empty set sized for n rows.
+func NewHeldSet(n int) *HeldSet { return &HeldSet{m: make(map[digest]heldRow, n)} }
 
-// tieBig is the capacity beyond which a slice or map is dropped rather than
-// kept for reuse, so a freak tie group does not pin its memory.
-const tieBig = 1 << 14
-
-// begin marks the start of a page.
-func (t *tieSet) begin() {
-	t.pHave, t.pTS, t.pN, t.pSaved = t.have, t.ts, len(t.keys), false
+// Add records a held row. A repeated id keeps its first content.
+func (h *HeldSet) Add(id string, content uint64) {
+	k := digestOf([]byte(id))
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if _, ok := h.m[k]; !ok {
+		h.m[k] = heldRow{content: content}
+	}
 }
 
-// rollback restores the state saved by begin.
-func (t *tieSet) rollback() {
-	t.have, t.ts = t.pHave, t.pTS
-	if t.pSaved {
-		t.keys = append(t.keys[:0], t.pKeys...)
-	} else {
-		t.keys = t.keys[:t.pN]
+// Len is the number of distinct ids held.
+func (h *HeldSet) Len() int {
+	if h == nil {
+		return 0
 	}
-	t.dropIndex()
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return len(h.m)
 }
 
-// group starts a new tie group at ts.
-func (t *tieSet) group(ts int64) {
-	if !t.pSaved {
-		// Until now the page only appended to the pre-page group.
-		t.pKeys = append(t.pKeys[:0], t.keys[:t.pN]...)
-		t.pSaved = true
+// Seen is how many held ids the walk met again.
+func (h *HeldSet) Seen() int {
+	if h == nil {
+		return 0
 	}
-	if cap(t.keys) > tieBig {
-		t.keys = nil
-	}
-	t.keys = t.keys[:0]
-	t.dropIndex()
-	t.have, t.ts = true, ts
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.seen
 }
 
-// add inserts k into the current group and reports whether it was new.
-func (t *tieSet) add(k [2]uint64) bool {
-	if len(t.keys) < tieLinear {
-		for _, x := range t.keys {
-			if x == k {
-				return false
-			}
-		}
-		t.keys = append(t.keys, k)
-		return true
+// Missing is how many held ids the walk did not meet: events the API no
+// longer returns for the window (they stay in the sink).
+func (h *HeldSet) Missing() int { return h.Len() - h.Seen() }
+
+// Changed is how many held ids came back with other content (the held copy
+// was kept).
+func (h *HeldSet) Changed() int {
+	if h == nil {
+		return 0
 	}
-	if !t.indexed {
-		if t.idx == nil {
-			t.idx = make(map[[2]uint64]struct{}, 2*tieLinear)
-		}
-		for _, x := range t.keys {
-			t.idx[x] = struct{}{}
-		}
-		t.indexed = true
-	}
-	if _, ok := t.idx[k]; ok {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.changed
+}
+
+// Has reports whether id is held.
+func (h *HeldSet) Has(id string) bool { return h.contains(digestOf([]byte(id))) }
+
+// MeetRow marks the held id of row i of the batch rd was reset to, as a
+// walk meets it (see meet), and reports whether it is held: a sink skips
+// such a row, whose held copy wins.
+func (h *HeldSet) MeetRow(id string, rd *RowDigester, i int) bool {
+	k := digestOf([]byte(id))
+	if !h.contains(k) {
 		return false
 	}
-	t.idx[k] = struct{}{}
-	t.keys = append(t.keys, k)
+	h.meet(k, rd.Digest(i))
 	return true
 }
 
-func (t *tieSet) dropIndex() {
-	if !t.indexed {
+// meet marks k seen (and changed when its content differs) if it is held,
+// and reports whether it is, with its marks before the call when this call
+// changed them (so a failed page can restore them with undo).
+func (h *HeldSet) meet(k digest, content uint64) (held bool, undo heldUndo, marked bool) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	r, ok := h.m[k]
+	if !ok {
+		return false, heldUndo{}, false
+	}
+	was := r
+	if !r.seen {
+		r.seen = true
+		h.seen++
+	}
+	if !r.changed && content != r.content {
+		r.changed = true
+		h.changed++
+	}
+	if r == was {
+		return true, heldUndo{}, false
+	}
+	h.m[k] = r
+	return true, heldUndo{k: k, was: was}, true
+}
+
+// heldUndo is a held row's marks before a page changed them.
+type heldUndo struct {
+	k   digest
+	was heldRow
+}
+
+// undo restores marks changed by a page that then failed to decode, latest
+// first, so the page leaves no trace.
+func (h *HeldSet) undo(us []heldUndo) {
+	if len(us) == 0 {
 		return
 	}
-	if len(t.idx) > tieBig {
-		t.idx = nil
-	} else {
-		clear(t.idx)
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	for i := len(us) - 1; i >= 0; i-- {
+		u := us[i]
+		r := h.m[u.k]
+		if r.seen && !u.was.seen {
+			h.seen--
+		}
+		if r.changed && !u.was.changed {
+			h.changed--
+		}
+		h.m[u.k] = u.was
 	}
-	t.indexed = false
 }
 
-// reset forgets everything (a new window).
-func (t *tieSet) reset() {
-	t.have, t.ts = false, 0
-	if cap(t.keys) > tieBig {
-		t.keys = nil
+// contains makes a HeldSet an IDLookup: the next window's walk checks its
+// records against this window's held ids.
+func (h *HeldSet) contains(k digest) bool {
+	if h == nil {
+		return false
 	}
-	if cap(t.pKeys) > tieBig {
-		t.pKeys = nil
-	}
-	t.keys = t.keys[:0]
-	t.dropIndex()
-	t.begin()
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	_, ok := h.m[k]
+	return ok
 }
 
-func (t *tieSet) len() int { return len(t.keys) }
+// Known is what the sink already holds around one window, handed to its
+// walk so that an id is archived once per org:
+//   - Held: the window's own unit. A record whose id is held is dropped
+//     (the held copy wins) and marked met.
+//   - Near: ids held by, or just archived in, the adjacent windows. A
+//     record whose id is there is a repeat across windows: dropped and
+//     counted in Page.NearDuplicates.
+//
+// The sets must not change while the walk runs.
+type Known struct {
+	Held *HeldSet
+	Near []IDLookup
+}
+
+// IDLookup is a set of ids a walk checks records against: an *IDSet or a
+// *HeldSet.
+type IDLookup interface{ contains(digest) bool }
+
+func (s *IDSet) contains(k digest) bool { return s != nil && s.has(k) }
 
 // Stable ids for events without one.
 //

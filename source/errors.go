@@ -50,9 +50,6 @@ func (e *APIError) Unwrap() error { return e.class }
 
 // Retryable reports whether err is worth retrying by the caller at the
 // window level (everything that is not an auth, request or off-host error).
-// ErrUnsorted is not: the same walk fails the same way; it calls for a walk
-// with WalkOptions.FullDedup instead.
 func Retryable(err error) bool {
-	return err != nil && !errors.Is(err, ErrAuth) && !errors.Is(err, ErrRequest) && !errors.Is(err, ErrOffHost) &&
-		!errors.Is(err, ErrUnsorted)
+	return err != nil && !errors.Is(err, ErrAuth) && !errors.Is(err, ErrRequest) && !errors.Is(err, ErrOffHost)
 }

@@ -52,7 +52,7 @@ func (p *pending) discard() {
 // found). Before the style is detected (auto), a Link header means link
 // style and anything else is tried as a cursor, as detectStyle decides.
 func (c *Client) guessNext(style string, cur *url.URL, r response) *url.URL {
-	if style == "auto" {
+	if style == "auto" || style == "" {
 		style = "cursor"
 		if r.link != "" {
 			style = "link"

@@ -16,21 +16,33 @@ import (
 
 // WalkStats sums up one window's walk.
 type WalkStats struct {
-	Pages       int
-	Items       int // elements seen in event arrays
-	Rows        int // rows yielded
-	Quarantined int
-	Duplicates  int
-	Outside     int // skipped in date mode: they belong to other windows
-	Retries     int
+	Pages          int
+	Items          int // elements seen in event arrays
+	Rows           int // rows yielded
+	Quarantined    int
+	Duplicates     int // repeats of an id within the window
+	Held           int // records whose id the sink already holds for the window
+	NearDuplicates int // records whose id an adjacent window holds
+	Outside        int // skipped: they belong to other windows (date mode, boundary_overlap)
+	Retries        int
+	// Foreign counts records quarantined because they name another org;
+	// ForeignOrg is the first such org (a token of another org).
+	Foreign    int
+	ForeignOrg string
+	// Style is the pagination style the walk followed ("" when one page
+	// without any paging field decided nothing).
+	Style string
+	// IDs are the event ids the window emitted (not the held ones): with
+	// Known.Held, what the sink will hold for the window afterwards. The
+	// caller owns it once the walk returned.
+	IDs *IDSet
 }
 
 // WalkOptions tune one walk.
 type WalkOptions struct {
-	// FullDedup keeps every event_id of the window to drop duplicates
-	// (DecodeOptions.FullDedup): memory grows with the window, but the
-	// events may come in any order.
-	FullDedup bool
+	// Known is what the sink already holds around the window: records with
+	// those ids are skipped (see Known), so an id is archived once.
+	Known Known
 }
 
 // Walk fetches every page of window w for org, in order, and calls fn with
@@ -40,11 +52,8 @@ type WalkOptions struct {
 // ErrAuth / ErrRequest / ErrOffHost are permanent, others transient.
 // A nil mem means memory.DefaultAllocator.
 //
-// Walk expects the API's (timestamp, id) order and keeps only the ids of
-// the latest timestamp for dedup. If the window's events go back in time it
-// stops with an error wrapping ErrUnsorted (not retried: the pages already
-// handed to fn are incomplete for the window); walk it again with
-// WalkWith and FullDedup.
+// Every event_id of the window is remembered (about 30 B each), so an id is
+// yielded once whatever the order of the events.
 func (c *Client) Walk(ctx context.Context, org Org, w Window, mem memory.Allocator, fn func(Page) error) (WalkStats, error) {
 	return c.WalkWith(ctx, org, w, mem, WalkOptions{}, fn)
 }
@@ -60,15 +69,18 @@ func (c *Client) WalkWith(ctx context.Context, org Org, w Window, mem memory.All
 		mem = memory.DefaultAllocator
 	}
 	dropOutside := c.cfg.TimeFormat == "date"
-	dec := NewDecoder(mem, DecodeOptions{Org: org.ID, Fields: c.cfg.Fields, ItemsField: c.cfg.Params.ItemsField, DropOutside: dropOutside, FullDedup: opts.FullDedup})
+	dec := NewDecoder(mem, DecodeOptions{Org: org.ID, Fields: c.cfg.Fields, ItemsField: c.cfg.Params.ItemsField,
+		DropOutside: dropOutside, Margin: c.margin(), Known: opts.Known})
 
+	// With auto pagination the style is decided per walk, from evidence:
+	// a Link header, the cursor field (even null) or a page-number field.
+	// A page with none of them decides nothing: it is the window's last
+	// page under any style. What earlier walks proved (c.detected) only
+	// chooses the first request's parameters.
+	auto := c.cfg.Pagination == "auto"
 	style := c.cfg.Pagination
-	if style == "auto" {
-		c.mu.Lock()
-		if c.detected != "" {
-			style = c.detected
-		}
-		c.mu.Unlock()
+	if auto {
+		style = c.styleHint()
 	}
 	// Page bodies alternate between two buffers: one is decoded while the
 	// next page is read ahead into the other (prefetch.go). The decoder
@@ -81,7 +93,7 @@ func (c *Client) WalkWith(ctx context.Context, org Org, w Window, mem memory.All
 restart:
 	pre.discard()
 	pre = nil
-	dec.Reset(w)
+	dec.Reset(w, opts.Known)
 	st = WalkStats{}
 	seen := map[string]bool{}
 	u := c.firstURL(w, style)
@@ -123,28 +135,40 @@ restart:
 		st.Rows += p.Rows
 		st.Quarantined += len(p.Quarantined)
 		st.Duplicates += p.Duplicates
+		st.Held += p.Held
+		st.NearDuplicates += p.NearDuplicates
 		st.Outside += p.Outside
+		for _, q := range p.Quarantined {
+			if q.Reason == ReasonOrgMismatch {
+				st.Foreign++
+			}
+		}
+		if st.ForeignOrg == "" {
+			st.ForeignOrg = p.ForeignOrg
+		}
 		c.m.Pages.WithLabelValues(org.ID).Inc()
 		c.m.Events.WithLabelValues(org.ID).Add(float64(p.Rows))
 		c.m.Quarantined.WithLabelValues(org.ID).Add(float64(len(p.Quarantined)))
-		c.m.Duplicates.WithLabelValues(org.ID).Add(float64(p.Duplicates))
+		c.m.Duplicates.WithLabelValues(org.ID).Add(float64(p.Duplicates + p.NearDuplicates))
 
-		if style == "auto" {
-			detected := detectStyle(c.cfg.Params, p, link)
-			c.mu.Lock()
-			c.detected = detected
-			c.mu.Unlock()
-			c.log.Debug("pagination detected", "org", org.ID, "style", detected)
-			if detected == "page" {
-				// The first request carried cursor-style parameters; start
-				// over with page numbers so page sizes line up.
-				if p.Rec != nil {
-					p.Rec.Release()
+		if auto {
+			if detected := detectStyle(c.cfg.Params, p, link); detected != "" && detected != style {
+				c.setStyleHint(detected)
+				c.log.Debug("pagination detected", "org", org.ID, "style", detected)
+				if detected == "page" && page == 1 {
+					// The first request carried cursor-style parameters;
+					// start over with page numbers so page sizes line up.
+					if p.Rec != nil {
+						p.Rec.Release()
+					}
+					style = detected
+					goto restart
 				}
 				style = detected
-				goto restart
 			}
-			style = detected
+		}
+		if style != "" && st.Style == "" {
+			st.Style = style
 		}
 		next, err := c.nextURL(style, u, p, link, page)
 		if err != nil {
@@ -164,6 +188,7 @@ restart:
 			return st, err
 		}
 		if next == nil {
+			st.IDs = dec.IDs()
 			return st, nil
 		}
 		key := next.String()
@@ -175,18 +200,49 @@ restart:
 	}
 }
 
-// detectStyle decides the pagination style from the first answer.
+// detectStyle names the pagination style a page proves, or "" when the page
+// carries no paging field (a bare array or an envelope without one): such a
+// page is the last of its walk under any style and proves nothing.
 func detectStyle(pp Params, p Page, link string) string {
 	switch {
 	case link != "":
 		return "link"
 	case p.Envelope != nil && hasKey(p.Envelope, pp.NextCursorField):
 		return "cursor"
-	case p.Envelope != nil && (hasKey(p.Envelope, pp.TotalPagesField) || hasKey(p.Envelope, pp.Page)):
+	case p.Envelope != nil && (hasKey(p.Envelope, pp.TotalPagesField) || hasKey(p.Envelope, pp.HasMoreField) || hasKey(p.Envelope, pp.Page)):
 		return "page"
 	}
-	// A bare array or an envelope without paging fields: one page only.
-	return "link"
+	return ""
+}
+
+// styleHint is the style earlier walks proved ("" before any proof).
+func (c *Client) styleHint() string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.detected
+}
+
+func (c *Client) setStyleHint(s string) {
+	c.mu.Lock()
+	c.detected = s
+	c.mu.Unlock()
+}
+
+// DetectedStyle is the pagination style auto mode has seen the API use, or
+// the configured one; "" before any evidence.
+func (c *Client) DetectedStyle() string {
+	if c.cfg.Pagination != "auto" {
+		return c.cfg.Pagination
+	}
+	return c.styleHint()
+}
+
+// margin is how far each request reaches past the window's ends.
+func (c *Client) margin() time.Duration {
+	if c.cfg.TimeFormat == "date" {
+		return 0 // whole days; DropOutside handles the rest
+	}
+	return c.cfg.BoundaryOverlap
 }
 
 func hasKey(m map[string]json.RawMessage, k string) bool { _, ok := m[k]; return ok }
@@ -194,7 +250,17 @@ func hasKey(m map[string]json.RawMessage, k string) bool { _, ok := m[k]; return
 func (c *Client) timeParam(t time.Time, isTo bool) string {
 	t = t.UTC()
 	if c.cfg.TimeFormat != "date" {
-		return t.Format(time.RFC3339)
+		// The request reaches boundary_overlap past each end, so an event on
+		// a boundary reaches its window whether the API's bounds are
+		// [from,to) or (from,to] and whatever its timestamps' precision;
+		// the decoder keeps only [start,end) and drops the rest as the
+		// adjacent windows'.
+		if isTo {
+			t = t.Add(c.margin())
+		} else {
+			t = t.Add(-c.margin())
+		}
+		return t.Format(time.RFC3339Nano)
 	}
 	day := t.Truncate(24 * time.Hour)
 	if !isTo {
@@ -259,9 +325,25 @@ func (c *Client) nextURL(style string, cur *url.URL, p Page, link string, page i
 		q.Set(c.cfg.Params.Cursor, cursor)
 		nu.RawQuery = q.Encode()
 		return &nu, nil
+	case "":
+		// Nothing proved a style (auto): a page without any paging field is
+		// the last page under every style.
+		return nil, nil
 	case "page":
-		if p.Items == 0 || p.Items < c.cfg.PageSize && !hasKey(p.Envelope, c.cfg.Params.TotalPagesField) {
+		// A short page is not the last: an API may cap the page size below
+		// page_size without saying so. Only an empty page, has_more false or
+		// total_pages ends the walk.
+		if p.Items == 0 {
 			return nil, nil
+		}
+		if raw, ok := p.Envelope[c.cfg.Params.HasMoreField]; ok {
+			switch string(raw) {
+			case "false":
+				return nil, nil
+			case "true":
+			default:
+				return nil, fmt.Errorf("%w: %s is %s, not true or false", ErrRequest, c.cfg.Params.HasMoreField, raw)
+			}
 		}
 		if raw, ok := p.Envelope[c.cfg.Params.TotalPagesField]; ok {
 			total, err := strconv.Atoi(string(raw))
@@ -282,16 +364,18 @@ func (c *Client) nextURL(style string, cur *url.URL, p Page, link string, page i
 }
 
 // Check makes one small request for org (the last hour, one event) to prove
-// the token works; it returns the classified error of the answer, if any.
-func (c *Client) Check(ctx context.Context, org Org) error {
+// the token works; it returns the classified error of the answer, if any,
+// and the pagination style the answer shows ("" when it shows none: a
+// one-event answer without a paging field).
+func (c *Client) Check(ctx context.Context, org Org) (style string, err error) {
 	token, err := org.Credential.Resolve()
 	if err != nil {
-		return fmt.Errorf("%w: org %s: %v", ErrAuth, org.ID, err)
+		return "", fmt.Errorf("%w: org %s: %v", ErrAuth, org.ID, err)
 	}
 	end := time.Now().UTC().Truncate(time.Hour)
-	style := c.cfg.Pagination
+	style = c.cfg.Pagination
 	if style == "auto" {
-		style = "cursor"
+		style = c.styleHint()
 	}
 	u := c.firstURL(Window{Org: org.ID, Start: end.Add(-time.Hour), End: end}, style)
 	q := u.Query()
@@ -301,10 +385,52 @@ func (c *Client) Check(ctx context.Context, org Org) error {
 		q.Set(c.cfg.Params.Limit, "1")
 	}
 	u.RawQuery = q.Encode()
-	_, err = c.fetch(ctx, org, token.Reveal(), u, nil)
-	var r *retryable
-	if errors.As(err, &r) {
-		return r.err
+	r, err := c.fetch(ctx, org, token.Reveal(), u, nil)
+	var rt *retryable
+	if errors.As(err, &rt) {
+		return "", rt.err
 	}
-	return err
+	if err != nil {
+		return "", err
+	}
+	if c.cfg.Pagination != "auto" {
+		return c.cfg.Pagination, nil
+	}
+	dec := NewDecoder(memory.DefaultAllocator, DecodeOptions{Org: org.ID, Fields: c.cfg.Fields, ItemsField: c.cfg.Params.ItemsField, DropOutside: true})
+	dec.Reset(Window{Org: org.ID, Start: end.Add(-time.Hour), End: end}, Known{})
+	p, err := dec.DecodePage(r.body, 1, time.Now())
+	if err != nil {
+		return "", fmt.Errorf("%w: org %s: the answer is not an events page: %v", ErrRequest, org.ID, err)
+	}
+	if p.Rec != nil {
+		p.Rec.Release()
+	}
+	if s := detectStyle(c.cfg.Params, p, r.link); s != "" {
+		c.setStyleHint(s)
+		return s, nil
+	}
+	return c.styleHint(), nil
+}
+
+// errEnough stops a Probe's walk at the first page with rows.
+var errEnough = errors.New("enough")
+
+// Probe reports whether the API serves any event of org in w: it walks w
+// only until a page has a row of the org.
+func (c *Client) Probe(ctx context.Context, org Org, w Window) (bool, error) {
+	found := false
+	_, err := c.WalkWith(ctx, org, w, nil, WalkOptions{}, func(p Page) error {
+		if p.Rec != nil {
+			p.Rec.Release()
+		}
+		if p.Rows > 0 {
+			found = true
+			return errEnough
+		}
+		return nil
+	})
+	if errors.Is(err, errEnough) {
+		err = nil
+	}
+	return found, err
 }

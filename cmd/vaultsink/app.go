@@ -104,11 +104,12 @@ func open(ctx context.Context, c commonFlags, stderr io.Writer) (*app, error) {
 	if err != nil {
 		return nil, err
 	}
-	return build(ctx, cfg, stderr)
+	return build(ctx, cfg, c.config, stderr)
 }
 
-// build constructs the client, store, sinks and engine for cfg.
-func build(ctx context.Context, cfg *config.Config, stderr io.Writer) (*app, error) {
+// build constructs the client, store, sinks and engine for cfg, read from
+// path (quoted in the repair commands errors print).
+func build(ctx context.Context, cfg *config.Config, path string, stderr io.Writer) (*app, error) {
 	log, err := newLogger(cfg.Log, stderr)
 	if err != nil {
 		return nil, err
@@ -157,6 +158,7 @@ func build(ctx context.Context, cfg *config.Config, stderr io.Writer) (*app, err
 		LeaseTTL:    cfg.Lease.TTL,
 		Log:         log,
 		Registerer:  a.reg,
+		ConfigPath:  path,
 	})
 	return a, nil
 }

@@ -26,7 +26,7 @@ func cmdCheckConfig(ctx context.Context, args []string, stdout, stderr io.Writer
 	if !*connect {
 		return nil
 	}
-	a, err := build(ctx, cfg, stderr)
+	a, err := build(ctx, cfg, c.config, stderr)
 	if err != nil {
 		return err
 	}
@@ -34,13 +34,16 @@ func cmdCheckConfig(ctx context.Context, args []string, stdout, stderr io.Writer
 	failed := 0
 	for _, s := range a.specs {
 		cctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-		err := a.client.Check(cctx, s.Org)
+		style, err := a.client.Check(cctx, s.Org)
 		cancel()
-		if err != nil {
+		switch {
+		case err != nil:
 			failed++
 			fmt.Fprintf(stdout, "org %-20s FAIL %v\n", s.Org.ID, err)
-		} else {
-			fmt.Fprintf(stdout, "org %-20s ok   token accepted\n", s.Org.ID)
+		case style == "":
+			fmt.Fprintf(stdout, "org %-20s ok   token accepted; pagination: not evident from a one-event answer (auto decides per walk)\n", s.Org.ID)
+		default:
+			fmt.Fprintf(stdout, "org %-20s ok   token accepted; pagination: %s\n", s.Org.ID, style)
 		}
 	}
 	if _, err := a.store.List(ctx); err != nil {

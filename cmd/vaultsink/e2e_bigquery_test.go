@@ -80,7 +80,7 @@ func TestE2EBigQuery(t *testing.T) {
 func TestE2EBigQueryCrashBetweenLoadAndReplace(t *testing.T) {
 	srv := bqtest.Start(t, "vaultsink-e2e")
 	e := newE2E(t, e2eOpts{rate: 100, hours: 30, sink: bqYAML(t, srv)})
-	srv.Inject(bqtest.QueryJob, bqtest.FailJob, "invalidQuery", 1)
+	srv.Inject(bqtest.DMLJob, bqtest.FailJob, "invalidQuery", 1)
 	if _, _, err := e.run(context.Background(), "sync"); err == nil {
 		t.Fatal("the injected DML failure should fail the sync")
 	}

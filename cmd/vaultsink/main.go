@@ -84,7 +84,8 @@ Usage:
   vaultsink sync         --config F            one catch-up pass for every org, then exit (0 = all current)
   vaultsink backfill     --config F --org O --from T --to T [--concurrency N] [--force]
   vaultsink verify       --config F [--org O] --from T --to T   compare the sink with the API, window by window
-  vaultsink checkpoint   list|show|set|reset --config F [--org O] [--to T] [--yes]
+  vaultsink checkpoint   list|show|set|reset|adopt --config F [--org O] [--to T] [--yes]
+  vaultsink rewindow     --config F --org O   rewrite an org's units into the configured window size
   vaultsink check-config --config F [--connect]
   vaultsink version
 
@@ -110,6 +111,8 @@ func Run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return cmdVerify(ctx, rest, stdout, stderr)
 	case "checkpoint":
 		return cmdCheckpoint(ctx, rest, stdout, stderr)
+	case "rewindow":
+		return cmdRewindow(ctx, rest, stdout, stderr)
 	case "check-config":
 		return cmdCheckConfig(ctx, rest, stdout, stderr)
 	case "version", "--version", "-v":

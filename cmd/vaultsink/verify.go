@@ -5,30 +5,15 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"sort"
-
-	"github.com/apache/arrow-go/v18/arrow/array"
+	"time"
 
 	"github.com/vaultsink/vaultsink/runner"
 	"github.com/vaultsink/vaultsink/sinks"
-	"github.com/vaultsink/vaultsink/source"
 )
 
-// verifyWindow is one window's comparison.
-type verifyWindow struct {
-	w                source.Window
-	api, sink        int
-	missing, extra   []string // first few
-	nMissing, nExtra int
-	dups             []string
-	nDups            int
-	quarantined      int
-}
-
-func (v verifyWindow) ok() bool { return v.nMissing == 0 && v.nExtra == 0 && v.nDups == 0 }
-
-const verifyShow = 5
-
+// cmdVerify compares the sink with the API (runner.Engine.Verify does the
+// work) and prints what differs: exit 0 when everything matches, 3 when a
+// window differs or a finding is reported.
 func cmdVerify(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	var c commonFlags
 	fs := newFlagSet("verify", stderr, &c)
@@ -47,6 +32,9 @@ func cmdVerify(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	if err != nil {
 		return err
 	}
+	if !f.Before(t) {
+		return usageError("verify: --from %s is not before --to %s", *from, *to)
+	}
 	a, err := open(ctx, c, stderr)
 	if err != nil {
 		return err
@@ -60,131 +48,116 @@ func cmdVerify(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		}
 		specs = []runner.OrgSpec{s}
 	}
-	tty := isTerminal(stderr)
-	var total struct{ windows, bad, api, sink, missing, extra, dups int }
 	for _, s := range specs {
-		rd, ok := s.Sink.(sinks.Reader)
-		if !ok {
-			return usageError("verify: the sink of org %s cannot be read back", s.Org.ID)
+		if _, ok := s.Sink.(sinks.Inventory); !ok {
+			return usageError("verify: the sink of org %s cannot list what it holds", s.Org.ID)
 		}
-		for _, w := range runner.Windows(s.Org.ID, f, t, s.Window) {
-			if ctx.Err() != nil {
-				return ctx.Err()
-			}
-			v, err := verifyOne(ctx, a.client, rd, s.Org, w)
-			if err != nil {
-				return fmt.Errorf("verify %s: %w", w, err)
-			}
-			total.windows++
-			total.api += v.api
-			total.sink += v.sink
-			total.missing += v.nMissing
-			total.extra += v.nExtra
-			total.dups += v.nDups
-			if !v.ok() {
-				total.bad++
-			}
-			if !v.ok() || *verbose {
-				printVerify(stdout, v)
+	}
+	tty := isTerminal(stderr)
+	var total runner.VerifySummary
+	findings, infos, seen := 0, 0, 0
+	for _, s := range specs {
+		sum, err := a.engine.Verify(ctx, s, f, t, func(v runner.VerifyWindow) {
+			seen++
+			if v.Differs() || *verbose {
+				printVerifyWindow(stdout, v)
 			}
 			if tty {
-				fmt.Fprintf(stderr, "\rverified %d windows", total.windows)
-			} else if total.windows%100 == 0 {
-				a.log.Info("verify progress", "windows", total.windows)
+				fmt.Fprintf(stderr, "\rverified %d windows", seen)
+			} else if seen%100 == 0 {
+				a.log.Info("verify progress", "windows", seen)
 			}
+		})
+		if err != nil {
+			if tty {
+				fmt.Fprintln(stderr)
+			}
+			return err
 		}
+		if *verbose {
+			cp, cross := "none", "off (cursor or link pagination, or date bounds)"
+			if sum.Checkpoint {
+				cp = sum.CheckpointEnd.UTC().Format(time.RFC3339)
+			}
+			if sum.CrossChecked {
+				cross = "on"
+			}
+			fmt.Fprintf(stdout, "%-8s %s: checkpoint %s, the API's clock %s, %d units listed, paging cross-check %s\n",
+				"org", sum.Org, cp, sum.APINow.UTC().Format(time.RFC3339), sum.Units, cross)
+		}
+		for _, fd := range sum.Findings {
+			label := "FINDING"
+			if fd.Info {
+				label = "info"
+				infos++
+			} else {
+				findings++
+			}
+			fmt.Fprintf(stdout, "%-8s %s %s: %s: %s\n", label, sum.Org, fd.Kind, fd.Unit, fd.Detail)
+		}
+		total.Windows += sum.Windows
+		total.NotSynced += sum.NotSynced
+		total.Differ += sum.Differ
+		total.PagingDiffers += sum.PagingDiffers
+		total.API += sum.API
+		total.Sink += sum.Sink
+		total.Missing += sum.Missing
+		total.QuarantineOnly += sum.QuarantineOnly
+		total.Extra += sum.Extra
+		total.Duplicated += sum.Duplicated
+		total.Outside += sum.Outside
+		total.Adjacent += sum.Adjacent
 	}
 	if tty {
 		fmt.Fprintln(stderr)
 	}
-	fmt.Fprintf(stdout, "verify: %d windows, %d events in the API, %d rows in the sink: %d missing, %d extra, %d duplicated; %d windows differ\n",
-		total.windows, total.api, total.sink, total.missing, total.extra, total.dups, total.bad)
-	if total.bad > 0 {
+	// The summary's start is parsed by tests and scripts: keep its shape.
+	fmt.Fprintf(stdout, "verify: %d windows, %d events in the API, %d rows in the sink: %d missing, %d extra, %d duplicated; %d windows differ "+
+		"(%d events only in quarantine, %d rows outside their unit, %d windows with disagreeing API paging); %d windows not synced yet; %d findings",
+		total.Windows, total.API, total.Sink, total.Missing, total.Extra, total.Duplicated, total.Differ,
+		total.QuarantineOnly, total.Outside, total.PagingDiffers, total.NotSynced, findings)
+	if total.Adjacent > 0 {
+		fmt.Fprintf(stdout, "; %d ids the API returns in a window are archived once in an adjacent one", total.Adjacent)
+	}
+	if infos > 0 {
+		fmt.Fprintf(stdout, " (and %d for information)", infos)
+	}
+	fmt.Fprintln(stdout)
+	if total.Differ > 0 || findings > 0 {
 		return &exitError{code: exitDiffers, err: errors.New("the sink differs from the API")}
 	}
 	return nil
 }
 
-func printVerify(w io.Writer, v verifyWindow) {
+func printVerifyWindow(w io.Writer, v runner.VerifyWindow) {
+	if v.NotSynced != "" {
+		fmt.Fprintf(w, "%-8s %s sink=%d: not synced yet (%s)\n", "-", v.Window, v.Sink, v.NotSynced)
+		return
+	}
 	status := "ok"
-	if !v.ok() {
+	if v.Differs() {
 		status = "DIFFERS"
 	}
-	fmt.Fprintf(w, "%-8s %s api=%d sink=%d missing=%d extra=%d duplicated=%d\n", status, v.w, v.api, v.sink, v.nMissing, v.nExtra, v.nDups)
+	fmt.Fprintf(w, "%-8s %s api=%d sink=%d units=%d missing=%d extra=%d duplicated=%d quarantine-only=%d outside=%d\n",
+		status, v.Window, v.API, v.Sink, v.Units, v.Missing.N, v.Extra.N, v.Duplicated.N, v.QuarantineOnly.N, v.Outside.N)
 	for _, x := range []struct {
 		what string
-		ids  []string
-	}{{"missing", v.missing}, {"extra", v.extra}, {"duplicated", v.dups}} {
-		if len(x.ids) > 0 {
-			fmt.Fprintf(w, "         %s: %v\n", x.what, x.ids)
+		ids  runner.IDSample
+	}{
+		{"missing", v.Missing},
+		{"only in quarantine (a boundary event the sync set aside)", v.QuarantineOnly},
+		{"extra", v.Extra},
+		{"duplicated", v.Duplicated},
+		{"outside their unit's range", v.Outside},
+		{"archived once in an adjacent window (not a difference)", v.Adjacent},
+	} {
+		if x.ids.N > 0 {
+			fmt.Fprintf(w, "         %s: %s\n", x.what, x.ids)
 		}
 	}
-}
-
-// verifyOne re-walks the API for w and compares its event ids with the
-// sink's. Memory is one window's ids.
-func verifyOne(ctx context.Context, c *source.Client, rd sinks.Reader, org source.Org, w source.Window) (verifyWindow, error) {
-	v := verifyWindow{w: w}
-	want := map[string]int{} // id -> times seen in the sink
-	walk := func(opts source.WalkOptions) error {
-		clear(want)
-		v.quarantined = 0
-		_, err := c.WalkWith(ctx, org, w, nil, opts, func(p source.Page) error {
-			if p.Rec != nil {
-				ids, ok := p.Rec.Column(source.ColEventID).(*array.String)
-				if !ok {
-					p.Rec.Release()
-					return errors.New("event_id column is not a string array")
-				}
-				for i := 0; i < ids.Len(); i++ {
-					want[ids.Value(i)] = 0
-				}
-				p.Rec.Release()
-			}
-			v.quarantined += len(p.Quarantined)
-			return nil
-		})
-		return err
+	if p := v.Paging; p.Differs() {
+		fmt.Fprintf(w, "         API paging disagrees: the whole window's walk returned %d ids, its 4 quarters' walks %d "+
+			"(%d only in the quarters, %d only in the whole walk): a walk was truncated; the union is taken as the API's truth\n",
+			p.Whole, p.Split, p.OnlySplit, p.OnlyWhole)
 	}
-	err := walk(source.WalkOptions{})
-	if errors.Is(err, source.ErrUnsorted) {
-		err = walk(source.WalkOptions{FullDedup: true}) // as the sync does
-	}
-	if err != nil {
-		return v, fmt.Errorf("walk the API: %w", err)
-	}
-	v.api = len(want)
-	err = rd.EventIDs(ctx, w, func(id string) error {
-		v.sink++
-		n, ok := want[id]
-		if !ok {
-			v.nExtra++
-			if len(v.extra) < verifyShow {
-				v.extra = append(v.extra, id)
-			}
-			return nil
-		}
-		want[id] = n + 1
-		if n == 1 {
-			v.nDups++
-			if len(v.dups) < verifyShow {
-				v.dups = append(v.dups, id)
-			}
-		}
-		return nil
-	})
-	if err != nil {
-		return v, fmt.Errorf("read the sink: %w", err)
-	}
-	for id, n := range want {
-		if n == 0 {
-			v.nMissing++
-			v.missing = append(v.missing, id)
-		}
-	}
-	sort.Strings(v.missing)
-	if len(v.missing) > verifyShow {
-		v.missing = v.missing[:verifyShow]
-	}
-	return v, nil
 }

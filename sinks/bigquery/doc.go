@@ -1,6 +1,6 @@
 // Package bigquery is the BigQuery sink (type "bigquery"): every window is
-// written into one shared, day-partitioned table so that rerunning a window
-// replaces its rows instead of adding to them.
+// written into one shared, day-partitioned table, where rerunning a window
+// adds only the rows whose ids the table does not hold yet.
 //
 // # How a commit works
 //
@@ -12,18 +12,29 @@
 //     several) into ONE staging table, vaultsink_stage_<id>, expiring after a
 //     day, with WRITE_TRUNCATE, under the load job id vaultsink_load_<id>;
 //
-//  2. runs ONE query job, under the job id vaultsink_merge_<id>, a transaction:
+//  2. counts, in a read-only query, what the target holds for each unit's
+//     window, how many of those ids the staged rows (the walk's answer) no
+//     longer hold (Result.Vanished), and how many staged rows the commit
+//     will add (Result.New);
+//
+//  3. runs ONE query job, under the job id vaultsink_merge_<id>, a transaction:
 //
 //     BEGIN TRANSACTION;
-//     DELETE FROM target WHERE (org_id=@o0 AND timestamp>=@s0 AND timestamp<@e0) OR ...;
-//     INSERT INTO target (...) SELECT ..., PARSE_JSON(detail), ... FROM staging
+//     INSERT INTO target (...) SELECT ..., PARSE_JSON(detail), ... FROM staging S
+//     WHERE NOT EXISTS (the target holds S.event_id in S's window or an adjacent one)
 //     QUALIFY ROW_NUMBER() OVER (PARTITION BY org_id, event_id ...) = 1;
+//     DELETE FROM <table>_quarantine WHERE (org_id, window_start) of every unit;
+//     INSERT INTO <table>_quarantine SELECT ... FROM the quarantine staging table;
 //     COMMIT TRANSACTION
 //
-//     which replaces exactly the rows of the committed (org, window) slices,
-//     atomically: readers see the old slices or the new ones;
+//     so the table only grows: a re-pull that returns less removes nothing,
+//     a rerun adds nothing twice, and an id repeated across a window
+//     boundary is kept once (the copy stored first wins), as in the Parquet
+//     sinks. Every read of the target is also bounded by constant
+//     timestamps around all the windows, so BigQuery prunes partitions. A
+//     window's quarantine is replaced by its latest pull's (none clears it);
 //
-//  3. drops the staging table.
+//  4. drops the staging tables.
 //
 // <id> is a hash of the windows and the sha256 of their Parquet bytes, so a
 // retry of the same batch reuses every name. The Go client does not retry
@@ -34,21 +45,11 @@
 // next attempt uses id_r1, id_r2, id_r3. Errors name the job id and BigQuery's
 // reason; invalid, invalidQuery and accessDenied wrap sinks.ErrPermanent.
 //
-// A unit with no rows adds no DELETE predicate: an empty answer never deletes
-// data (see sinks.Unit.Commit). Contiguous windows of one org collapse into
-// one predicate. Quarantined records go to <table>_quarantine, replaced per
-// (org, window_start) by a second DELETE + INSERT in the same transaction.
-//
-// Refinements of the issue's design, and why: (1) detail and extra are JSON
-// in the target but STRING in staging, converted with PARSE_JSON, because
-// BigQuery load jobs fill JSON columns only from CSV, Avro and newline
-// -delimited JSON, not from Parquet; so the INSERT names its columns (INSERT
-// ROW would need identical types). (2) DELETE + INSERT in one transaction
-// instead of MERGE ... ON FALSE: the issue allows both and BigQuery makes
-// both atomic, but DuckDB (the stand-in's engine) runs MERGE ON FALSE with
-// NOT MATCHED BY SOURCE as a nested-loop join (measured: 100k x 100k rows
-// took 110 s), so the statement the tests can execute at realistic sizes is
-// the transaction. The stand-in still runs MERGE (bqtest TestMerge).
+// detail and extra are JSON in the target but STRING in staging, converted
+// with PARSE_JSON, because BigQuery load jobs fill JSON columns only from
+// CSV, Avro and newline-delimited JSON, not from Parquet; so the INSERT names
+// its columns. Every unit of a commit takes part, even one with nothing to
+// write: its quarantine is cleared and what the table holds for it counted.
 //
 // # The table
 //
@@ -72,7 +73,8 @@
 //
 // A commit waits for its group even when its context ends, because the group
 // reads the unit's files; Close cancels a running group (its callers get an
-// error and rerun the windows later, which the replace makes harmless).
+// error and rerun the windows later, which the insert-if-absent makes
+// harmless).
 //
 // The limits that matter (BigQuery quotas page): 1,500 table modifications
 // (load/copy/query-destination jobs) per table per day; 100,000 load jobs per
@@ -100,8 +102,9 @@
 //     jobs of each kind, under 1,500 even with no cross-org grouping at all.
 //     TestCatchUpBatching measures 200 orgs × 2 days against the stand-in.
 //
-// The DELETE's constant timestamp bounds (query parameters) let BigQuery
-// prune to the days of the committed windows (not verified by the stand-in).
+// The constant timestamp bounds (query parameters) on every read of the
+// target let BigQuery prune to the days of the committed windows (not
+// verified by the stand-in).
 //
 // Tests run against sinks/bigquery/bqtest, a REST stand-in that executes the
 // statements on DuckDB; TestRealBigQuery runs against the real service when

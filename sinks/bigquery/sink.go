@@ -21,14 +21,15 @@ import (
 	"github.com/apache/arrow-go/v18/arrow/memory"
 	"github.com/apache/arrow-go/v18/parquet"
 	"github.com/apache/arrow-go/v18/parquet/compress"
-	"github.com/apache/arrow-go/v18/parquet/file"
 	"github.com/apache/arrow-go/v18/parquet/pqarrow"
 	"github.com/prometheus/client_golang/prometheus"
 	"google.golang.org/api/googleapi"
+	"google.golang.org/api/iterator"
 	"google.golang.org/api/option"
 
 	"github.com/vaultsink/vaultsink/sinks"
 	"github.com/vaultsink/vaultsink/sinks/pqenc"
+	"github.com/vaultsink/vaultsink/sinks/pqread"
 	"github.com/vaultsink/vaultsink/source"
 )
 
@@ -36,6 +37,7 @@ var (
 	_ sinks.Sink           = (*Sink)(nil)
 	_ sinks.BatchCommitter = (*Sink)(nil)
 	_ sinks.Reader         = (*Sink)(nil)
+	_ sinks.NearDeduper    = (*Sink)(nil)
 )
 
 // Sink writes windows into one BigQuery table. See the package doc.
@@ -126,6 +128,12 @@ func (s *Sink) Close() error {
 // MaxBatch is the number of windows of one org the planner may commit together.
 func (s *Sink) MaxBatch() int { return s.cfg.MaxBatch }
 
+// Identity is the target table.
+func (s *Sink) Identity() string { return "bigquery:" + s.target() }
+
+// DedupsNearWindows: the INSERT itself skips ids the adjacent windows hold.
+func (s *Sink) DedupsNearWindows() {}
+
 func (s *Sink) target() string {
 	return fmt.Sprintf("%s.%s.%s", s.cfg.Project, s.cfg.Dataset, s.cfg.Table)
 }
@@ -156,6 +164,7 @@ type unit struct {
 	qsum  string
 	qbuf  []source.Quarantined
 
+	stats          unitStats // set by the group commit
 	finished, done bool
 }
 
@@ -265,8 +274,8 @@ func (u *unit) cleanup() {
 }
 
 func (u *unit) result(location string) sinks.Result {
-	r := sinks.Result{Events: u.rows, Quarantined: u.qrows, Bytes: u.size}
-	if u.rows > 0 {
+	r := sinks.Result{Events: u.stats.events, New: u.stats.added, Vanished: u.stats.vanished, Quarantined: u.qrows, Bytes: u.size}
+	if r.Events > 0 {
 		r.Location = location
 	}
 	return r
@@ -296,14 +305,11 @@ func (s *Sink) commit(ctx context.Context, us []*unit) ([]sinks.Result, error) {
 		}
 	}
 	results := make([]sinks.Result, len(us))
-	var work []*unit
-	for _, u := range us {
-		if u.rows > 0 || u.qrows > 0 {
-			work = append(work, u)
-		}
-	}
-	if len(work) > 0 {
-		req := &commitReq{units: work, done: make(chan error, 1)}
+	// Every unit takes part, even one with nothing to write: its window's
+	// earlier quarantine is replaced and what the table holds for it is
+	// counted (Result.Events, Vanished).
+	{
+		req := &commitReq{units: us, done: make(chan error, 1)}
 		select {
 		case s.reqs <- req:
 		case <-ctx.Done():
@@ -323,6 +329,11 @@ func (s *Sink) commit(ctx context.Context, us []*unit) ([]sinks.Result, error) {
 		u.cleanup()
 	}
 	return results, nil
+}
+
+// unitStats is what the table holds for a unit's window after its commit.
+type unitStats struct {
+	events, added, vanished int64
 }
 
 // commitReq is one caller's units waiting for a group commit.
@@ -408,8 +419,9 @@ func overlaps(group []*commitReq, r *commitReq) bool {
 	return false
 }
 
-// commitGroup loads the units into one staging table and replaces their
-// slices of the target with one DML statement.
+// commitGroup loads the units into one staging table and adds their new
+// rows to the target in one transaction script, then reads what the table
+// holds for each unit's window.
 func (s *Sink) commitGroup(ctx context.Context, units []*unit, callers int) error {
 	start := time.Now()
 	if err := s.ensure(ctx); err != nil {
@@ -439,11 +451,10 @@ func (s *Sink) commitGroup(ctx context.Context, units []*unit, callers int) erro
 	id := hex.EncodeToString(h.Sum(nil))[:40]
 	log := s.log.With("batch", id, "units", len(units), "callers", callers)
 
-	var stmts []string
-	var params []bigquery.QueryParameter
 	var stages []string
+	stage, qstage := "", ""
 	if len(data) > 0 {
-		stage := "vaultsink_stage_" + id
+		stage = "vaultsink_stage_" + id
 		path, cleanup, err := s.mergedData(data)
 		if err != nil {
 			return err
@@ -454,27 +465,31 @@ func (s *Sink) commitGroup(ctx context.Context, units []*unit, callers int) erro
 			return err
 		}
 		stages = append(stages, stage)
-		q, p := s.replaceSQL(stage, data)
-		stmts, params = append(stmts, q...), append(params, p...)
 	}
 	if len(quar) > 0 {
-		stage := "vaultsink_stage_" + id + "_q"
+		qstage = "vaultsink_stage_" + id + "_q"
 		path, cleanup, err := s.mergedQuarantine(quar)
 		if err != nil {
 			return err
 		}
-		err = s.load(ctx, "vaultsink_load_"+id+"_q", stage, quarantineSchema, path)
+		err = s.load(ctx, "vaultsink_load_"+id+"_q", qstage, quarantineSchema, path)
 		cleanup()
 		if err != nil {
 			return err
 		}
-		stages = append(stages, stage)
-		q, p := s.quarantineSQL(stage, quar)
-		stmts, params = append(stmts, q...), append(params, p...)
+		stages = append(stages, qstage)
 	}
-	sqlText := "BEGIN TRANSACTION;\n" + strings.Join(stmts, ";\n") + ";\nCOMMIT TRANSACTION"
+	// What the table holds for each window before the commit, and what the
+	// commit will add: read first, because a transaction's results cannot
+	// tell new rows from held ones. The org's lease keeps other writers of
+	// these windows away until the commit.
+	cq, cparams := s.countSQL(units, stage)
+	if err := s.readStats(ctx, cq, cparams, units); err != nil {
+		return err
+	}
+	sqlText, params := s.commitSQL(units, stage, qstage)
 	jobID := "vaultsink_merge_" + id
-	err := s.runJob(ctx, "dml", jobID, func(ctx context.Context, jid string) (*bigquery.Job, error) {
+	_, err := s.runJob(ctx, "dml", jobID, func(ctx context.Context, jid string) (*bigquery.Job, error) {
 		q := s.client.Query(sqlText)
 		q.Parameters = params
 		q.JobID = jid
@@ -498,6 +513,49 @@ func (s *Sink) commitGroup(ctx context.Context, units []*unit, callers int) erro
 	return nil
 }
 
+// readStats reads countSQL's answer: per unit window, the rows the table
+// holds, how many the commit adds, and how many held ids the walk did not
+// return.
+func (s *Sink) readStats(ctx context.Context, sql string, params []bigquery.QueryParameter, units []*unit) error {
+	// A read of the table as it is now: a one-off job (a deterministic id
+	// would answer a rerun with an earlier, stale count).
+	q := s.client.Query(sql)
+	q.Parameters = params
+	q.Location = s.cfg.Location
+	q.Labels = map[string]string{"vaultsink": "count"}
+	it, err := q.Read(ctx)
+	if err != nil {
+		return fmt.Errorf("count what the table holds for %d windows: %w", len(units), classify(err))
+	}
+	type key struct {
+		org string
+		ws  int64
+	}
+	byWindow := map[key]*unit{}
+	for _, u := range units {
+		byWindow[key{u.w.Org, u.w.Start.UnixMicro()}] = u
+	}
+	for {
+		var row struct {
+			Org      string    `bigquery:"org"`
+			WS       time.Time `bigquery:"ws"`
+			Held     int64     `bigquery:"held"`
+			Added    int64     `bigquery:"added"`
+			Vanished int64     `bigquery:"vanished"`
+		}
+		err := it.Next(&row)
+		if errors.Is(err, iterator.Done) {
+			return nil
+		}
+		if err != nil {
+			return fmt.Errorf("count what the table holds for %d windows: %w", len(units), classify(err))
+		}
+		if u := byWindow[key{row.Org, row.WS.UnixMicro()}]; u != nil {
+			u.stats = unitStats{events: row.Held + row.Added, added: row.Added, vanished: row.Vanished}
+		}
+	}
+}
+
 // load creates the staging table (expiring in a day) and loads path into it
 // under a deterministic job id.
 func (s *Sink) load(ctx context.Context, jobID, stage string, schema bigquery.Schema, path string) error {
@@ -507,7 +565,7 @@ func (s *Sink) load(ctx context.Context, jobID, stage string, schema bigquery.Sc
 	if err := t.Create(ctx, md); err != nil && !isDuplicate(err) {
 		return fmt.Errorf("create staging table %s.%s: %w", s.cfg.StagingDataset, stage, classify(err))
 	}
-	return s.runJob(ctx, "load", jobID, func(ctx context.Context, jid string) (*bigquery.Job, error) {
+	_, err := s.runJob(ctx, "load", jobID, func(ctx context.Context, jid string) (*bigquery.Job, error) {
 		f, err := os.Open(path)
 		if err != nil {
 			return nil, err
@@ -526,6 +584,7 @@ func (s *Sink) load(ctx context.Context, jobID, stage string, schema bigquery.Sc
 		l.Labels = map[string]string{"vaultsink": "load"}
 		return l.Run(ctx)
 	})
+	return err
 }
 
 // mergedData returns one Parquet file holding every unit's rows: the unit's
@@ -572,42 +631,15 @@ func (s *Sink) mergedData(us []*unit) (string, func(), error) {
 	return out.Name(), cleanup, nil
 }
 
-// copyParquet streams the row batches of the Parquet file at path, relabelled
-// with schema (the reader adds field-id metadata the writers do not want),
-// into write, a batch at a time.
+// copyParquet streams the row batches of the Parquet file at path,
+// relabelled with schema, into write, a batch at a time.
 func copyParquet(path string, schema *arrow.Schema, write func(arrow.RecordBatch) error) error {
 	f, err := os.Open(path)
 	if err != nil {
 		return err
 	}
 	defer f.Close()
-	pr, err := file.NewParquetReader(f)
-	if err != nil {
-		return err
-	}
-	defer pr.Close()
-	fr, err := pqarrow.NewFileReader(pr, pqarrow.ArrowReadProperties{BatchSize: 8192}, memory.DefaultAllocator)
-	if err != nil {
-		return err
-	}
-	rr, err := fr.GetRecordReader(context.Background(), nil, nil)
-	if err != nil {
-		return err
-	}
-	defer rr.Release()
-	for rr.Next() {
-		rb := rr.RecordBatch()
-		rec := array.NewRecordBatch(schema, rb.Columns(), rb.NumRows())
-		err := write(rec)
-		rec.Release()
-		if err != nil {
-			return err
-		}
-	}
-	if err := rr.Err(); err != nil && !errors.Is(err, io.EOF) {
-		return err
-	}
-	return nil
+	return pqread.Copy(context.Background(), f, schema, write)
 }
 
 // dataColumns are the target's columns in source.Schema order; detail and
@@ -629,66 +661,132 @@ func insertColumns() (cols, vals string) {
 	return cols, vals
 }
 
-// span is a run of contiguous non-empty windows of one org: one predicate.
-type span struct {
-	org        string
-	start, end time.Time
+// windowsSQL is a table of the units' windows, each with the adjacent
+// windows' bounds (nlo, nhi), and the constant bounds around all of them
+// that let BigQuery prune the target's partitions; param adds parameters.
+func windowsSQL(units []*unit, param func(string, any) string) (windows, lo, hi string) {
+	l, h := units[0].w.Start, units[0].w.End
+	var sel []string
+	for i, u := range units {
+		size := u.w.End.Sub(u.w.Start)
+		l = minTime(l, u.w.Start.Add(-size))
+		h = maxTime(h, u.w.End.Add(size))
+		sel = append(sel, fmt.Sprintf("SELECT %s AS org, %s AS ws, %s AS we, %s AS nlo, %s AS nhi",
+			param(fmt.Sprintf("o%d", i), u.w.Org), param(fmt.Sprintf("s%d", i), u.w.Start.UTC()),
+			param(fmt.Sprintf("e%d", i), u.w.End.UTC()), param(fmt.Sprintf("l%d", i), u.w.Start.Add(-size).UTC()),
+			param(fmt.Sprintf("h%d", i), u.w.End.Add(size).UTC())))
+	}
+	return "(" + strings.Join(sel, "\n  UNION ALL ") + ")", param("lo", l.UTC()), param("hi", h.UTC())
 }
 
-func spans(us []*unit) []span {
-	var out []span
-	for _, u := range us { // sorted by org, start
-		if n := len(out); n > 0 && out[n-1].org == u.w.Org && out[n-1].end.Equal(u.w.Start) {
-			out[n-1].end = u.w.End
-			continue
-		}
-		out = append(out, span{u.w.Org, u.w.Start, u.w.End})
-	}
-	return out
+// paramList collects query parameters.
+type paramList []bigquery.QueryParameter
+
+func (p *paramList) add(name string, v any) string {
+	*p = append(*p, bigquery.QueryParameter{Name: name, Value: v})
+	return "@" + name
 }
 
-// replaceSQL deletes every unit's (org, window) slice of the target and
-// inserts the staged rows (one per event id). It runs inside the commit's
-// transaction script, so readers see the old slice or the new one, never a
-// mix. Empty units are not in us, so they delete nothing.
-func (s *Sink) replaceSQL(stage string, us []*unit) ([]string, []bigquery.QueryParameter) {
-	var pred string
-	var params []bigquery.QueryParameter
-	for i, sp := range spans(us) {
-		if i > 0 {
-			pred += "\n   OR "
-		}
-		pred += fmt.Sprintf("(org_id = @o%d AND `timestamp` >= @s%d AND `timestamp` < @e%d)", i, i, i)
-		params = append(params,
-			bigquery.QueryParameter{Name: fmt.Sprintf("o%d", i), Value: sp.org},
-			bigquery.QueryParameter{Name: fmt.Sprintf("s%d", i), Value: sp.start.UTC()},
-			bigquery.QueryParameter{Name: fmt.Sprintf("e%d", i), Value: sp.end.UTC()})
-	}
-	cols, vals := insertColumns()
-	del := fmt.Sprintf("DELETE FROM `%s`\nWHERE %s", s.target(), pred)
-	ins := fmt.Sprintf("INSERT INTO `%s` (%s)\nSELECT %s\nFROM `%s.%s.%s` AS S\nWHERE TRUE\nQUALIFY ROW_NUMBER() OVER (PARTITION BY S.org_id, S.event_id ORDER BY S.`timestamp`, S.ingested_at) = 1",
-		s.target(), cols, vals, s.cfg.Project, s.cfg.StagingDataset, stage)
-	return []string{del, ins}, params
+// notHeld is the condition under which a staged row S (joined with its
+// window's nlo, nhi) is new: the table holds its id neither in its window
+// nor in an adjacent one. The constant bounds lo, hi let BigQuery prune.
+func notHeld(target, lo, hi string) string {
+	return fmt.Sprintf(`NOT EXISTS (
+  SELECT 1 FROM %s AS T
+  WHERE T.org_id = S.org_id AND T.event_id = S.event_id
+    AND T.`+"`timestamp`"+` >= %s AND T.`+"`timestamp`"+` < %s
+    AND T.`+"`timestamp`"+` >= S.nlo AND T.`+"`timestamp`"+` < S.nhi)`, target, lo, hi)
 }
 
-// quarantineSQL replaces the quarantine rows of the units' windows.
-func (s *Sink) quarantineSQL(stage string, us []*unit) ([]string, []bigquery.QueryParameter) {
-	var pred string
-	var params []bigquery.QueryParameter
-	for i, u := range us {
-		if i > 0 {
-			pred += "\n   OR "
-		}
-		pred += fmt.Sprintf("(org_id = @qo%d AND window_start = @qs%d)", i, i)
-		params = append(params,
-			bigquery.QueryParameter{Name: fmt.Sprintf("qo%d", i), Value: u.w.Org},
-			bigquery.QueryParameter{Name: fmt.Sprintf("qs%d", i), Value: u.w.Start.UTC()})
+// staged selects the staged rows of the units' windows with their
+// windows' bounds.
+func staged(stage, windows string) string {
+	return fmt.Sprintf("(SELECT S.*, U.ws, U.nlo, U.nhi FROM %s AS S JOIN %s AS U\n      ON S.org_id = U.org AND S.`timestamp` >= U.ws AND S.`timestamp` < U.we)", stage, windows)
+}
+
+func (s *Sink) stageRef(t string) string {
+	return fmt.Sprintf("`%s.%s.%s`", s.cfg.Project, s.cfg.StagingDataset, t)
+}
+
+// commitSQL is the commit's transaction script and its parameters. stage
+// and qstage name the staging tables of the data and quarantine rows ("":
+// none).
+//
+// The table only grows: a staged row is inserted unless the table already
+// holds its id in its window or an adjacent one (the held copy wins, and an
+// id repeated across a boundary is archived once), so a re-pull that
+// returns less never removes a row and a rerun adds nothing twice. The
+// quarantine of every unit's window is replaced (a unit that quarantined
+// nothing clears it).
+func (s *Sink) commitSQL(units []*unit, stage, qstage string) (string, []bigquery.QueryParameter) {
+	var params paramList
+	windows, lo, hi := windowsSQL(units, params.add)
+	target := "`" + s.target() + "`"
+	qt := fmt.Sprintf("`%s.%s.%s`", s.cfg.Project, s.cfg.Dataset, s.quarantineTable())
+	stmts := []string{"BEGIN TRANSACTION"}
+	if stage != "" {
+		cols, vals := insertColumns()
+		stmts = append(stmts, fmt.Sprintf("INSERT INTO %s (%s)\nSELECT %s\nFROM %s AS S\nWHERE %s\nQUALIFY ROW_NUMBER() OVER (PARTITION BY S.org_id, S.event_id ORDER BY S.`timestamp`, S.ingested_at) = 1",
+			target, cols, vals, staged(s.stageRef(stage), windows), notHeld(target, lo, hi)))
 	}
-	qt := fmt.Sprintf("%s.%s.%s", s.cfg.Project, s.cfg.Dataset, s.quarantineTable())
-	del := fmt.Sprintf("DELETE FROM `%s`\nWHERE %s", qt, pred)
-	ins := fmt.Sprintf("INSERT INTO `%s` (org_id, window_start, window_end, page, reason, raw)\nSELECT org_id, window_start, window_end, page, reason, raw FROM `%s.%s.%s`",
-		qt, s.cfg.Project, s.cfg.StagingDataset, stage)
-	return []string{del, ins}, params
+	var qpred []string
+	for i := range units {
+		qpred = append(qpred, fmt.Sprintf("(org_id = @o%d AND window_start = @s%d)", i, i))
+	}
+	stmts = append(stmts, fmt.Sprintf("DELETE FROM %s\nWHERE %s", qt, strings.Join(qpred, "\n   OR ")))
+	if qstage != "" {
+		stmts = append(stmts, fmt.Sprintf("INSERT INTO %s (org_id, window_start, window_end, page, reason, raw)\nSELECT org_id, window_start, window_end, page, reason, raw FROM %s",
+			qt, s.stageRef(qstage)))
+	}
+	stmts = append(stmts, "COMMIT TRANSACTION")
+	return strings.Join(stmts, ";\n"), params
+}
+
+// countSQL counts, per unit window, the rows the table holds (held), those
+// whose id the staged rows (the walk's answer) do not repeat (vanished),
+// and the staged rows the commit will add (added).
+func (s *Sink) countSQL(units []*unit, stage string) (string, []bigquery.QueryParameter) {
+	var params paramList
+	windows, lo, hi := windowsSQL(units, params.add)
+	target := "`" + s.target() + "`"
+	rows := "(SELECT CAST(NULL AS STRING) AS org_id, CAST(NULL AS STRING) AS event_id, CAST(NULL AS TIMESTAMP) AS `timestamp` LIMIT 0)"
+	if stage != "" {
+		rows = "(SELECT org_id, event_id, `timestamp` FROM " + s.stageRef(stage) + ")"
+	}
+	q := fmt.Sprintf(`SELECT U.org, U.ws, IFNULL(H.held, 0) AS held, IFNULL(H.vanished, 0) AS vanished, IFNULL(N.added, 0) AS added
+FROM %[1]s AS U
+LEFT JOIN (
+  SELECT org, ws, COUNT(*) AS held, COUNTIF(NOT returned) AS vanished
+  FROM (
+    SELECT U.org, U.ws, T.event_id, LOGICAL_OR(S.event_id IS NOT NULL) AS returned
+    FROM %[1]s AS U
+    JOIN %[2]s AS T ON T.org_id = U.org AND T.`+"`timestamp`"+` >= U.ws AND T.`+"`timestamp`"+` < U.we
+    LEFT JOIN %[3]s AS S ON S.org_id = T.org_id AND S.event_id = T.event_id
+    WHERE T.`+"`timestamp`"+` >= %[4]s AND T.`+"`timestamp`"+` < %[5]s
+    GROUP BY U.org, U.ws, T.event_id)
+  GROUP BY org, ws
+) AS H ON H.org = U.org AND H.ws = U.ws
+LEFT JOIN (
+  SELECT S.org_id AS org, S.ws, COUNT(DISTINCT S.event_id) AS added
+  FROM %[6]s AS S
+  WHERE %[7]s
+  GROUP BY S.org_id, S.ws
+) AS N ON N.org = U.org AND N.ws = U.ws`, windows, target, rows, lo, hi, staged(rows, windows), notHeld(target, lo, hi))
+	return q, params
+}
+
+func minTime(a, b time.Time) time.Time {
+	if b.Before(a) {
+		return b
+	}
+	return a
+}
+
+func maxTime(a, b time.Time) time.Time {
+	if b.After(a) {
+		return b
+	}
+	return a
 }
 
 // Quarantine records go to <table>_quarantine, replaced per window like data.

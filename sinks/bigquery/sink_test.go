@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"slices"
 	"sort"
 	"sync"
 	"testing"
@@ -213,26 +214,29 @@ func TestCatchUpBatching(t *testing.T) {
 // TestLostResponses: BigQuery accepted the load (and then the DML) but the
 // answer was lost, as when the process or the connection dies right after
 // jobs.insert. The retry under the same job id gets 409 duplicate, waits for
-// the existing job and succeeds; nothing is loaded or replaced twice.
+// the existing job and succeeds; nothing is loaded or added twice, and the
+// rows the window held are kept.
 func TestLostResponses(t *testing.T) {
-	for _, kind := range []bqtest.JobKind{bqtest.LoadJob, bqtest.QueryJob} {
+	for _, kind := range []bqtest.JobKind{bqtest.LoadJob, bqtest.DMLJob} {
 		t.Run(string(kind), func(t *testing.T) {
 			srv := bqtest.Start(t, project)
 			s := newSink(t, srv, nil)
 			defer s.Close()
 			w := sinktest.Window("org_a", 5)
-			want := sinktest.IDs("evt", 0, 1200)
-			sinktest.WriteWindow(t, s, w, sinktest.IDs("old", 0, 50), 1000)
+			old := sinktest.IDs("old", 0, 50)
+			sinktest.WriteWindow(t, s, w, old, 1000)
 			loads0, queries0 := srv.Totals()
 			srv.Inject(kind, bqtest.LoseResponse, "", 1)
-			sinktest.WriteWindow(t, s, w, want, 1000)
+			sinktest.WriteWindow(t, s, w, sinktest.IDs("evt", 0, 1200), 1000)
+			want := append(sinktest.IDs("evt", 0, 1200), old...)
 			if got := ids(t, s, w); !equal(got, sorted(want)) {
 				t.Fatalf("after recovery: %d ids, want %d", len(got), len(want))
 			}
 			loads, queries := srv.Totals()
-			// One load and one DML (plus the read query): the 409 retry created no job.
-			if loads-loads0 != 1 || queries-queries0 != 2 {
-				t.Fatalf("jobs created: %d loads, %d queries; want 1 and 2", loads-loads0, queries-queries0)
+			// One load, the count and the DML (plus the read query): the 409
+			// retry created no job.
+			if loads-loads0 != 1 || queries-queries0 != 3 {
+				t.Fatalf("jobs created: %d loads, %d queries; want 1 and 3", loads-loads0, queries-queries0)
 			}
 		})
 	}
@@ -253,7 +257,7 @@ func TestRerunAfterCrash(t *testing.T) {
 	if err := u.finish(); err != nil {
 		t.Fatal(err)
 	}
-	srv.Inject(bqtest.QueryJob, bqtest.RejectInsert, "invalid", 1) // the "crash": the DML never ran
+	srv.Inject(bqtest.DMLJob, bqtest.RejectInsert, "invalid", 1) // the "crash": the DML never ran
 	err := s.commitGroup(ctx, []*unit{u}, 1)
 	var je *JobError
 	if !errors.As(err, &je) || je.Kind != "dml" || je.Reason != "invalid" || !errors.Is(err, sinks.ErrPermanent) {
@@ -290,7 +294,7 @@ func TestRerunAfterPermanentJobFailure(t *testing.T) {
 	if err := u.finish(); err != nil {
 		t.Fatal(err)
 	}
-	srv.Inject(bqtest.QueryJob, bqtest.FailJob, "invalidQuery", 1)
+	srv.Inject(bqtest.DMLJob, bqtest.FailJob, "invalidQuery", 1)
 	if err := s.commitGroup(ctx, []*unit{u}, 1); err == nil {
 		t.Fatal("first run: the injected permanent failure should surface")
 	}
@@ -315,8 +319,8 @@ func TestTransientJobFailures(t *testing.T) {
 	}{
 		{"load insert 503", bqtest.LoadJob, bqtest.RejectInsert},
 		{"load job backendError", bqtest.LoadJob, bqtest.FailJob},
-		{"dml insert 503", bqtest.QueryJob, bqtest.RejectInsert},
-		{"dml job backendError", bqtest.QueryJob, bqtest.FailJob},
+		{"dml insert 503", bqtest.DMLJob, bqtest.RejectInsert},
+		{"dml job backendError", bqtest.DMLJob, bqtest.FailJob},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			srv := bqtest.Start(t, project)
@@ -351,11 +355,12 @@ func TestResumableUpload(t *testing.T) {
 	if mp, sessions, chunks := srv.Uploads(); mp != 0 || sessions != 1 || chunks < 3 {
 		t.Fatalf("uploads: %d multipart, %d resumable sessions, %d chunks; want 0, 1, >= 3", mp, sessions, chunks)
 	}
-	// And a lost response on the resumable path recovers the same way.
+	// And a lost response on the resumable path recovers the same way (a
+	// re-pull of fewer events keeps every row).
 	srv.Inject(bqtest.LoadJob, bqtest.LoseResponse, "", 1)
-	sinktest.WriteWindow(t, s, w, want[:20000], 1000)
-	if got := ids(t, s, w); !equal(got, sorted(want[:20000])) {
-		t.Fatalf("%d ids, want %d", len(got), 20000)
+	sinktest.WriteWindow(t, s, w, slices.Concat(want[:20000], sinktest.IDs("late", 0, 100)), 1000)
+	if got := ids(t, s, w); !equal(got, sorted(slices.Concat(want, sinktest.IDs("late", 0, 100)))) {
+		t.Fatalf("%d ids, want %d", len(got), len(want)+100)
 	}
 }
 

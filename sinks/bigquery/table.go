@@ -183,7 +183,7 @@ func repeated(f *bigquery.FieldSchema) string {
 // belongs to that earlier attempt: the walk moves on to the next id without
 // counting it, or a window whose job once failed permanently (a schema error
 // since fixed) could never be written again while BigQuery remembers the id.
-func (s *Sink) runJob(ctx context.Context, kind, base string, start func(ctx context.Context, id string) (*bigquery.Job, error)) error {
+func (s *Sink) runJob(ctx context.Context, kind, base string, start func(ctx context.Context, id string) (*bigquery.Job, error)) (*bigquery.Job, error) {
 	const maxAttempts, maxSuffix = 6, 100
 	id, suffix := base, 0
 	pause := s.retryBase
@@ -220,7 +220,7 @@ func (s *Sink) runJob(ctx context.Context, kind, base string, start func(ctx con
 				jerr := st.Err()
 				if jerr == nil {
 					outcome = "ok"
-					return nil
+					return job, nil
 				}
 				if earlier && suffix < maxSuffix {
 					s.log.Warn("an earlier attempt's job failed; trying the next id", "job", id, "err", jerr)
@@ -230,11 +230,11 @@ func (s *Sink) runJob(ctx context.Context, kind, base string, start func(ctx con
 					continue
 				}
 				if !retryable(jerr) || suffix >= maxSuffix {
-					return jobError(kind, id, jerr)
+					return nil, jobError(kind, id, jerr)
 				}
 				s.log.Warn("job failed; retrying under the next id", "job", id, "err", jerr)
 				if rerr := retry(); rerr != nil {
-					return jobError(kind, id, jerr)
+					return nil, jobError(kind, id, jerr)
 				}
 				suffix++
 				id = fmt.Sprintf("%s_r%d", base, suffix)
@@ -242,11 +242,11 @@ func (s *Sink) runJob(ctx context.Context, kind, base string, start func(ctx con
 			}
 		}
 		if !retryable(err) {
-			return jobError(kind, id, err)
+			return nil, jobError(kind, id, err)
 		}
 		s.log.Warn("job request failed; retrying", "job", id, "err", err)
 		if rerr := retry(); rerr != nil {
-			return jobError(kind, id, err)
+			return nil, jobError(kind, id, err)
 		}
 	}
 }

@@ -15,7 +15,9 @@ import (
 
 // TestDuckDBReadsTree reads the committed tree the way a user would, with
 // DuckDB's Hive-partitioned Parquet reader: temp files, quarantine files and
-// replaced units must not show, timestamps must be TIMESTAMP WITH TIME ZONE.
+// earlier versions of a unit must not show (a rerun keeps what the unit
+// held and adds the rest, each id once), timestamps must be TIMESTAMP WITH
+// TIME ZONE.
 func TestDuckDBReadsTree(t *testing.T) {
 	root := t.TempDir()
 	s, _ := newSink(t, Config{Path: root})
@@ -25,9 +27,10 @@ func TestDuckDBReadsTree(t *testing.T) {
 		for h := 0; h < 3; h++ {
 			w := sinktest.Window(org, 24+h) // crosses a date partition
 			ids := sinktest.IDs(fmt.Sprintf("%s-%d", org, h), 0, 500+100*h)
-			sinktest.WriteWindow(t, s, w, sinktest.IDs("replaced", 0, 50), 50) // replaced below
-			sinktest.WriteWindow(t, s, w, ids, 256)
-			want[org] = append(want[org], ids...)
+			early := sinktest.IDs(fmt.Sprintf("%s-early-%d", org, h), 0, 50)
+			sinktest.WriteWindow(t, s, w, early, 50) // kept by the rerun below
+			sinktest.WriteWindow(t, s, w, append(ids, early[:10]...), 256)
+			want[org] = append(append(want[org], ids...), early...)
 		}
 	}
 

@@ -5,65 +5,33 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"os"
 	"strconv"
 
-	"github.com/apache/arrow-go/v18/arrow"
-	"github.com/apache/arrow-go/v18/arrow/array"
-	"github.com/apache/arrow-go/v18/arrow/memory"
 	"github.com/apache/arrow-go/v18/parquet/file"
-	"github.com/apache/arrow-go/v18/parquet/pqarrow"
 
 	"github.com/vaultsink/vaultsink/sinks/pqenc"
+	"github.com/vaultsink/vaultsink/sinks/pqread"
 	"github.com/vaultsink/vaultsink/source"
 )
 
-// EventIDs calls fn with every event_id in w's data file, one row group at a
-// time (memory is bounded by one row group's id column). A window without a
-// file has no ids.
+// EventIDs calls fn with every event_id in w's data file, a column page at
+// a time (memory does not grow with the file). A window without a file has
+// no ids.
 func (s *Sink) EventIDs(ctx context.Context, w source.Window, fn func(id string) error) error {
 	if err := checkWindow(w); err != nil {
 		return err
 	}
-	rdr, err := file.OpenParquetFile(s.Path(w), false)
+	f, err := os.Open(s.Path(w))
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil
 	}
 	if err != nil {
 		return fmt.Errorf("read ids %s: %w", w, err)
 	}
-	defer rdr.Close()
-	fr, err := pqarrow.NewFileReader(rdr, pqarrow.ArrowReadProperties{BatchSize: 64 << 10}, memory.DefaultAllocator)
-	if err != nil {
-		return fmt.Errorf("read ids %s: %w", w, err)
-	}
-	for rg := 0; rg < rdr.NumRowGroups(); rg++ {
-		if err := ctx.Err(); err != nil {
-			return err
-		}
-		tbl, err := fr.ReadRowGroups(ctx, []int{source.ColEventID}, []int{rg})
-		if err != nil {
-			return fmt.Errorf("read ids %s: row group %d: %w", w, rg, err)
-		}
-		err = eachString(tbl.Column(0).Data().Chunks(), fn)
-		tbl.Release()
-		if err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
-func eachString(chunks []arrow.Array, fn func(string) error) error {
-	for _, c := range chunks {
-		col, ok := c.(*array.String)
-		if !ok {
-			return fmt.Errorf("event_id column is %s, want utf8", c.DataType())
-		}
-		for i := 0; i < col.Len(); i++ {
-			if err := fn(col.Value(i)); err != nil {
-				return err
-			}
-		}
+	defer f.Close()
+	if err := pqread.IDs(ctx, f, fn); err != nil {
+		return fmt.Errorf("read ids %s: %s: %w", w, f.Name(), err)
 	}
 	return nil
 }

@@ -22,6 +22,7 @@ import (
 	"github.com/vaultsink/vaultsink/internal/metrics"
 	"github.com/vaultsink/vaultsink/sinks"
 	"github.com/vaultsink/vaultsink/sinks/pqenc"
+	"github.com/vaultsink/vaultsink/sinks/pqread"
 	"github.com/vaultsink/vaultsink/source"
 )
 
@@ -95,6 +96,9 @@ func counter(reg prometheus.Registerer, name, help string) prometheus.Counter {
 	return cv.WithLabelValues("local")
 }
 
+// Identity is the sink's root directory.
+func (s *Sink) Identity() string { return "local:" + s.root }
+
 // Path is where the data file of w lives (whether or not it exists).
 func (s *Sink) Path(w source.Window) string {
 	return filepath.Join(s.root, filepath.FromSlash(sinks.ObjectKey(w)))
@@ -106,7 +110,8 @@ func (s *Sink) QuarantinePath(w source.Window) string {
 }
 
 // Open starts the unit of w. It removes temp files a crashed earlier unit of
-// the same window left behind. Files are created on the first non-empty write.
+// the same window left behind, and reads what the window's file holds (the
+// unit's Held). Files are created on the first non-empty write.
 func (s *Sink) Open(ctx context.Context, w source.Window) (sinks.Unit, error) {
 	if err := checkWindow(w); err != nil {
 		return nil, err
@@ -120,6 +125,11 @@ func (s *Sink) Open(ctx context.Context, w source.Window) (sinks.Unit, error) {
 			return nil, fmt.Errorf("open %s: clean temp files: %w", w, err)
 		}
 	}
+	held, err := readHeld(ctx, u.final, w)
+	if err != nil {
+		return nil, fmt.Errorf("open %s: read what %s holds: %w", w, u.final, err)
+	}
+	u.held = held
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.closed {
@@ -182,11 +192,27 @@ func removeTemps(final string) error {
 	return nil
 }
 
+// readHeld reads the ids and content digests of the file at path; nil
+// when there is none.
+func readHeld(ctx context.Context, path string, w source.Window) (*source.HeldSet, error) {
+	f, err := os.Open(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	return pqread.Held(ctx, f, w)
+}
+
 // unit is one window being written. Not safe for concurrent use.
 type unit struct {
 	s       *Sink
 	w       source.Window
 	started time.Time
+	held    *source.HeldSet // what the window's file held at Open; nil if none
+	written int64           // rows written by Write
 
 	final string
 	tmp   *os.File
@@ -212,24 +238,39 @@ func (u *unit) Write(ctx context.Context, rec arrow.RecordBatch) error {
 	if rec.NumRows() == 0 {
 		return nil
 	}
-	if u.pw == nil {
-		f, err := u.s.createTemp(u.final, u.s.fileMode)
-		if err != nil {
-			return fmt.Errorf("write %s: %w", u.w, err)
+	n, err := sinks.WriteNew(rec, u.held, func(part arrow.RecordBatch) error {
+		if u.pw == nil {
+			if err := u.startData(); err != nil {
+				return err
+			}
 		}
-		u.tmp = f
-		u.buf = bufio.NewWriterSize(f, 1<<20)
-		pw, err := pqenc.NewWriter(u.buf, pqenc.Meta{Window: u.w, Version: u.s.version}, u.s.opts)
-		if err != nil {
-			return fmt.Errorf("write %s: %w: %w", u.w, err, sinks.ErrPermanent)
-		}
-		u.pw = pw
-	}
-	if err := u.pw.Write(rec); err != nil {
+		return u.pw.Write(part)
+	})
+	u.written += n
+	if err != nil {
 		return fmt.Errorf("write %s: %w", u.w, err)
 	}
 	return nil
 }
+
+// startData creates the temp data file and its Parquet writer.
+func (u *unit) startData() error {
+	f, err := u.s.createTemp(u.final, u.s.fileMode)
+	if err != nil {
+		return err
+	}
+	u.tmp = f
+	u.buf = bufio.NewWriterSize(f, 1<<20)
+	pw, err := pqenc.NewWriter(u.buf, pqenc.Meta{Window: u.w, Version: u.s.version}, u.s.opts)
+	if err != nil {
+		return fmt.Errorf("%w: %w", err, sinks.ErrPermanent)
+	}
+	u.pw = pw
+	return nil
+}
+
+// Held is what the window's file held when the unit was opened.
+func (u *unit) Held() *source.HeldSet { return u.held }
 
 func (u *unit) Quarantine(ctx context.Context, q source.Quarantined) error {
 	if u.done {
@@ -257,7 +298,10 @@ func (u *unit) Quarantine(ctx context.Context, q source.Quarantined) error {
 
 // Commit publishes the quarantine file, then the data file, each by rename.
 // Each rename is atomic on its own; a crash between them is repaired by the
-// rerun the unmoved checkpoint causes.
+// rerun the unmoved checkpoint causes. When the window's file held rows and
+// new ones were written, the held rows are copied into the new file first
+// (they win over any new copy, which the walk already skipped); when
+// nothing new was written the file is left as it is.
 func (u *unit) Commit(ctx context.Context) (sinks.Result, error) {
 	if u.done {
 		return sinks.Result{}, fmt.Errorf("commit %s: unit already finished", u.w)
@@ -265,7 +309,7 @@ func (u *unit) Commit(ctx context.Context) (sinks.Result, error) {
 	if err := ctx.Err(); err != nil {
 		return sinks.Result{}, err
 	}
-	var res sinks.Result
+	res := sinks.Result{New: u.written, Vanished: int64(u.held.Missing()), Changed: int64(u.held.Changed())}
 	if u.qtmp != nil {
 		if err := u.qbuf.Flush(); err != nil {
 			return res, fmt.Errorf("commit %s: write quarantine: %w", u.w, err)
@@ -275,8 +319,16 @@ func (u *unit) Commit(ctx context.Context) (sinks.Result, error) {
 		}
 		u.qtmp = nil
 		res.Quarantined = u.qn
+	} else if err := removeDurably(u.qfinal); err != nil {
+		return res, fmt.Errorf("commit %s: remove the earlier quarantine: %w", u.w, err)
 	}
-	if u.pw != nil {
+	switch {
+	case u.pw != nil:
+		if u.held.Len() > 0 {
+			if err := u.copyHeld(ctx); err != nil {
+				return res, fmt.Errorf("commit %s: keep the rows %s holds: %w", u.w, u.final, err)
+			}
+		}
 		if err := u.pw.Close(); err != nil {
 			return res, fmt.Errorf("commit %s: %w", u.w, err)
 		}
@@ -291,6 +343,9 @@ func (u *unit) Commit(ctx context.Context) (sinks.Result, error) {
 		res.Bytes = u.pw.Bytes()
 		res.Location = u.final
 		u.s.bytes.Add(float64(res.Bytes))
+	case u.held.Len() > 0:
+		res.Events = int64(u.held.Len())
+		res.Location = u.final
 	}
 	u.done = true
 	u.s.forget(u)
@@ -298,6 +353,28 @@ func (u *unit) Commit(ctx context.Context) (sinks.Result, error) {
 	u.s.log.Debug("local unit committed", "org", u.w.Org, "window", u.w.Range(), "rows", res.Events,
 		"bytes", res.Bytes, "quarantined", res.Quarantined, "path", res.Location, "duration", time.Since(u.started))
 	return res, nil
+}
+
+// copyHeld appends every row of the window's current file to the new one.
+func (u *unit) copyHeld(ctx context.Context) error {
+	f, err := os.Open(u.final)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	return pqread.Rows(ctx, f, u.pw.Write)
+}
+
+// removeDurably removes path if it exists and makes the removal durable.
+func removeDurably(path string) error {
+	err := os.Remove(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	return fsutil.SyncDir(filepath.Dir(path))
 }
 
 // Abort removes the temp files; nothing becomes visible. A no-op after Commit.

@@ -57,6 +57,8 @@ func permissionFor(op string) string {
 		return "s3:ListBucketMultipartUploads"
 	case "DeleteObject":
 		return "s3:DeleteObject"
+	case "CopyObject":
+		return "s3:GetObject and s3:PutObject"
 	}
 	return "s3:" + op
 }

@@ -9,13 +9,13 @@ import (
 	"strconv"
 	"time"
 
-	"github.com/apache/arrow-go/v18/parquet"
 	"github.com/apache/arrow-go/v18/parquet/file"
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/aws-sdk-go-v2/service/s3/types"
 
 	"github.com/vaultsink/vaultsink/sinks/pqenc"
+	"github.com/vaultsink/vaultsink/sinks/pqread"
 	"github.com/vaultsink/vaultsink/source"
 )
 
@@ -30,61 +30,14 @@ func isNotFound(err error) bool {
 // column page at a time, so memory does not grow with the window.
 func (s *Sink) EventIDs(ctx context.Context, w source.Window, fn func(id string) error) error {
 	key := s.Key(w)
-	what := fmt.Sprintf("org %s, window %s", w.Org, w.Range())
-	out, err := s.client.GetObject(ctx, &s3.GetObjectInput{Bucket: &s.cfg.Bucket, Key: &key})
-	if err != nil {
-		if isNotFound(err) {
-			return nil
-		}
-		return Classify(OpError("GetObject", err), s.cfg.Bucket, key, what)
-	}
-	defer out.Body.Close()
-	f, err := os.CreateTemp("", "vaultsink-s3-*.parquet")
-	if err != nil {
-		return fmt.Errorf("read s3://%s/%s: %w", s.cfg.Bucket, key, err)
+	f, _, err := s.download(ctx, key, fmt.Sprintf("org %s, window %s", w.Org, w.Range()))
+	if err != nil || f == nil {
+		return err
 	}
 	defer os.Remove(f.Name())
 	defer f.Close()
-	if _, err := io.Copy(f, out.Body); err != nil {
-		return Classify(OpError("GetObject", err), s.cfg.Bucket, key, what)
-	}
-	if err := eventIDs(f, fn); err != nil {
-		return fmt.Errorf("read s3://%s/%s (%s): %w", s.cfg.Bucket, key, what, err)
-	}
-	return nil
-}
-
-func eventIDs(r parquet.ReaderAtSeeker, fn func(id string) error) error {
-	pr, err := file.NewParquetReader(r)
-	if err != nil {
-		return fmt.Errorf("open parquet: %w", err)
-	}
-	defer pr.Close()
-	col := pr.MetaData().Schema.ColumnIndexByName("event_id")
-	if col < 0 {
-		return errors.New("no event_id column")
-	}
-	values := make([]parquet.ByteArray, 4096)
-	for g := 0; g < pr.NumRowGroups(); g++ {
-		cr, err := pr.RowGroup(g).Column(col)
-		if err != nil {
-			return fmt.Errorf("row group %d: %w", g, err)
-		}
-		br, ok := cr.(*file.ByteArrayColumnChunkReader)
-		if !ok {
-			return fmt.Errorf("event_id column is %T, want byte array", cr)
-		}
-		for br.HasNext() {
-			_, n, err := br.ReadBatch(int64(len(values)), values, nil, nil)
-			if err != nil {
-				return fmt.Errorf("row group %d: %w", g, err)
-			}
-			for _, v := range values[:n] {
-				if err := fn(string(v)); err != nil {
-					return err
-				}
-			}
-		}
+	if err := pqread.IDs(ctx, f, fn); err != nil {
+		return fmt.Errorf("read s3://%s/%s (org %s, window %s): %w", s.cfg.Bucket, key, w.Org, w.Range(), err)
 	}
 	return nil
 }

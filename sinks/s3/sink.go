@@ -1,15 +1,17 @@
 package s3
 
 import (
-	"bytes"
+	"bufio"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net/url"
+	"os"
 	"sort"
 	"strconv"
 	"sync"
@@ -24,6 +26,7 @@ import (
 	promreg "github.com/vaultsink/vaultsink/internal/metrics"
 	"github.com/vaultsink/vaultsink/sinks"
 	"github.com/vaultsink/vaultsink/sinks/pqenc"
+	"github.com/vaultsink/vaultsink/sinks/pqread"
 	"github.com/vaultsink/vaultsink/source"
 )
 
@@ -115,6 +118,9 @@ func New(ctx context.Context, cfg Config, env sinks.Env) (*Sink, error) {
 // Client is the sink's S3 client (tests and tools use it to inspect the bucket).
 func (s *Sink) Client() *s3.Client { return s.client }
 
+// Identity is the bucket and the table prefix.
+func (s *Sink) Identity() string { return "s3://" + s.cfg.Bucket + "/" + s.cfg.Prefix }
+
 // Key is the object key of w's data.
 func (s *Sink) Key(w source.Window) string { return s.cfg.Prefix + "/" + sinks.ObjectKey(w) }
 
@@ -123,18 +129,65 @@ func (s *Sink) QuarantineKey(w source.Window) string {
 	return s.cfg.QuarantinePrefix + "/" + sinks.QuarantineKey(w)
 }
 
-// Open starts the unit for w. Nothing is sent to S3 until a part fills.
+// Open starts the unit for w. It downloads what the window's object holds
+// (to a temp file: memory does not grow with the object) and reads its ids
+// and content digests (the unit's Held). Nothing is sent to S3 until a
+// part fills.
 func (s *Sink) Open(ctx context.Context, w source.Window) (sinks.Unit, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.close {
-		return nil, errors.New("open s3 unit: sink is closed")
-	}
 	var tok [12]byte
 	_, _ = rand.Read(tok[:]) // crypto/rand.Read never fails
 	u := &unit{s: s, w: w, key: s.Key(w), token: hex.EncodeToString(tok[:])}
+	if err := u.readHeld(ctx); err != nil {
+		return nil, err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.close {
+		u.removeTemps()
+		return nil, errors.New("open s3 unit: sink is closed")
+	}
 	s.open[u] = struct{}{}
 	return u, nil
+}
+
+// readHeld downloads the window's object, if any, into a temp file and
+// reads what it holds.
+func (u *unit) readHeld(ctx context.Context) error {
+	what := fmt.Sprintf("org %s, window %s", u.w.Org, u.w.Range())
+	f, etag, err := u.s.download(ctx, u.key, what)
+	if err != nil || f == nil {
+		return err
+	}
+	held, err := pqread.Held(ctx, f, u.w)
+	if err != nil {
+		f.Close()
+		os.Remove(f.Name())
+		return fmt.Errorf("read what s3://%s/%s holds (%s): %w", u.s.cfg.Bucket, u.key, what, err)
+	}
+	u.heldFile, u.heldETag, u.held = f, etag, held
+	return nil
+}
+
+// download copies key into a new temp file; nil when there is no object.
+func (s *Sink) download(ctx context.Context, key, what string) (*os.File, string, error) {
+	out, err := s.client.GetObject(ctx, &s3.GetObjectInput{Bucket: &s.cfg.Bucket, Key: &key})
+	if err != nil {
+		if isNotFound(err) {
+			return nil, "", nil
+		}
+		return nil, "", Classify(OpError("GetObject", err), s.cfg.Bucket, key, what)
+	}
+	defer out.Body.Close()
+	f, err := os.CreateTemp("", "vaultsink-s3-*.parquet")
+	if err != nil {
+		return nil, "", fmt.Errorf("read s3://%s/%s: %w", s.cfg.Bucket, key, err)
+	}
+	if _, err := io.Copy(f, out.Body); err != nil {
+		f.Close()
+		os.Remove(f.Name())
+		return nil, "", Classify(OpError("GetObject", err), s.cfg.Bucket, key, what)
+	}
+	return f, aws.ToString(out.ETag), nil
 }
 
 // Close aborts the units still open. The S3 client holds no resources that
@@ -191,13 +244,24 @@ type unit struct {
 	key   string
 	token string
 
-	mu         sync.Mutex
-	up         *partWriter
-	pq         *pqenc.Writer
-	quarantine bytes.Buffer
-	nQuar      int64
-	done       bool
-	start      time.Time
+	mu    sync.Mutex
+	up    *partWriter
+	pq    *pqenc.Writer
+	rows  int64 // rows written by Write
+	done  bool
+	start time.Time
+
+	// what the window's object held at Open (nil, "" when none): its rows
+	// are copied into the new object at Commit
+	held     *source.HeldSet
+	heldFile *os.File
+	heldETag string
+
+	// quarantine records are spooled to a temp file: a window whose every
+	// record is quarantined must not hold them all in memory
+	qfile *os.File
+	qbuf  *bufio.Writer
+	nQuar int64
 }
 
 func (u *unit) errorf(err error, key string) error {
@@ -214,37 +278,61 @@ func (u *unit) Write(ctx context.Context, rec arrow.RecordBatch) error {
 	if rec.NumRows() == 0 {
 		return nil
 	}
-	if u.pq == nil {
-		u.start = time.Now()
-		meta := map[string]string{metaUpload: u.token}
-		u.up = newPartWriter(ctx, u.s.client, u.s.params(u.key, "application/vnd.apache.parquet", meta), int(u.s.cfg.PartSize))
-		u.up.onPart = func(int) { u.s.m.parts.Inc() }
-		pq, err := pqenc.NewWriter(u.up, pqenc.Meta{Window: u.w, Version: u.s.version}, u.s.cfg.Options)
-		if err != nil {
-			return fmt.Errorf("s3 unit %s: %w", u.w, err)
+	n, err := sinks.WriteNew(rec, u.held, func(part arrow.RecordBatch) error {
+		if u.pq == nil {
+			if err := u.startData(ctx); err != nil {
+				return err
+			}
 		}
-		u.pq = pq
-	}
-	u.up.ctx = ctx
-	if err := u.pq.Write(rec); err != nil {
+		u.up.ctx = ctx
+		return u.pq.Write(part)
+	})
+	u.rows += n
+	if err != nil {
 		return u.errorf(fmt.Errorf("encode parquet: %w", err), u.key)
 	}
 	return nil
 }
 
-// Quarantine buffers q for the quarantine object written at Commit.
+// startData begins the object's upload and its Parquet writer.
+func (u *unit) startData(ctx context.Context) error {
+	u.start = time.Now()
+	meta := map[string]string{metaUpload: u.token}
+	u.up = newPartWriter(ctx, u.s.client, u.s.params(u.key, "application/vnd.apache.parquet", meta), int(u.s.cfg.PartSize))
+	u.up.onPart = func(int) { u.s.m.parts.Inc() }
+	pq, err := pqenc.NewWriter(u.up, pqenc.Meta{Window: u.w, Version: u.s.version}, u.s.cfg.Options)
+	if err != nil {
+		return fmt.Errorf("s3 unit %s: %w", u.w, err)
+	}
+	u.pq = pq
+	return nil
+}
+
+// Held is what the window's object held when the unit was opened.
+func (u *unit) Held() *source.HeldSet { return u.held }
+
+// Quarantine spools q for the quarantine object written at Commit.
 func (u *unit) Quarantine(_ context.Context, q source.Quarantined) error {
 	u.mu.Lock()
 	defer u.mu.Unlock()
 	if u.done {
 		return errors.New("s3 unit: quarantine after commit or abort")
 	}
+	if u.qfile == nil {
+		f, err := os.CreateTemp("", "vaultsink-s3-q-*.jsonl")
+		if err != nil {
+			return fmt.Errorf("spool quarantine of %s: %w", u.w, err)
+		}
+		u.qfile, u.qbuf = f, bufio.NewWriterSize(f, 64<<10)
+	}
 	b, err := json.Marshal(q)
 	if err != nil {
 		return fmt.Errorf("encode quarantined record: %w", err)
 	}
-	u.quarantine.Write(b)
-	u.quarantine.WriteByte('\n')
+	b = append(b, '\n')
+	if _, err := u.qbuf.Write(b); err != nil {
+		return fmt.Errorf("spool quarantine of %s: %w", u.w, err)
+	}
 	u.nQuar++
 	return nil
 }
@@ -258,26 +346,33 @@ func (u *unit) Commit(ctx context.Context) (sinks.Result, error) {
 	if u.done {
 		return sinks.Result{}, errors.New("s3 unit: commit after commit or abort")
 	}
-	res := sinks.Result{Quarantined: u.nQuar}
-	if u.nQuar > 0 {
-		qkey := u.s.QuarantineKey(u.w)
-		qw := newPartWriter(ctx, u.s.client, u.s.params(qkey, "application/x-ndjson", nil), u.quarantine.Len()+1)
-		if _, err := qw.Write(u.quarantine.Bytes()); err != nil {
-			u.abortLocked(ctx)
-			return res, u.errorf(err, qkey)
-		}
-		if _, err := qw.complete(); err != nil {
-			u.abortLocked(ctx)
-			return res, u.errorf(err, qkey)
-		}
+	res := sinks.Result{Quarantined: u.nQuar, New: u.rows, Vanished: int64(u.held.Missing()), Changed: int64(u.held.Changed())}
+	if err := u.commitQuarantine(ctx); err != nil {
+		u.abortLocked(ctx)
+		return res, err
 	}
 	if u.pq == nil {
-		// Empty window: an existing object is kept (see sinks.Unit.Commit).
+		// Nothing new: the object (if any) is left as it is (see
+		// sinks.Unit.Commit).
+		if u.held.Len() > 0 {
+			res.Events = int64(u.held.Len())
+			res.Location = "s3://" + u.s.cfg.Bucket + "/" + u.key
+		}
 		u.finish()
 		return res, nil
 	}
-	rows := u.pq.Rows()
 	u.up.ctx = ctx
+	if u.held.Len() > 0 {
+		if _, err := u.heldFile.Seek(0, io.SeekStart); err != nil {
+			u.abortLocked(ctx)
+			return res, fmt.Errorf("s3 unit %s: %w", u.w, err)
+		}
+		if err := pqread.Rows(ctx, u.heldFile, u.pq.Write); err != nil {
+			u.abortLocked(ctx)
+			return res, u.errorf(fmt.Errorf("keep the rows the object holds: %w", err), u.key)
+		}
+	}
+	rows := u.pq.Rows()
 	if err := u.pq.Close(); err != nil {
 		u.abortLocked(ctx)
 		return res, u.errorf(fmt.Errorf("close parquet: %w", err), u.key)
@@ -333,10 +428,51 @@ func (s *Sink) abortStale(ctx context.Context, key, own string) {
 	}
 }
 
+// commitQuarantine uploads the spooled quarantine records, streaming from
+// the temp file (memory: two parts), or removes the window's earlier
+// quarantine object when this unit quarantined nothing.
+func (u *unit) commitQuarantine(ctx context.Context) error {
+	qkey := u.s.QuarantineKey(u.w)
+	if u.nQuar == 0 {
+		_, err := u.s.client.DeleteObject(ctx, &s3.DeleteObjectInput{Bucket: &u.s.cfg.Bucket, Key: &qkey})
+		if err != nil && !isNotFound(err) {
+			return u.errorf(OpError("DeleteObject", err), qkey)
+		}
+		return nil
+	}
+	if err := u.qbuf.Flush(); err != nil {
+		return fmt.Errorf("spool quarantine of %s: %w", u.w, err)
+	}
+	if _, err := u.qfile.Seek(0, io.SeekStart); err != nil {
+		return fmt.Errorf("spool quarantine of %s: %w", u.w, err)
+	}
+	qw := newPartWriter(ctx, u.s.client, u.s.params(qkey, "application/x-ndjson", nil), int(u.s.cfg.PartSize))
+	if _, err := io.Copy(qw, u.qfile); err != nil {
+		_ = qw.abort(ctx)
+		return u.errorf(err, qkey)
+	}
+	if _, err := qw.complete(); err != nil {
+		_ = qw.abort(ctx)
+		return u.errorf(err, qkey)
+	}
+	return nil
+}
+
 func (u *unit) finish() {
 	u.done = true
-	u.quarantine = bytes.Buffer{}
+	u.removeTemps()
 	u.s.forget(u)
+}
+
+// removeTemps removes the unit's spooled files.
+func (u *unit) removeTemps() {
+	for _, f := range []*os.File{u.heldFile, u.qfile} {
+		if f != nil {
+			f.Close()
+			os.Remove(f.Name())
+		}
+	}
+	u.heldFile, u.qfile, u.qbuf = nil, nil, nil
 }
 
 // Abort discards the unit and its incomplete upload. Abort after Commit is a no-op.

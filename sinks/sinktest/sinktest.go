@@ -53,20 +53,30 @@ func Run(t *testing.T, f Factory) {
 		ExpectIDs(t, r, w, ids)
 	})
 
-	t.Run("RerunReplaces", func(t *testing.T) {
+	t.Run("RerunKeepsAndAdds", func(t *testing.T) {
+		// A rerun that returns less (a token that lost scope, a retention
+		// cut) never removes a row; what it adds is added once.
 		s, r := open(t)
 		w := Window("org_a", 11)
-		WriteWindow(t, s, w, IDs("first", 0, 2500), 1000)
+		first := IDs("first", 0, 2500)
+		WriteWindow(t, s, w, first, 1000)
 		second := IDs("second", 0, 1200)
-		second = append(second, IDs("first", 0, 300)...) // a superset replace keeps some ids
+		second = append(second, IDs("first", 0, 300)...) // 300 the sink holds, 2200 it holds are missing
 		res := WriteWindow(t, s, w, second, 1000)
-		if res.Events != int64(len(second)) {
-			t.Fatalf("second run committed %d events, want %d", res.Events, len(second))
+		union := append(slices.Clone(first), IDs("second", 0, 1200)...)
+		if res.Events != int64(len(union)) || res.New != 1200 {
+			t.Fatalf("second run: %d events, %d new; want %d, 1200", res.Events, res.New, len(union))
 		}
-		ExpectIDs(t, r, w, second)
-		// A third, identical run changes nothing.
-		WriteWindow(t, s, w, second, 700)
-		ExpectIDs(t, r, w, second)
+		if _, self := s.(sinks.NearDeduper); !self && res.Vanished != 2200 {
+			t.Fatalf("second run: %d vanished, want 2200", res.Vanished)
+		}
+		ExpectIDs(t, r, w, union)
+		// A third, identical run adds nothing and leaves the data as it is.
+		res = WriteWindow(t, s, w, second, 700)
+		if res.New != 0 || res.Events != int64(len(union)) {
+			t.Fatalf("third run: %d events, %d new; want %d, 0", res.Events, res.New, len(union))
+		}
+		ExpectIDs(t, r, w, union)
 	})
 
 	t.Run("AbortLeavesNothing", func(t *testing.T) {
@@ -134,8 +144,11 @@ func Run(t *testing.T, f Factory) {
 		ids := IDs("evt", 0, 1000)
 		WriteWindow(t, s, w, ids, 1000)
 		res = WriteWindow(t, s, w, nil, 1000)
-		if res.Events != 0 || res.Location != "" {
-			t.Fatalf("empty rerun Result = %+v, want zero", res)
+		if res.New != 0 || res.Bytes != 0 || res.Events != int64(len(ids)) || res.Location == "" {
+			t.Fatalf("empty rerun Result = %+v, want the 1000 held events, nothing new or written", res)
+		}
+		if _, self := s.(sinks.NearDeduper); !self && res.Vanished != int64(len(ids)) {
+			t.Fatalf("empty rerun: %d vanished, want %d", res.Vanished, len(ids))
 		}
 		ExpectIDs(t, r, w, ids) // an empty answer never deletes data
 	})
@@ -175,6 +188,17 @@ func Run(t *testing.T, f Factory) {
 					t.Fatalf("Result = %+v, want %d events and %d quarantined", res, tc.rows, tc.bad)
 				}
 				ExpectIDs(t, r, w, ids)
+				if qr, ok := r.(QuarantineReader); ok {
+					if got := qr.QuarantinedRecords(t, w); got != tc.bad {
+						t.Fatalf("%d quarantined records stored, want %d", got, tc.bad)
+					}
+					// A rerun that quarantines nothing replaces the window's
+					// quarantine: the records of a bad pull do not outlive it.
+					WriteWindow(t, s, w, ids, 500)
+					if got := qr.QuarantinedRecords(t, w); got != 0 {
+						t.Fatalf("after a clean rerun %d quarantined records remain, want 0", got)
+					}
+				}
 			})
 		}
 	})
@@ -262,7 +286,7 @@ func peakHeapWriting(t *testing.T, s sinks.Sink, w source.Window, n int) uint64 
 	}
 	defer u.Abort(ctx)
 	for i := 0; i < n; i += 1000 {
-		rec := Batch(memory.DefaultAllocator, Events(w, IDs("big", i, min(1000, n-i))))
+		rec := Batch(memory.DefaultAllocator, Events(w, IDs(fmt.Sprintf("big%d", w.Start.Hour()), i, min(1000, n-i))))
 		err := u.Write(ctx, rec)
 		rec.Release()
 		if err != nil {
@@ -288,6 +312,12 @@ func heapObjects() uint64 {
 	s := []metrics.Sample{{Name: "/memory/classes/heap/objects:bytes"}}
 	metrics.Read(s)
 	return s[0].Value.Uint64()
+}
+
+// QuarantineReader is implemented by the test harness of a sink that can
+// count the quarantined records it stores for a window.
+type QuarantineReader interface {
+	QuarantinedRecords(t testing.TB, w source.Window) int
 }
 
 // WriteWindow writes ids as one unit of w in batches of batch rows, commits

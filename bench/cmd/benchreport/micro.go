@@ -171,7 +171,7 @@ func measureStages(ps pageSet, minCPU time.Duration) (stageResults, error) {
 	ingested := time.Now()
 	stopProfile := startProfile("decode")
 	r.Decode, err = measure(minCPU, func() error {
-		dec.Reset(ps.w)
+		dec.Reset(ps.w, source.Known{})
 		for i, b := range ps.bodies {
 			p, err := dec.DecodePage(b, i+1, ingested)
 			if err != nil {
@@ -189,7 +189,7 @@ func measureStages(ps pageSet, minCPU time.Duration) (stageResults, error) {
 	}
 	// Encode the decoded sample, page-sized batches as the pipeline hands them over.
 	var recs []arrow.RecordBatch
-	dec.Reset(ps.w)
+	dec.Reset(ps.w, source.Known{})
 	for i, b := range ps.bodies {
 		p, err := dec.DecodePage(b, i+1, ingested)
 		if err != nil {

@@ -51,7 +51,11 @@ func (s *Server) insertJob(job *bq.Job, media string) (any, error) {
 	if _, dup := s.jobs[id]; dup {
 		return nil, errf(409, "duplicate", "Already Exists: Job %s:%s.%s", s.project, job.JobReference.Location, id)
 	}
-	f := s.takeFault(kind)
+	kinds := []JobKind{kind}
+	if kind == QueryJob && !readOnly(job.Configuration.Query.Query) {
+		kinds = append(kinds, DMLJob)
+	}
+	f := s.takeFault(kinds...)
 	if f != nil && f.mode == RejectInsert {
 		return nil, errf(httpStatus(f.reason), f.reason, "injected fault on jobs.insert")
 	}
@@ -96,6 +100,12 @@ func (s *Server) insertJob(job *bq.Job, media string) (any, error) {
 	return job, nil
 }
 
+// readOnly reports whether a query is a single SELECT (or WITH ... SELECT).
+func readOnly(q string) bool {
+	q = strings.ToUpper(strings.TrimSpace(q))
+	return (strings.HasPrefix(q, "SELECT") || strings.HasPrefix(q, "WITH")) && !strings.Contains(strings.TrimRight(q, "; \n\t"), ";")
+}
+
 func httpStatus(reason string) int {
 	switch reason {
 	case "backendError":
@@ -119,7 +129,7 @@ func bqTypeOf(duck string) (string, bool) {
 	switch {
 	case d == "VARCHAR":
 		return "STRING", true
-	case d == "BIGINT" || d == "INTEGER" || d == "SMALLINT" || d == "TINYINT" || d == "UINTEGER" || d == "USMALLINT" || d == "UTINYINT":
+	case d == "BIGINT" || d == "INTEGER" || d == "SMALLINT" || d == "TINYINT" || d == "UINTEGER" || d == "USMALLINT" || d == "UTINYINT" || d == "HUGEINT" || d == "UBIGINT":
 		return "INTEGER", true
 	case d == "DOUBLE" || d == "FLOAT":
 		return "FLOAT", true

@@ -15,6 +15,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -132,7 +133,10 @@ type JobKind string
 // Job kinds.
 const (
 	LoadJob  JobKind = "load"
-	QueryJob JobKind = "query"
+	QueryJob JobKind = "query" // any query job
+	// DMLJob is a query job that may modify tables (a DML statement or a
+	// script), not a read-only SELECT.
+	DMLJob JobKind = "dml"
 )
 
 // FaultMode is how an injected fault shows itself.
@@ -163,9 +167,9 @@ func (s *Server) Inject(kind JobKind, mode FaultMode, reason string, n int) {
 	s.faults = append(s.faults, &fault{kind: kind, mode: mode, reason: reason, n: n})
 }
 
-func (s *Server) takeFault(kind JobKind) *fault {
+func (s *Server) takeFault(kinds ...JobKind) *fault {
 	for i, f := range s.faults {
-		if f.kind == kind {
+		if slices.Contains(kinds, f.kind) {
 			f.n--
 			if f.n <= 0 {
 				s.faults = append(s.faults[:i], s.faults[i+1:]...)

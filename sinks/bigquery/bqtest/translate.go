@@ -182,6 +182,9 @@ func translateStatement(toks []token, project string, params map[string]*bq.Quer
 			case up == "PARSE_JSON" && next == "(":
 				b.WriteString("json")
 				continue
+			case duckFuncs[up] != "" && next == "(":
+				b.WriteString(duckFuncs[up])
+				continue
 			case up == "@@":
 				return st, invalidQuery("system variables are not supported by the stand-in")
 			case st.schemaDDL:
@@ -211,6 +214,9 @@ func translateStatement(toks []token, project string, params map[string]*bq.Quer
 	st.sql = b.String()
 	return st, nil
 }
+
+// duckFuncs are GoogleSQL functions DuckDB spells differently.
+var duckFuncs = map[string]string{"LOGICAL_OR": "bool_or", "LOGICAL_AND": "bool_and", "COUNTIF": "count_if"}
 
 var sqlKeywords = map[string]bool{"CREATE": true, "TABLE": true, "IF": true, "NOT": true, "EXISTS": true, "OR": true,
 	"REPLACE": true, "DROP": true, "ALTER": true, "ADD": true, "COLUMN": true, "TEMP": true, "TEMPORARY": true}

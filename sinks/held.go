@@ -1,0 +1,53 @@
+package sinks
+
+import (
+	"errors"
+
+	"github.com/apache/arrow-go/v18/arrow"
+	"github.com/apache/arrow-go/v18/arrow/array"
+
+	"github.com/vaultsink/vaultsink/source"
+)
+
+// WriteNew writes the rows of rec whose id held does not hold, in runs, and
+// returns how many it wrote. Rows with a held id are marked met in held and
+// skipped: the held copy wins (a walk already skips them; this keeps the
+// contract for any caller). With nothing held it writes rec as it is.
+func WriteNew(rec arrow.RecordBatch, held *source.HeldSet, write func(arrow.RecordBatch) error) (int64, error) {
+	n := rec.NumRows()
+	if held.Len() == 0 {
+		return n, write(rec)
+	}
+	ids, ok := rec.Column(source.ColEventID).(*array.String)
+	var rd source.RowDigester
+	if !ok || !rd.Reset(rec) {
+		return 0, errors.New("batch is not in source.Schema")
+	}
+	var written int64
+	run := int64(-1) // start of the current run of new rows
+	flush := func(end int64) error {
+		if run < 0 {
+			return nil
+		}
+		part := rec
+		if run > 0 || end < n {
+			part = rec.NewSlice(run, end)
+			defer part.Release()
+		}
+		written += end - run
+		run = -1
+		return write(part)
+	}
+	for i := range n {
+		if held.MeetRow(ids.Value(int(i)), &rd, int(i)) {
+			if err := flush(i); err != nil {
+				return written, err
+			}
+			continue
+		}
+		if run < 0 {
+			run = i
+		}
+	}
+	return written, flush(n)
+}
