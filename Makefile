@@ -13,6 +13,11 @@ BIN := bin
 TOOLS := $(CURDIR)/.tools
 VERSITYGW_VERSION := v1.8.0
 GOVULNCHECK_VERSION := v1.9.0
+# Google's ZetaSQL analyzer (GoogleSQL, as BigQuery parses and types it) with
+# its Linux server: the BigQuery stand-in checks every statement with it.
+# Runs under the machine's Node.js; about 350 MB installed. Keep in step with
+# bqtest.ZetaSQLPackage.
+ZETASQL_PACKAGE := @fivetrandevelopers/zetasql@1.13.0
 # The vulnerability database, as the golang.org/x/vulndb module serves it: the
 # only copy the Go module proxy can reach. Bump it to refresh the database.
 VULNDB_VERSION := v0.0.0-20261105234957-e22db6528018
@@ -34,8 +39,9 @@ build:
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN)/vaultsim ./cmd/vaultsim
 
 # Everything the tests need that is not a Go module import: the real S3 server,
-# and systemd-analyze (Debian package systemd) to verify the unit files.
-tools: $(TOOLS)/versitygw $(TOOLS)/govulncheck $(VAULTSINK_VULNDB) systemd-analyze
+# ZetaSQL for the BigQuery stand-in, and systemd-analyze (Debian package
+# systemd) to verify the unit files.
+tools: $(TOOLS)/versitygw $(TOOLS)/zetasql/.installed $(TOOLS)/govulncheck $(VAULTSINK_VULNDB) systemd-analyze
 
 $(TOOLCHAIN_STAMP):
 	@mkdir -p $(TOOLS)
@@ -76,6 +82,19 @@ valgrind:
 $(TOOLS)/versitygw: $(TOOLCHAIN_STAMP)
 	@echo "installing versitygw $(VERSITYGW_VERSION) into $(TOOLS) with $(GOTOOLCHAIN) (first time and after a toolchain change, ~2 minutes)"
 	GOBIN=$(TOOLS) $(GO) install github.com/versity/versitygw/cmd/versitygw@$(VERSITYGW_VERSION)
+
+# The npm package, into .tools/zetasql with the machine's npm. Without Node.js
+# the BigQuery tests skip, saying so; the stamp names the package so that a
+# new version reinstalls.
+$(TOOLS)/zetasql/.installed: Makefile
+	@if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then \
+	  echo "note: node or npm not found: ZetaSQL ($(ZETASQL_PACKAGE)) is not installed and the BigQuery stand-in tests will skip (Debian: apt-get install nodejs npm)"; \
+	else \
+	  echo "installing $(ZETASQL_PACKAGE) into $(TOOLS)/zetasql (first time, ~350 MB)"; \
+	  mkdir -p $(TOOLS)/zetasql && \
+	  npm install --prefix $(TOOLS)/zetasql --no-audit --no-fund --no-save --loglevel=error $(ZETASQL_PACKAGE) && \
+	  echo "$(ZETASQL_PACKAGE)" > $@; \
+	fi
 
 vet:
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi

@@ -83,6 +83,33 @@ type HeldUnit interface {
 	Held() *source.HeldSet
 }
 
+// Fence is the proof a commit carries that its writer still holds the org:
+// the checkpoint lease's owner and epoch at the time the unit was opened.
+type Fence struct {
+	Owner string
+	Epoch int64
+}
+
+// FencedUnit is implemented by units whose commit can check the writer's
+// fence itself (BigQuery: a per-org epoch row read and updated in the
+// commit's transaction). The runner calls SetFence right after Open.
+type FencedUnit interface {
+	SetFence(Fence)
+}
+
+// FencingProber is implemented by sinks whose fencing depends on what the
+// store honours (S3's conditional writes): ProbeFencing finds out once, at
+// start-up, and says what guarantee remains, for the log.
+type FencingProber interface {
+	ProbeFencing(ctx context.Context) (string, error)
+}
+
+// ErrFenced marks a commit refused because another writer took the window
+// or the org over since the unit opened (a newer fence epoch, an object
+// changed under a conditional write). Nothing of the unit was written; the
+// runner stops the org and names the lease's new owner.
+var ErrFenced = errors.New("fenced out by another writer")
+
 // NearDeduper is implemented by sinks whose commit itself drops the ids
 // that the adjacent windows hold (BigQuery, in its INSERT), so the runner
 // need not read the adjacent units' ids through Reader.

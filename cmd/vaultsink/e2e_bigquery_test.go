@@ -17,6 +17,7 @@ func bqYAML(t *testing.T, srv *bqtest.Server) string {
 	return fmt.Sprintf(`  type: bigquery
   project: %s
   dataset: audit
+  location: US
   endpoint: %s
   without_authentication: true
   group_delay: 100ms
@@ -107,4 +108,58 @@ func TestE2EBigQueryLookbackLateEvents(t *testing.T) {
 	simNow = time.Now().Add(3 * time.Hour)
 	e.mustRun("sync")
 	e.expectTruth(t, bqIDs(t, srv))
+}
+
+// TestE2EBigQueryTwoShards: two daemons' worth of vaultsink (static shards:
+// org_1 and org_2 in one, org_3 in the other, each with its own state)
+// sync into one table at the same time. BigQuery cancels one of two
+// transactions that change a table at once; both runs retry and end with
+// exactly the truth.
+func TestE2EBigQueryTwoShards(t *testing.T) {
+	srv := bqtest.Start(t, "vaultsink-e2e")
+	srv.SetStatementLatency(50 * time.Millisecond) // transactions overlap
+	e := newE2E(t, e2eOpts{rate: 100, hours: 24, sink: bqYAML(t, srv)})
+	base, err := os.ReadFile(e.cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	shard := func(name string, keep func(org string) bool) string {
+		var out []string
+		lines := strings.Split(string(base), "\n")
+		for i := 0; i < len(lines); i++ {
+			if org, ok := strings.CutPrefix(lines[i], "  - id: "); ok && !keep(org) {
+				i++ // and its token_file line
+				continue
+			}
+			out = append(out, strings.Replace(lines[i], filepath.Join(e.dir, "state"), filepath.Join(e.dir, "state-"+name), 1))
+			if lines[i] == "  group_delay: 100ms" {
+				out = append(out, "  max_batch: 2") // many small commits: the shards' transactions meet
+			}
+		}
+		p := filepath.Join(e.dir, name+".yaml")
+		if err := os.WriteFile(p, []byte(strings.Join(out, "\n")), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	cfgs := []string{shard("a", func(o string) bool { return o != "org_3" }), shard("b", func(o string) bool { return o == "org_3" })}
+	errs := make(chan error, len(cfgs))
+	for _, c := range cfgs {
+		go func() {
+			var out, errb strings.Builder
+			err := Run(context.Background(), []string{"sync", "--config", c}, &out, &errb)
+			if err != nil {
+				err = fmt.Errorf("sync --config %s: %w\n%s%s", filepath.Base(c), err, out.String(), errb.String())
+			}
+			errs <- err
+		}()
+	}
+	for range cfgs {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+	}
+	e.expectTruth(t, bqIDs(t, srv))
+	conflicts, _ := srv.Conflicts()
+	t.Logf("transactions cancelled by a concurrent update (and retried): %d", conflicts)
 }

@@ -25,17 +25,29 @@ const (
 	// DefaultGroupDelay is how long a commit waits for commits of other orgs
 	// to share its load job and DML statement.
 	DefaultGroupDelay = 2 * time.Second
-	// DefaultMaxGroupSlices bounds one MERGE: 3 query parameters per slice
-	// stays far below BigQuery's 10,000 parameters and 1 MB of SQL text.
+	// DefaultMaxGroupSlices bounds one commit transaction: at most 8 query
+	// parameters per slice (its window, its org's fence) plus 4 stays below
+	// BigQuery's 10,000 parameters, and the script below 1 MB of SQL text.
 	DefaultMaxGroupSlices = 1000
+	// MaxGroupSlices is the most max_group_slices may be:
+	// (10,000 - 4) / 8 parameters, rounded down.
+	MaxGroupSlices = (MaxQueryParameters - paramsFixed) / paramsPerSlice
+	// DefaultCommitTimeout bounds one commit group: its loads, its count
+	// query and its transaction, retries and conflict pauses included.
+	DefaultCommitTimeout = 10 * time.Minute
+	// maxTableBytes is BigQuery's limit on a table name, in UTF-8 bytes.
+	maxTableBytes = 1024
 )
 
 // Config is the `sink:` section for type "bigquery".
 type Config struct {
-	Project         string `yaml:"project"`
-	Dataset         string `yaml:"dataset"`
-	Table           string `yaml:"table"`            // default vaultterm_events
-	Location        string `yaml:"location"`         // e.g. US, EU, europe-west1; used for datasets and jobs
+	Project string `yaml:"project"`
+	Dataset string `yaml:"dataset"`
+	Table   string `yaml:"table"` // default vaultterm_events
+	// Location is where the datasets are and every job runs: e.g. US, EU,
+	// europe-west1. Required when vaultsink creates a dataset; when empty,
+	// it is read from the existing dataset.
+	Location        string `yaml:"location"`
 	CredentialsFile string `yaml:"credentials_file"` // service-account JSON; empty = Application Default Credentials
 	// Endpoint overrides the API root (tests, emulators, private endpoints).
 	Endpoint string `yaml:"endpoint"`
@@ -54,6 +66,10 @@ type Config struct {
 	GroupDelay time.Duration `yaml:"group_delay"`
 	// MaxGroupSlices caps the (org, window range) slices in one statement.
 	MaxGroupSlices int `yaml:"max_group_slices"`
+	// CommitTimeout bounds a commit group (loads, count, transaction,
+	// retries); each job also carries the time left as its BigQuery
+	// JobTimeout, so BigQuery cancels a job that outlives it.
+	CommitTimeout time.Duration `yaml:"commit_timeout"`
 	// TempDir holds the units' Parquet files until they are loaded.
 	TempDir string `yaml:"temp_dir"`
 
@@ -77,6 +93,9 @@ func (c *Config) SetDefaults() {
 	if c.MaxGroupSlices == 0 {
 		c.MaxGroupSlices = DefaultMaxGroupSlices
 	}
+	if c.CommitTimeout == 0 {
+		c.CommitTimeout = DefaultCommitTimeout
+	}
 	c.Options.SetDefaults()
 }
 
@@ -85,11 +104,15 @@ func (c *Config) SetDefaults() {
 // at every start and kept live, so every garbage collection of a sync
 // scanned it (heap profile of vaultsink sync).
 var (
-	reProject = regexp.MustCompile(`^[a-z][a-z0-9.:-]{4,61}[a-z0-9]$`)
-	reDataset = regexp.MustCompile(`^[A-Za-z0-9_]+$`)                        // 1-1000
-	reTable   = regexp.MustCompile(`^[\p{L}\p{M}\p{N}\p{Pc}\p{Pd} ]+$`)      // 1-1000
-	reLabel   = regexp.MustCompile(`^[\p{Ll}\p{Lo}][\p{Ll}\p{Lo}\p{N}_-]*$`) // 1-63
-	reLabelV  = regexp.MustCompile(`^[\p{Ll}\p{Lo}\p{N}_-]*$`)               // 0-63
+	// A project id is 6-30 lowercase letters, digits and hyphens, starting
+	// with a letter and not ending with a hyphen; a domain-scoped project
+	// puts a domain and a colon before it (example.com:my-project).
+	reProject  = regexp.MustCompile(`^(?:([a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?(?:\.[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?)*):)?([a-z][a-z0-9-]{4,28}[a-z0-9])$`)
+	reLocation = regexp.MustCompile(`^[A-Za-z]+(?:-[a-z]+[0-9]+)?$`)
+	reDataset  = regexp.MustCompile(`^[A-Za-z0-9_]+$`)                        // 1-1000
+	reTable    = regexp.MustCompile(`^[\p{L}\p{M}\p{N}\p{Pc}\p{Pd} ]+$`)      // 1-1000
+	reLabel    = regexp.MustCompile(`^[\p{Ll}\p{Lo}][\p{Ll}\p{Lo}\p{N}_-]*$`) // 1-63
+	reLabelV   = regexp.MustCompile(`^[\p{Ll}\p{Lo}\p{N}_-]*$`)               // 0-63
 )
 
 // fits reports whether s matches re and has at most max characters.
@@ -97,13 +120,23 @@ func fits(re *regexp.Regexp, s string, max int) bool {
 	return utf8.RuneCountInString(s) <= max && re.MatchString(s)
 }
 
+func truncate(s string, n int) string {
+	if utf8.RuneCountInString(s) <= n {
+		return s
+	}
+	return string([]rune(s)[:n]) + "…"
+}
+
 // Validate checks the section; errors name the field and the bad value.
 func (c *Config) Validate() error {
 	if c.Project == "" {
 		return fmt.Errorf("project: required (the Google Cloud project id)")
 	}
-	if !reProject.MatchString(c.Project) {
-		return fmt.Errorf("project: %q is not a valid project id", c.Project)
+	if !reProject.MatchString(c.Project) || len(c.Project) > 30+1+253 {
+		return fmt.Errorf("project: %q is not a valid project id (6-30 lowercase letters, digits and hyphens, starting with a letter; a domain-scoped id is example.com:my-project)", c.Project)
+	}
+	if c.Location != "" && !reLocation.MatchString(c.Location) {
+		return fmt.Errorf("location: %q is not a BigQuery location (e.g. US, EU, europe-west1)", c.Location)
 	}
 	if c.Dataset == "" {
 		return fmt.Errorf("dataset: required")
@@ -114,8 +147,14 @@ func (c *Config) Validate() error {
 	if !fits(reDataset, c.StagingDataset, 1000) {
 		return fmt.Errorf("staging_dataset: %q may contain only letters, digits and underscores", c.StagingDataset)
 	}
-	if !fits(reTable, c.Table, 1000) {
-		return fmt.Errorf("table: %q is not a valid table name", c.Table)
+	if !fits(reTable, c.Table, maxTableBytes) {
+		return fmt.Errorf("table: %q is not a valid table name (letters, marks, digits, connectors, dashes and spaces)", c.Table)
+	}
+	// The table's companions (<table>_quarantine, <table>_fence) must fit
+	// BigQuery's 1,024 bytes too; the limit counts UTF-8 bytes, not letters.
+	if n := len(c.Table) + len("_quarantine"); n > maxTableBytes {
+		return fmt.Errorf("table: %q is %d bytes in UTF-8; with the suffix _quarantine it must fit BigQuery's %d bytes (at most %d)",
+			truncate(c.Table, 40), len(c.Table), maxTableBytes, maxTableBytes-len("_quarantine"))
 	}
 	if c.PartitionExpiration < 0 || (c.PartitionExpiration > 0 && c.PartitionExpiration < 24*time.Hour) {
 		return fmt.Errorf("partition_expiration: %s must be 0 (keep) or at least 24h", c.PartitionExpiration)
@@ -134,8 +173,12 @@ func (c *Config) Validate() error {
 	if c.MaxBatch < 1 || c.MaxBatch > 1000 {
 		return fmt.Errorf("max_batch: %d is out of range (1-1000)", c.MaxBatch)
 	}
-	if c.MaxGroupSlices < 1 || c.MaxGroupSlices > 3000 {
-		return fmt.Errorf("max_group_slices: %d is out of range (1-3000; 3 query parameters each, BigQuery allows 10,000)", c.MaxGroupSlices)
+	if c.MaxGroupSlices < 1 || c.MaxGroupSlices > MaxGroupSlices {
+		return fmt.Errorf("max_group_slices: %d is out of range (1-%d: a commit uses up to %d query parameters per slice plus %d, BigQuery allows %d)",
+			c.MaxGroupSlices, MaxGroupSlices, paramsPerSlice, paramsFixed, MaxQueryParameters)
+	}
+	if c.CommitTimeout < 10*time.Second {
+		return fmt.Errorf("commit_timeout: %s is shorter than 10s", c.CommitTimeout)
 	}
 	if c.GroupDelay > time.Minute {
 		return fmt.Errorf("group_delay: %s is longer than 1m", c.GroupDelay)

@@ -30,13 +30,18 @@ func (s *Sink) Units(ctx context.Context, org string, from, to time.Time) ([]sin
 // query. A caller may narrow u.Window to read a table a window at a time.
 func (s *Sink) UnitRows(ctx context.Context, u sinks.UnitInfo, fn func(id string, ts time.Time) error) error {
 	w := u.Window
+	loc, err := s.resolveLocation(ctx)
+	if err != nil {
+		return err
+	}
 	q := s.client.Query(fmt.Sprintf("SELECT event_id, `timestamp` FROM `%s` WHERE org_id = @org AND `timestamp` >= @start AND `timestamp` < @end", s.target()))
 	q.Parameters = []bigquery.QueryParameter{
 		{Name: "org", Value: w.Org},
 		{Name: "start", Value: w.Start.UTC()},
 		{Name: "end", Value: w.End.UTC()},
 	}
-	q.Location = s.cfg.Location
+	q.Location = loc
+	q.Labels = s.labels("read")
 	it, err := q.Read(ctx)
 	if err != nil {
 		if isNotFound(err) {
@@ -66,13 +71,18 @@ func (s *Sink) UnitRows(ctx context.Context, u sinks.UnitInfo, fn func(id string
 // window_start lies in [from, to), one query.
 func (s *Sink) QuarantinedIn(ctx context.Context, org string, from, to time.Time, fn func(source.Quarantined) error) error {
 	qt := fmt.Sprintf("%s.%s.%s", s.cfg.Project, s.cfg.Dataset, s.quarantineTable())
+	loc, err := s.resolveLocation(ctx)
+	if err != nil {
+		return err
+	}
 	q := s.client.Query(fmt.Sprintf("SELECT window_start, window_end, page, reason, raw FROM `%s` WHERE org_id = @org AND window_start >= @start AND window_start < @end", qt))
 	q.Parameters = []bigquery.QueryParameter{
 		{Name: "org", Value: org},
 		{Name: "start", Value: from.UTC()},
 		{Name: "end", Value: to.UTC()},
 	}
-	q.Location = s.cfg.Location
+	q.Location = loc
+	q.Labels = s.labels("read")
 	it, err := q.Read(ctx)
 	if err != nil {
 		if isNotFound(err) {

@@ -6,11 +6,13 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"hash"
 	"io"
 	"log/slog"
 	"os"
+	"regexp"
+	"slices"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -38,6 +40,7 @@ var (
 	_ sinks.BatchCommitter = (*Sink)(nil)
 	_ sinks.Reader         = (*Sink)(nil)
 	_ sinks.NearDeduper    = (*Sink)(nil)
+	_ sinks.FencedUnit     = (*unit)(nil)
 )
 
 // Sink writes windows into one BigQuery table. See the package doc.
@@ -50,11 +53,16 @@ type Sink struct {
 
 	// mediaOpts tunes uploads; tests force the resumable path with it.
 	mediaOpts []googleapi.MediaOption
-	// retryBase is the first pause between attempts of a job.
-	retryBase time.Duration
+	// retryBase is the first pause between attempts of a job, pollBase the
+	// first pause between polls of a running job.
+	retryBase, pollBase time.Duration
+	// tableLabel marks this table's jobs (label vaultsink_table), so that a
+	// start finds the jobs an earlier process left running.
+	tableLabel string
 
 	ensureMu sync.Mutex
 	ensured  bool
+	location string // where the datasets are: cfg.Location or read from the dataset
 
 	ctx    context.Context // cancelled by Close; group commits run under it
 	cancel context.CancelFunc
@@ -91,6 +99,7 @@ func New(ctx context.Context, cfg Config, env sinks.Env, opts ...option.ClientOp
 	if cfg.Location != "" {
 		client.Location = cfg.Location
 	}
+	tl := sha256.Sum256([]byte(fmt.Sprintf("%s.%s.%s", cfg.Project, cfg.Dataset, cfg.Table)))
 	log := env.Logger
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
@@ -107,7 +116,8 @@ func New(ctx context.Context, cfg Config, env sinks.Env, opts ...option.ClientOp
 	sctx, cancel := context.WithCancel(context.Background())
 	s := &Sink{
 		cfg: cfg, client: client, log: log.With("sink", "bigquery"), version: env.Version, m: m,
-		retryBase: time.Second, ctx: sctx, cancel: cancel, reqs: make(chan *commitReq),
+		retryBase: time.Second, pollBase: 200 * time.Millisecond, tableLabel: hex.EncodeToString(tl[:8]),
+		ctx: sctx, cancel: cancel, reqs: make(chan *commitReq), location: cfg.Location,
 	}
 	s.wg.Add(1)
 	go s.groupLoop()
@@ -140,6 +150,75 @@ func (s *Sink) target() string {
 
 func (s *Sink) quarantineTable() string { return s.cfg.Table + "_quarantine" }
 
+// fenceTable holds, per org, the lease epoch and owner of the last writer
+// that committed to the table (see SetFence).
+func (s *Sink) fenceTable() string { return s.cfg.Table + "_fence" }
+
+// ResetFence forgets the org's fence row, for when the org's checkpoint,
+// which numbers the lease epochs, was lost or reset: the epochs of new
+// leases start again at 1 and a recorded higher epoch would refuse every
+// commit. Run it only when no other writer of the org is alive.
+func (s *Sink) ResetFence(ctx context.Context, org string) error {
+	if err := s.ensure(ctx); err != nil {
+		return err
+	}
+	q := s.client.Query(fmt.Sprintf("DELETE FROM `%s.%s.%s` WHERE org_id = @org", s.cfg.Project, s.cfg.Dataset, s.fenceTable()))
+	q.Parameters = []bigquery.QueryParameter{{Name: "org", Value: org}}
+	q.Location = s.loc()
+	q.Labels = s.labels("fence")
+	_, err := s.runJob(ctx, "dml", fmt.Sprintf("vaultsink_fence_reset_%d", time.Now().UnixNano()), func(ctx context.Context, jid string) (*bigquery.Job, error) {
+		q.JobID = jid
+		q.AddJobIDSuffix = false
+		q.JobTimeout = jobTimeout(ctx)
+		return q.Run(ctx)
+	})
+	return err
+}
+
+// labels marks a job of this sink: its kind and the table it serves.
+func (s *Sink) labels(kind string) map[string]string {
+	return map[string]string{"vaultsink": kind, "vaultsink_table": s.tableLabel}
+}
+
+// loc is the location every job call carries: the configured one, or the
+// dataset's once ensure (or resolveLocation) has read it.
+func (s *Sink) loc() string {
+	s.ensureMu.Lock()
+	defer s.ensureMu.Unlock()
+	return s.location
+}
+
+// resolveLocation reads the dataset's location when none is configured,
+// for reads made before any commit; "" when the dataset does not exist.
+func (s *Sink) resolveLocation(ctx context.Context) (string, error) {
+	if l := s.loc(); l != "" {
+		return l, nil
+	}
+	md, err := s.client.DatasetInProject(s.cfg.Project, s.cfg.Dataset).Metadata(ctx)
+	if err != nil {
+		if isNotFound(err) {
+			return "", nil
+		}
+		return "", fmt.Errorf("get dataset %s: %w", s.cfg.Dataset, classify(err))
+	}
+	s.ensureMu.Lock()
+	defer s.ensureMu.Unlock()
+	if s.location == "" {
+		s.location = md.Location
+	}
+	return s.location, nil
+}
+
+// jobTimeout is the JobTimeout of a job started under ctx: BigQuery itself
+// cancels a job that outlives the commit's deadline.
+func jobTimeout(ctx context.Context) time.Duration {
+	dl, ok := ctx.Deadline()
+	if !ok {
+		return 0
+	}
+	return max(time.Until(dl).Round(time.Second), time.Second)
+}
+
 // Open starts a unit: batches stream through the Parquet encoder into a temp
 // file, so memory stays bounded by a row group whatever the window's size.
 func (s *Sink) Open(ctx context.Context, w source.Window) (sinks.Unit, error) {
@@ -150,23 +229,32 @@ type unit struct {
 	s *Sink
 	w source.Window
 
-	f    *os.File
-	h    hash.Hash
-	pw   *pqenc.Writer
-	rows int64
-	size int64
-	sum  string
+	f      *os.File
+	pw     *pqenc.Writer
+	digest *contentDigest // of the rows, without ingested_at
+	rows   int64
+	size   int64
+	sum    string
 
-	qf    *os.File
-	qh    hash.Hash
-	qw    *pqarrow.FileWriter
-	qrows int64
-	qsum  string
-	qbuf  []source.Quarantined
+	qf      *os.File
+	qw      *pqarrow.FileWriter
+	qdigest *contentDigest
+	qrows   int64
+	qsum    string
+	qbuf    []source.Quarantined
+	qbytes  int // raw bytes in qbuf
+
+	fence *sinks.Fence // nil: no fence check (SetFence never called)
 
 	stats          unitStats // set by the group commit
 	finished, done bool
 }
+
+// SetFence makes the commit check the writer's lease: it fails with
+// sinks.ErrFenced when the fence table holds a newer epoch for the org, and
+// records f otherwise, in the same transaction as the rows. An equal epoch
+// passes: a lease's epochs start again at 1 when its checkpoint is lost.
+func (u *unit) SetFence(f sinks.Fence) { u.fence = &f }
 
 func (u *unit) Write(ctx context.Context, rec arrow.RecordBatch) error {
 	if u.done || u.finished {
@@ -180,8 +268,9 @@ func (u *unit) Write(ctx context.Context, rec arrow.RecordBatch) error {
 		if err != nil {
 			return fmt.Errorf("create temp parquet for %s: %w", u.w, err)
 		}
-		u.f, u.h = f, sha256.New()
-		pw, err := pqenc.NewWriter(io.MultiWriter(f, u.h), pqenc.Meta{Window: u.w, Version: u.s.version}, u.s.cfg.Options)
+		u.f, u.digest = f, newContentDigest()
+		// The writers must not close the file: finish does, after them.
+		pw, err := pqenc.NewWriter(struct{ io.Writer }{f}, pqenc.Meta{Window: u.w, Version: u.s.version}, u.s.cfg.Options)
 		if err != nil {
 			u.cleanup()
 			return fmt.Errorf("parquet writer for %s: %w", u.w, err)
@@ -191,6 +280,7 @@ func (u *unit) Write(ctx context.Context, rec arrow.RecordBatch) error {
 	if err := u.pw.Write(rec); err != nil {
 		return fmt.Errorf("encode batch of %s: %w", u.w, err)
 	}
+	u.digest.addRecord(rec)
 	u.rows += rec.NumRows()
 	return nil
 }
@@ -200,9 +290,35 @@ func (u *unit) Quarantine(ctx context.Context, q source.Quarantined) error {
 		return errors.New("bigquery unit: quarantine after commit or abort")
 	}
 	u.qbuf = append(u.qbuf, q)
+	if u.qdigest == nil {
+		u.qdigest = newContentDigest()
+	}
+	u.qdigest.addQuarantined(q)
 	u.qrows++
-	if len(u.qbuf) >= 1024 {
+	u.qbytes += len(q.Raw) + len(q.Reason)
+	if len(u.qbuf) >= 1024 || u.qbytes >= quarantineFlushBytes {
 		return u.flushQuarantine()
+	}
+	return nil
+}
+
+// Bounds of what a unit keeps in memory of its quarantine: records are
+// encoded once quarantineFlushBytes of them wait, and a row group is cut
+// once quarantineRowGroupBytes of it are encoded (a buffered row group is
+// held whole until it is cut).
+const (
+	quarantineFlushBytes    = 4 << 20
+	quarantineRowGroupBytes = 8 << 20
+)
+
+// writeQuarantine adds rec to the quarantine file of qw, cutting the row
+// group when it grew to quarantineRowGroupBytes.
+func writeQuarantine(qw *pqarrow.FileWriter, rec arrow.RecordBatch) error {
+	if err := qw.WriteBuffered(rec); err != nil {
+		return err
+	}
+	if qw.RowGroupTotalCompressedBytes()+qw.RowGroupTotalBytesWritten() >= quarantineRowGroupBytes {
+		return qw.NewBufferedRowGroupChecked()
 	}
 	return nil
 }
@@ -218,7 +334,7 @@ func (u *unit) finish() error {
 			return fmt.Errorf("finish parquet of %s: %w", u.w, err)
 		}
 		u.size = u.pw.Bytes()
-		u.sum = hex.EncodeToString(u.h.Sum(nil))
+		u.sum = u.digest.String()
 		if err := u.f.Close(); err != nil {
 			return fmt.Errorf("close temp parquet of %s: %w", u.w, err)
 		}
@@ -230,7 +346,7 @@ func (u *unit) finish() error {
 		if err := u.qw.Close(); err != nil {
 			return fmt.Errorf("finish quarantine parquet of %s: %w", u.w, err)
 		}
-		u.qsum = hex.EncodeToString(u.qh.Sum(nil))
+		u.qsum = u.qdigest.String()
 		if err := u.qf.Close(); err != nil {
 			return fmt.Errorf("close quarantine parquet of %s: %w", u.w, err)
 		}
@@ -345,9 +461,9 @@ type commitReq struct {
 func (r *commitReq) slices() int { return len(r.units) }
 
 // groupLoop merges commits that arrive while a group is gathered or running
-// into the next group: one load and one DML for all of them. Only one group
-// runs at a time, so this process never queues DML on the table behind
-// itself (BigQuery runs 2 mutating DML per table and queues 20).
+// into the next group: one load and one transaction for all of them. Only
+// one group runs at a time: two transactions of this process on the table
+// would only cancel each other (see the package doc on conflicts).
 func (s *Sink) groupLoop() {
 	defer s.wg.Done()
 	var carry *commitReq
@@ -393,30 +509,112 @@ func (s *Sink) groupLoop() {
 			group = append(group, r)
 			n += r.slices()
 		}
+		s.runGroup(group)
+	}
+}
+
+// runGroup commits a group under its own deadline (commit_timeout): a stuck
+// group fails alone and the next one starts. When the fence check refuses
+// the group, the requests of the org it names fail with a FencedError and
+// the others are committed again without them.
+func (s *Sink) runGroup(group []*commitReq) {
+	for len(group) > 0 {
 		var units []*unit
 		for _, r := range group {
 			units = append(units, r.units...)
 		}
-		err := s.commitGroup(s.ctx, units, len(group))
-		for _, r := range group {
-			r.done <- err
+		ctx, cancel := context.WithTimeout(s.ctx, s.cfg.CommitTimeout)
+		err := s.commitGroup(ctx, units, len(group))
+		if err != nil && ctx.Err() == context.DeadlineExceeded && s.ctx.Err() == nil {
+			err = fmt.Errorf("bigquery commit of %d windows did not finish within commit_timeout %s: %w", len(units), s.cfg.CommitTimeout, err)
 		}
+		cancel()
+		var fe *FencedError
+		if !errors.As(err, &fe) {
+			for _, r := range group {
+				r.done <- err
+			}
+			return
+		}
+		var rest []*commitReq
+		for _, r := range group {
+			if slices.ContainsFunc(r.units, func(u *unit) bool { return u.w.Org == fe.Org }) {
+				r.done <- fe
+			} else {
+				rest = append(rest, r)
+			}
+		}
+		if len(rest) == len(group) {
+			for _, r := range group {
+				r.done <- err
+			}
+			return
+		}
+		group = rest
 	}
 }
 
-// overlaps reports whether r holds a window already in group: two units of
-// one (org, window) must never share a statement.
+// overlaps reports whether r holds a window already in group, or an org of
+// the group under another fence: two units of one (org, window) must never
+// share a statement, and an org's fence row takes one value per commit.
 func overlaps(group []*commitReq, r *commitReq) bool {
 	for _, g := range group {
 		for _, a := range g.units {
 			for _, b := range r.units {
-				if a.w.Org == b.w.Org && a.w.Start.Before(b.w.End) && b.w.Start.Before(a.w.End) {
+				if a.w.Org != b.w.Org {
+					continue
+				}
+				if a.w.Start.Before(b.w.End) && b.w.Start.Before(a.w.End) {
+					return true
+				}
+				if (a.fence == nil) != (b.fence == nil) || (a.fence != nil && *a.fence != *b.fence) {
 					return true
 				}
 			}
 		}
 	}
 	return false
+}
+
+// FencedError is a commit refused by the fence check: another writer took
+// the org's lease since this one opened its units. Nothing of the commit
+// was written.
+type FencedError struct {
+	Org   string
+	Owner string // the newer writer, as recorded in the fence table
+	Epoch int64  // its lease epoch
+	Ours  sinks.Fence
+}
+
+func (e *FencedError) Error() string {
+	return fmt.Sprintf("bigquery commit for org %s refused: lease lost to %s (epoch %d); this writer holds epoch %d as %s",
+		e.Org, e.Owner, e.Epoch, e.Ours.Epoch, e.Ours.Owner)
+}
+
+func (e *FencedError) Unwrap() error { return sinks.ErrFenced }
+
+// fenceMarker starts the message the commit's fence check fails with.
+const fenceMarker = "vaultsink fence: org "
+
+var reFence = regexp.MustCompile(`vaultsink fence: org (.+?): lease lost to (.*) \(epoch (-?\d+)\)`)
+
+// fenceError recognises the fence check's failure in a job error.
+func fenceError(err error, units []*unit) *FencedError {
+	if err == nil || !strings.Contains(err.Error(), fenceMarker) {
+		return nil
+	}
+	m := reFence.FindStringSubmatch(err.Error())
+	if m == nil {
+		return nil
+	}
+	fe := &FencedError{Org: m[1], Owner: m[2]}
+	fe.Epoch, _ = strconv.ParseInt(m[3], 10, 64)
+	for _, u := range units {
+		if u.w.Org == fe.Org && u.fence != nil {
+			fe.Ours = *u.fence
+		}
+	}
+	return fe
 }
 
 // commitGroup loads the units into one staging table and adds their new
@@ -433,11 +631,12 @@ func (s *Sink) commitGroup(ctx context.Context, units []*unit, callers int) erro
 		}
 		return units[i].w.Start.Before(units[j].w.Start)
 	})
-	// The batch id is a pure function of the windows and their bytes: a retry
-	// of the same batch reuses every job id and staging name.
+	// The batch id is a function of the windows and of their rows' content
+	// (ingested_at aside): a retry of the same batch, or a rerun that pulled
+	// the same events, reuses every job id and staging name.
 	h := sha256.New()
 	var data, quar []*unit
-	var rows int64
+	var rows, qrows int64
 	for _, u := range units {
 		fmt.Fprintf(h, "%s\x00%d\x00%d\x00%s\x00%s\n", u.w.Org, u.w.Start.UnixMicro(), u.w.End.UnixMicro(), u.sum, u.qsum)
 		if u.rows > 0 {
@@ -446,6 +645,7 @@ func (s *Sink) commitGroup(ctx context.Context, units []*unit, callers int) erro
 		}
 		if u.qrows > 0 {
 			quar = append(quar, u)
+			qrows += u.qrows
 		}
 	}
 	id := hex.EncodeToString(h.Sum(nil))[:40]
@@ -459,7 +659,7 @@ func (s *Sink) commitGroup(ctx context.Context, units []*unit, callers int) erro
 		if err != nil {
 			return err
 		}
-		err = s.load(ctx, "vaultsink_load_"+id, stage, stagingSchema, path)
+		err = s.load(ctx, "vaultsink_load_"+id, stage, stagingSchema, path, rows)
 		cleanup()
 		if err != nil {
 			return err
@@ -472,7 +672,7 @@ func (s *Sink) commitGroup(ctx context.Context, units []*unit, callers int) erro
 		if err != nil {
 			return err
 		}
-		err = s.load(ctx, "vaultsink_load_"+id+"_q", qstage, quarantineSchema, path)
+		err = s.load(ctx, "vaultsink_load_"+id+"_q", qstage, quarantineSchema, path, qrows)
 		cleanup()
 		if err != nil {
 			return err
@@ -482,22 +682,32 @@ func (s *Sink) commitGroup(ctx context.Context, units []*unit, callers int) erro
 	// What the table holds for each window before the commit, and what the
 	// commit will add: read first, because a transaction's results cannot
 	// tell new rows from held ones. The org's lease keeps other writers of
-	// these windows away until the commit.
+	// these windows away until the commit (and the fence check refuses the
+	// commit of a writer that lost it).
 	cq, cparams := s.countSQL(units, stage)
 	if err := s.readStats(ctx, cq, cparams, units); err != nil {
 		return err
 	}
-	sqlText, params := s.commitSQL(units, stage, qstage)
+	sqlText, params, err := s.commitSQL(units, stage, qstage)
+	if err != nil {
+		return err
+	}
 	jobID := "vaultsink_merge_" + id
-	_, err := s.runJob(ctx, "dml", jobID, func(ctx context.Context, jid string) (*bigquery.Job, error) {
+	_, err = s.runJob(ctx, "dml", jobID, func(ctx context.Context, jid string) (*bigquery.Job, error) {
 		q := s.client.Query(sqlText)
 		q.Parameters = params
 		q.JobID = jid
 		q.AddJobIDSuffix = false
-		q.Location = s.cfg.Location
-		q.Labels = map[string]string{"vaultsink": "merge"}
+		q.Location = s.loc()
+		q.JobTimeout = jobTimeout(ctx)
+		q.Labels = s.labels("merge")
 		return q.Run(ctx)
 	})
+	if fe := fenceError(err, units); fe != nil {
+		s.m.fenced.Inc()
+		log.Warn("commit refused by the fence", "org", fe.Org, "owner", fe.Owner, "epoch", fe.Epoch)
+		return fe
+	}
 	if err != nil {
 		return err
 	}
@@ -521,8 +731,9 @@ func (s *Sink) readStats(ctx context.Context, sql string, params []bigquery.Quer
 	// would answer a rerun with an earlier, stale count).
 	q := s.client.Query(sql)
 	q.Parameters = params
-	q.Location = s.cfg.Location
-	q.Labels = map[string]string{"vaultsink": "count"}
+	q.Location = s.loc()
+	q.JobTimeout = jobTimeout(ctx)
+	q.Labels = s.labels("count")
 	it, err := q.Read(ctx)
 	if err != nil {
 		return fmt.Errorf("count what the table holds for %d windows: %w", len(units), classify(err))
@@ -557,34 +768,65 @@ func (s *Sink) readStats(ctx context.Context, sql string, params []bigquery.Quer
 }
 
 // load creates the staging table (expiring in a day) and loads path into it
-// under a deterministic job id.
-func (s *Sink) load(ctx context.Context, jobID, stage string, schema bigquery.Schema, path string) error {
+// under a deterministic job id. want is the number of rows of path: a job
+// found under the id (an earlier run's) may have loaded a staging table
+// that expired or was dropped since, so the table is counted, and loaded
+// again under a new id when it lacks rows.
+func (s *Sink) load(ctx context.Context, jobID, stage string, schema bigquery.Schema, path string, want int64) error {
 	t := s.client.DatasetInProject(s.cfg.Project, s.cfg.StagingDataset).Table(stage)
-	md := &bigquery.TableMetadata{Schema: schema, ExpirationTime: time.Now().Add(24 * time.Hour),
-		Labels: map[string]string{"vaultsink": "staging"}}
-	if err := t.Create(ctx, md); err != nil && !isDuplicate(err) {
-		return fmt.Errorf("create staging table %s.%s: %w", s.cfg.StagingDataset, stage, classify(err))
-	}
-	_, err := s.runJob(ctx, "load", jobID, func(ctx context.Context, jid string) (*bigquery.Job, error) {
-		f, err := os.Open(path)
-		if err != nil {
-			return nil, err
+	for reload := 0; ; reload++ {
+		md := &bigquery.TableMetadata{Schema: schema, ExpirationTime: time.Now().Add(24 * time.Hour),
+			Labels: map[string]string{"vaultsink": "staging"}}
+		if err := t.Create(ctx, md); err != nil && !isDuplicate(err) {
+			return fmt.Errorf("create staging table %s.%s: %w", s.cfg.StagingDataset, stage, classify(err))
 		}
-		defer f.Close()
-		src := bigquery.NewReaderSource(f)
-		src.SourceFormat = bigquery.Parquet
-		src.Schema = schema
-		l := t.LoaderFrom(src)
-		l.WriteDisposition = bigquery.WriteTruncate
-		l.CreateDisposition = bigquery.CreateIfNeeded
-		l.JobID = jid
-		l.AddJobIDSuffix = false
-		l.Location = s.cfg.Location
-		l.MediaOptions = s.mediaOpts
-		l.Labels = map[string]string{"vaultsink": "load"}
-		return l.Run(ctx)
-	})
-	return err
+		id := jobID
+		if reload > 0 {
+			id = fmt.Sprintf("%s_reload_%d", jobID, time.Now().UnixNano())
+		}
+		_, err := s.runJob(ctx, "load", id, func(ctx context.Context, jid string) (*bigquery.Job, error) {
+			f, err := os.Open(path)
+			if err != nil {
+				return nil, err
+			}
+			defer f.Close()
+			src := bigquery.NewReaderSource(f)
+			src.SourceFormat = bigquery.Parquet
+			src.Schema = schema
+			l := t.LoaderFrom(src)
+			l.WriteDisposition = bigquery.WriteTruncate
+			l.CreateDisposition = bigquery.CreateIfNeeded
+			l.JobID = jid
+			l.AddJobIDSuffix = false
+			l.Location = s.loc()
+			l.JobTimeout = jobTimeout(ctx)
+			l.MediaOptions = s.mediaOpts
+			l.Labels = s.labels("load")
+			return l.Run(ctx)
+		})
+		if err != nil {
+			return err
+		}
+		got, err := t.Metadata(ctx)
+		if err != nil && !isNotFound(err) {
+			return fmt.Errorf("check staging table %s.%s: %w", s.cfg.StagingDataset, stage, classify(err))
+		}
+		if err == nil && int64(got.NumRows) == want {
+			return nil
+		}
+		if reload >= 2 {
+			return fmt.Errorf("staging table %s.%s holds %d rows after its load, want %d", s.cfg.StagingDataset, stage, numRows(got), want)
+		}
+		s.log.Info("the staging table of an earlier run's load job is gone; loading again",
+			"table", stage, "job", jobID, "rows", numRows(got), "want", want)
+	}
+}
+
+func numRows(md *bigquery.TableMetadata) uint64 {
+	if md == nil {
+		return 0
+	}
+	return md.NumRows
 }
 
 // mergedData returns one Parquet file holding every unit's rows: the unit's
@@ -642,9 +884,17 @@ func copyParquet(path string, schema *arrow.Schema, write func(arrow.RecordBatch
 	return pqread.Copy(context.Background(), f, schema, write)
 }
 
-// dataColumns are the target's columns in source.Schema order; detail and
-// extra are JSON in the target but STRING in staging, because BigQuery loads
-// JSON columns only from CSV, Avro and newline-delimited JSON, not Parquet.
+// insertColumns are the target's columns in source.Schema order; detail
+// and extra are JSON in the target but STRING in staging, because BigQuery
+// loads JSON columns only from CSV, Avro and newline-delimited JSON, not
+// Parquet.
+//
+// No value may fail the transaction: the source keeps any JSON it can
+// parse, but BigQuery's JSON type refuses nesting deeper than 500 levels
+// and numbers out of a DOUBLE's range (1e400), even with wide_number_mode
+// 'round'. Such a value is stored as a JSON string holding its text
+// (JSON_TYPE(detail) = 'string'), so nothing of it is lost and the rows
+// around it commit. A NULL stays NULL (TO_JSON(NULL) would be JSON null).
 func insertColumns() (cols, vals string) {
 	for i, f := range source.Schema.Fields() {
 		if i > 0 {
@@ -653,13 +903,22 @@ func insertColumns() (cols, vals string) {
 		}
 		cols += "`" + f.Name + "`"
 		if f.Name == "detail" || f.Name == "extra" {
-			vals += "PARSE_JSON(S.`" + f.Name + "`, wide_number_mode => 'round')"
+			c := "S.`" + f.Name + "`"
+			vals += fmt.Sprintf("CASE WHEN %[1]s IS NULL THEN NULL ELSE COALESCE(SAFE.PARSE_JSON(%[1]s, wide_number_mode => 'round'), TO_JSON(%[1]s)) END", c)
 		} else {
 			vals += "S.`" + f.Name + "`"
 		}
 	}
 	return cols, vals
 }
+
+// MaxQueryParameters is BigQuery's limit of query parameters per job.
+const MaxQueryParameters = 10000
+
+// paramsPerSlice is the most parameters one unit adds to the commit script:
+// its window (org, start, end and the adjacent windows' bounds: 5) and its
+// org's fence (org, epoch, owner: 3). The script adds paramsFixed more.
+const paramsPerSlice, paramsFixed = 8, 4
 
 // windowsSQL is a table of the units' windows, each with the adjacent
 // windows' bounds (nlo, nhi), and the constant bounds around all of them
@@ -712,34 +971,68 @@ func (s *Sink) stageRef(t string) string {
 // and qstage name the staging tables of the data and quarantine rows ("":
 // none).
 //
-// The table only grows: a staged row is inserted unless the table already
-// holds its id in its window or an adjacent one (the held copy wins, and an
-// id repeated across a boundary is archived once), so a re-pull that
-// returns less never removes a row and a rerun adds nothing twice. The
-// quarantine of every unit's window is replaced (a unit that quarantined
-// nothing clears it).
-func (s *Sink) commitSQL(units []*unit, stage, qstage string) (string, []bigquery.QueryParameter) {
+// The fence comes first: for the orgs whose units carry one, the script
+// fails (ERROR, naming the org and the newer owner and epoch) when the
+// fence table holds a newer epoch, and otherwise records the units'
+// fence, so a writer that lost the lease writes nothing. Then the table only grows: a staged row is inserted
+// unless the table already holds its id in its window or an adjacent one
+// (the held copy wins, and an id repeated across a boundary is archived
+// once), so a re-pull that returns less never removes a row and a rerun
+// adds nothing twice. The quarantine of every unit's window is replaced (a
+// unit that quarantined nothing clears it).
+//
+// Every read of the target and every DELETE is bounded by constant
+// timestamps (@lo, @hi; @qlo, @qhi) around all the units' windows, so
+// BigQuery prunes partitions instead of scanning the table.
+func (s *Sink) commitSQL(units []*unit, stage, qstage string) (string, []bigquery.QueryParameter, error) {
 	var params paramList
 	windows, lo, hi := windowsSQL(units, params.add)
 	target := "`" + s.target() + "`"
 	qt := fmt.Sprintf("`%s.%s.%s`", s.cfg.Project, s.cfg.Dataset, s.quarantineTable())
 	stmts := []string{"BEGIN TRANSACTION"}
+	var fences []string
+	seen := map[string]bool{}
+	for _, u := range units {
+		if u.fence == nil || seen[u.w.Org] {
+			continue
+		}
+		seen[u.w.Org] = true
+		i := len(fences)
+		fences = append(fences, fmt.Sprintf("SELECT %s AS org, %s AS epoch, %s AS owner",
+			params.add(fmt.Sprintf("fo%d", i), u.w.Org), params.add(fmt.Sprintf("fe%d", i), u.fence.Epoch), params.add(fmt.Sprintf("fw%d", i), u.fence.Owner)))
+	}
+	if len(fences) > 0 {
+		ft := fmt.Sprintf("`%s.%s.%s`", s.cfg.Project, s.cfg.Dataset, s.fenceTable())
+		w := "(" + strings.Join(fences, "\n  UNION ALL ") + ")"
+		stmts = append(stmts,
+			fmt.Sprintf("SELECT ERROR(FORMAT('%s%%s: lease lost to %%s (epoch %%d)', F.org_id, IFNULL(F.owner, ''), F.epoch))\nFROM %s AS F JOIN %s AS W ON F.org_id = W.org\nWHERE F.epoch > W.epoch",
+				fenceMarker, ft, w),
+			fmt.Sprintf("MERGE %s AS F\nUSING %s AS W ON F.org_id = W.org\nWHEN MATCHED THEN UPDATE SET epoch = W.epoch, owner = W.owner, updated_at = CURRENT_TIMESTAMP()\nWHEN NOT MATCHED THEN INSERT (org_id, epoch, owner, updated_at) VALUES (W.org, W.epoch, W.owner, CURRENT_TIMESTAMP())",
+				ft, w))
+	}
 	if stage != "" {
 		cols, vals := insertColumns()
 		stmts = append(stmts, fmt.Sprintf("INSERT INTO %s (%s)\nSELECT %s\nFROM %s AS S\nWHERE %s\nQUALIFY ROW_NUMBER() OVER (PARTITION BY S.org_id, S.event_id ORDER BY S.`timestamp`, S.ingested_at) = 1",
 			target, cols, vals, staged(s.stageRef(stage), windows), notHeld(target, lo, hi)))
 	}
 	var qpred []string
-	for i := range units {
+	qlo, qhi := units[0].w.Start, units[0].w.Start
+	for i, u := range units {
 		qpred = append(qpred, fmt.Sprintf("(org_id = @o%d AND window_start = @s%d)", i, i))
+		qlo, qhi = minTime(qlo, u.w.Start), maxTime(qhi, u.w.Start)
 	}
-	stmts = append(stmts, fmt.Sprintf("DELETE FROM %s\nWHERE %s", qt, strings.Join(qpred, "\n   OR ")))
+	stmts = append(stmts, fmt.Sprintf("DELETE FROM %s\nWHERE window_start >= %s AND window_start <= %s\n  AND (%s)",
+		qt, params.add("qlo", qlo.UTC()), params.add("qhi", qhi.UTC()), strings.Join(qpred, "\n   OR ")))
 	if qstage != "" {
 		stmts = append(stmts, fmt.Sprintf("INSERT INTO %s (org_id, window_start, window_end, page, reason, raw)\nSELECT org_id, window_start, window_end, page, reason, raw FROM %s",
 			qt, s.stageRef(qstage)))
 	}
 	stmts = append(stmts, "COMMIT TRANSACTION")
-	return strings.Join(stmts, ";\n"), params
+	if len(params) > MaxQueryParameters {
+		return "", nil, fmt.Errorf("bigquery commit of %d windows needs %d query parameters, over BigQuery's %d (lower max_group_slices): %w",
+			len(units), len(params), MaxQueryParameters, sinks.ErrPermanent)
+	}
+	return strings.Join(stmts, ";\n"), params, nil
 }
 
 // countSQL counts, per unit window, the rows the table holds (held), those
@@ -808,9 +1101,9 @@ func (u *unit) flushQuarantine() error {
 		if err != nil {
 			return fmt.Errorf("create quarantine parquet for %s: %w", u.w, err)
 		}
-		u.qf, u.qh = f, sha256.New()
+		u.qf = f
 		props := parquet.NewWriterProperties(parquet.WithCompression(compress.Codecs.Zstd))
-		qw, err := pqarrow.NewFileWriter(quarantineArrow, io.MultiWriter(f, u.qh), props,
+		qw, err := pqarrow.NewFileWriter(quarantineArrow, struct{ io.Writer }{f}, props,
 			pqarrow.NewArrowWriterProperties(pqarrow.WithCoerceTimestamps(arrow.Microsecond)))
 		if err != nil {
 			return fmt.Errorf("quarantine parquet writer for %s: %w", u.w, err)
@@ -829,8 +1122,8 @@ func (u *unit) flushQuarantine() error {
 	}
 	rec := b.NewRecordBatch()
 	defer rec.Release()
-	u.qbuf = u.qbuf[:0]
-	if err := u.qw.WriteBuffered(rec); err != nil {
+	u.qbuf, u.qbytes = u.qbuf[:0], 0
+	if err := writeQuarantine(u.qw, rec); err != nil {
 		return fmt.Errorf("encode quarantine of %s: %w", u.w, err)
 	}
 	return nil
@@ -852,7 +1145,8 @@ func (s *Sink) mergedQuarantine(us []*unit) (string, func(), error) {
 		return "", nil, err
 	}
 	for _, u := range us {
-		if err := copyParquet(u.qf.Name(), quarantineArrow, qw.WriteBuffered); err != nil {
+		write := func(rec arrow.RecordBatch) error { return writeQuarantine(qw, rec) }
+		if err := copyParquet(u.qf.Name(), quarantineArrow, write); err != nil {
 			qw.Close()
 			cleanup()
 			return "", nil, fmt.Errorf("merge quarantine of %s: %w", u.w, err)

@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"cloud.google.com/go/bigquery"
 	"github.com/apache/arrow-go/v18/arrow/memory"
 	"github.com/prometheus/client_golang/prometheus"
 	"google.golang.org/api/googleapi"
@@ -25,7 +26,7 @@ import (
 const project = "vaultsink-test"
 
 func testConfig(srv *bqtest.Server, t testing.TB) Config {
-	cfg := Config{Project: project, Dataset: "audit", Endpoint: srv.URL(), WithoutAuthentication: true,
+	cfg := Config{Project: project, Dataset: "audit", Location: "US", Endpoint: srv.URL(), WithoutAuthentication: true,
 		GroupDelay: -1, TempDir: t.TempDir()}
 	cfg.SetDefaults()
 	if err := cfg.Validate(); err != nil {
@@ -45,6 +46,7 @@ func newSink(t testing.TB, srv *bqtest.Server, mod func(*Config)) *Sink {
 		t.Fatal(err)
 	}
 	s.retryBase = 10 * time.Millisecond
+	s.pollBase = 5 * time.Millisecond
 	return s
 }
 
@@ -206,8 +208,8 @@ func TestCatchUpBatching(t *testing.T) {
 			t.Errorf("staging table %s got %d load jobs, want 1", tb, n)
 		}
 	}
-	if got := srv.Tables("audit"); len(got) != 2 {
-		t.Errorf("tables left in the dataset: %v, want the target and its quarantine table (staging dropped)", got)
+	if got := srv.Tables("audit"); len(got) != 3 {
+		t.Errorf("tables left in the dataset: %v, want the target and its quarantine and fence tables (staging dropped)", got)
 	}
 }
 
@@ -411,7 +413,10 @@ func TestIncompatibleSchema(t *testing.T) {
 	}
 }
 
-// TestRealBigQuery runs the conformance suite against the real service.
+// TestRealBigQuery runs the conformance suite and the cases the stand-in
+// models (fencing, concurrent writers, poison JSON) against the real
+// service, and checks with dry runs that the commit's reads prune
+// partitions.
 func TestRealBigQuery(t *testing.T) {
 	proj := os.Getenv("VAULTSINK_BQ_PROJECT")
 	if proj == "" {
@@ -426,24 +431,89 @@ func TestRealBigQuery(t *testing.T) {
 	if dataset == "" {
 		dataset = "vaultsink_it"
 	}
-	sinktest.Run(t, func(t *testing.T) (sinks.Sink, sinks.Reader) {
-		cfg := Config{Project: proj, Dataset: dataset, Location: os.Getenv("VAULTSINK_BQ_LOCATION"), GroupDelay: -1, TempDir: t.TempDir(),
-			Table: fmt.Sprintf("it_%d", time.Now().UnixNano())}
-		cfg.SetDefaults()
-		if err := cfg.Validate(); err != nil {
-			t.Fatal(err)
-		}
-		s, err := New(context.Background(), cfg, sinks.Env{Registerer: prometheus.NewRegistry(), Version: "it"})
+	location := os.Getenv("VAULTSINK_BQ_LOCATION")
+	if location == "" {
+		location = "US"
+	}
+	// real makes sinks on a fresh table of the test's own.
+	real := func(t *testing.T) backend {
+		table := fmt.Sprintf("it_%d", time.Now().UnixNano())
+		return backend{newSink: func(t *testing.T, mod func(*Config)) *Sink {
+			cfg := Config{Project: proj, Dataset: dataset, Location: location, GroupDelay: -1, TempDir: t.TempDir(), Table: table}
+			cfg.SetDefaults()
+			if mod != nil {
+				mod(&cfg)
+			}
+			if err := cfg.Validate(); err != nil {
+				t.Fatal(err)
+			}
+			s, err := New(context.Background(), cfg, sinks.Env{Registerer: prometheus.NewRegistry(), Version: "it"})
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() {
+				ctx := context.Background()
+				for _, tb := range []string{cfg.Table, s.quarantineTable(), s.fenceTable()} {
+					s.client.Dataset(dataset).Table(tb).Delete(ctx)
+				}
+				s.Close()
+			})
+			return s
+		}}
+	}
+	t.Run("Conformance", func(t *testing.T) {
+		sinktest.Run(t, func(t *testing.T) (sinks.Sink, sinks.Reader) {
+			s := real(t).newSink(t, nil)
+			return s, s
+		})
+	})
+	t.Run("Fence", func(t *testing.T) { testFence(t, real(t)) })
+	t.Run("ConcurrentWriters", func(t *testing.T) { testConcurrentWriters(t, real(t)) })
+	t.Run("PoisonJSON", func(t *testing.T) { testPoisonJSON(t, real(t)) })
+	t.Run("PruningDryRun", func(t *testing.T) { testPruningDryRun(t, real(t)) })
+}
+
+// testPruningDryRun: with rows on two days, a dry run of the count query
+// for a window of one day processes fewer bytes than the same query with
+// its constant bounds opened to all time: the bounds prune partitions.
+func testPruningDryRun(t *testing.T, b backend) {
+	ctx := context.Background()
+	s := b.newSink(t, nil)
+	for _, h := range []int{1, 49} {
+		w := sinktest.Window("org_x", h)
+		sinktest.WriteWindow(t, s, w, sinktest.IDs(fmt.Sprint("d", h), 0, 2000), 1000)
+	}
+	dry := func(sql string, params []bigquery.QueryParameter) int64 {
+		q := s.client.Query(sql)
+		q.Parameters = params
+		q.DryRun = true
+		q.Location = s.loc()
+		job, err := q.Run(ctx)
 		if err != nil {
 			t.Fatal(err)
 		}
-		t.Cleanup(func() {
-			ctx := context.Background()
-			s.client.Dataset(dataset).Table(cfg.Table).Delete(ctx)
-			s.client.Dataset(dataset).Table(cfg.Table + "_quarantine").Delete(ctx)
-		})
-		return s, s
-	})
+		st := job.LastStatus()
+		if st == nil || st.Statistics == nil {
+			t.Fatal("dry run returned no statistics")
+		}
+		return st.Statistics.TotalBytesProcessed
+	}
+	sql, params := s.countSQL([]*unit{{s: s, w: sinktest.Window("org_x", 1)}}, "")
+	pruned := dry(sql, params)
+	wide := slices.Clone(params)
+	for i := range wide {
+		switch wide[i].Name {
+		case "lo":
+			wide[i].Value = time.Date(2000, 1, 1, 0, 0, 0, 0, time.UTC)
+		case "hi":
+			wide[i].Value = time.Date(2100, 1, 1, 0, 0, 0, 0, time.UTC)
+		}
+	}
+	all := dry(sql, wide)
+	t.Logf("count query: %d bytes with its bounds, %d without", pruned, all)
+	if pruned <= 0 || pruned >= all {
+		t.Fatalf("the bounded count query processes %d bytes, the unbounded %d: no partition was pruned", pruned, all)
+	}
 }
 
 // TestBatchQuarantine: quarantined records of several units committed in one

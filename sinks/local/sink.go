@@ -13,6 +13,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/apache/arrow-go/v18/arrow"
@@ -120,10 +121,16 @@ func (s *Sink) Open(ctx context.Context, w source.Window) (sinks.Unit, error) {
 		return nil, err
 	}
 	u := &unit{s: s, w: w, final: s.Path(w), qfinal: s.QuarantinePath(w), started: time.Now()}
+	var err error
 	for _, p := range []string{u.final, u.qfinal} {
 		if err := removeTemps(p); err != nil {
 			return nil, fmt.Errorf("open %s: clean temp files: %w", w, err)
 		}
+	}
+	// What the file is now: a commit replaces it only if it is still so.
+	u.seen, err = identify(u.final)
+	if err != nil {
+		return nil, fmt.Errorf("open %s: %w", w, err)
 	}
 	held, err := readHeld(ctx, u.final, w)
 	if err != nil {
@@ -179,12 +186,20 @@ func tempPrefix(p string) string {
 	return filepath.Join(filepath.Dir(p), "."+filepath.Base(p)+".tmp-")
 }
 
+// removeTemps removes the temp files of final left by processes that are
+// gone (killed during a write); a live process's temp file is its own
+// business (it commits or fails that write itself).
 func removeTemps(final string) error {
-	matches, err := filepath.Glob(tempPrefix(final) + "*")
+	prefix := tempPrefix(final)
+	matches, err := filepath.Glob(prefix + "*")
 	if err != nil {
 		return err
 	}
 	for _, m := range matches {
+		pid, _, _ := strings.Cut(strings.TrimPrefix(m, prefix), "-")
+		if n, err := strconv.Atoi(pid); err == nil && n != os.Getpid() && n > 0 && !errors.Is(syscall.Kill(n, 0), syscall.ESRCH) {
+			continue
+		}
 		if err := os.Remove(m); err != nil && !errors.Is(err, fs.ErrNotExist) {
 			return err
 		}
@@ -212,6 +227,7 @@ type unit struct {
 	w       source.Window
 	started time.Time
 	held    *source.HeldSet // what the window's file held at Open; nil if none
+	seen    fileID          // the window's file at Open
 	written int64           // rows written by Write
 
 	final string
@@ -335,7 +351,7 @@ func (u *unit) Commit(ctx context.Context) (sinks.Result, error) {
 		if err := u.buf.Flush(); err != nil {
 			return res, fmt.Errorf("commit %s: write data: %w", u.w, err)
 		}
-		if err := publish(u.tmp, u.final); err != nil {
+		if err := u.s.publishIfUnchanged(u.tmp, u.final, u.seen); err != nil {
 			return res, fmt.Errorf("commit %s: data: %w", u.w, err)
 		}
 		u.tmp = nil
@@ -450,6 +466,63 @@ func (s *Sink) mkdirAll(dir string) error {
 		}
 	}
 	return nil
+}
+
+// fileID is what tells one version of a file from another: a replacement
+// by rename changes the inode, a rewrite in place the size or the time.
+type fileID struct {
+	exists bool
+	ino    uint64
+	size   int64
+	mtime  int64
+}
+
+func identify(path string) (fileID, error) {
+	fi, err := os.Stat(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return fileID{}, nil
+	}
+	if err != nil {
+		return fileID{}, err
+	}
+	id := fileID{exists: true, size: fi.Size(), mtime: fi.ModTime().UnixNano()}
+	if st, ok := fi.Sys().(*syscall.Stat_t); ok {
+		id.ino = st.Ino
+	}
+	return id, nil
+}
+
+// publishIfUnchanged publishes f onto final only if final is still the
+// file the unit saw when it opened (a conditional write, like S3's
+// If-Match): another writer that committed the window meanwhile holds the
+// newer version, and the stale unit must not replace it. The check and the
+// rename happen under an flock on the sink's root, which every vaultsink
+// process writing this directory takes.
+func (s *Sink) publishIfUnchanged(f *os.File, final string, seen fileID) error {
+	unlock, err := s.lock()
+	if err != nil {
+		f.Close()
+		os.Remove(f.Name())
+		return err
+	}
+	defer unlock()
+	now, err := identify(final)
+	if err != nil {
+		f.Close()
+		os.Remove(f.Name())
+		return err
+	}
+	if now != seen {
+		f.Close()
+		os.Remove(f.Name())
+		return fmt.Errorf("%w: %s changed since this unit read it (another writer committed the window)", sinks.ErrFenced, final)
+	}
+	return publish(f, final)
+}
+
+// lock takes an exclusive flock on <root>/.vaultsink.lock.
+func (s *Sink) lock() (func(), error) {
+	return fsutil.Lock(filepath.Join(s.root, ".vaultsink.lock"))
 }
 
 // publish makes f durable and renames it onto final, then makes the rename

@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
+	"net/http"
 	"os"
 	"strings"
 	"time"
@@ -11,11 +13,13 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/aws/ratelimit"
 	"github.com/aws/aws-sdk-go-v2/aws/retry"
+	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
 	awsconfig "github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/credentials/stscreds"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/aws-sdk-go-v2/service/sts"
+	"github.com/aws/smithy-go/middleware"
 
 	"github.com/vaultsink/vaultsink/internal/secret"
 	"github.com/vaultsink/vaultsink/sinks"
@@ -57,7 +61,16 @@ type ClientConfig struct {
 	MaxAttempts int `yaml:"max_attempts"`
 	// MaxBackoff caps the exponential backoff between attempts.
 	MaxBackoff time.Duration `yaml:"max_backoff"`
+	// Timeout bounds one attempt of one request: connecting, sending the
+	// request (a whole part of an upload) and receiving the answer's
+	// headers. A GetObject's body streams on after its headers, bounded
+	// only by the caller's context.
+	Timeout time.Duration `yaml:"timeout"`
 }
+
+// DefaultTimeout is ClientConfig.Timeout's default: an 8 MiB part needs
+// about 1.1 Mbit/s to go up within it.
+const DefaultTimeout = time.Minute
 
 // SetDefaults fills unset fields.
 func (c *ClientConfig) SetDefaults() {
@@ -69,6 +82,9 @@ func (c *ClientConfig) SetDefaults() {
 	}
 	if c.MaxBackoff == 0 {
 		c.MaxBackoff = 20 * time.Second
+	}
+	if c.Timeout == 0 {
+		c.Timeout = DefaultTimeout
 	}
 }
 
@@ -84,6 +100,9 @@ func (c *ClientConfig) Validate() error {
 	}
 	if c.MaxBackoff < 0 {
 		return fmt.Errorf("max_backoff: %s must not be negative", c.MaxBackoff)
+	}
+	if c.Timeout < time.Second {
+		return fmt.Errorf("timeout: %s must be at least 1s", c.Timeout)
 	}
 	if !c.AccessKeyID.Empty() && c.AccessKeyIDFile != "" {
 		return errors.New("access_key_id and access_key_id_file: set at most one")
@@ -132,7 +151,12 @@ func NewClient(ctx context.Context, c ClientConfig) (*s3.Client, error) {
 		return nil, err
 	}
 	maxAttempts, maxBackoff := c.MaxAttempts, c.MaxBackoff
+	httpClient := awshttp.NewBuildableClient().WithTransportOptions(func(tr *http.Transport) {
+		// A server that accepted the request but never answers.
+		tr.ResponseHeaderTimeout = c.Timeout
+	}).WithDialerOptions(func(d *net.Dialer) { d.Timeout = min(c.Timeout, 30*time.Second) })
 	opts := []func(*awsconfig.LoadOptions) error{
+		awsconfig.WithHTTPClient(httpClient),
 		awsconfig.WithRetryer(func() aws.Retryer {
 			return retry.NewStandard(func(o *retry.StandardOptions) {
 				o.MaxAttempts = maxAttempts
@@ -172,11 +196,34 @@ func NewClient(ctx context.Context, c ClientConfig) (*s3.Client, error) {
 			o.BaseEndpoint = aws.String(c.Endpoint)
 		}
 		o.UsePathStyle = c.PathStyle
+		o.APIOptions = append(o.APIOptions, attemptTimeout(c.Timeout))
 		if c.Checksums == ChecksumsWhenRequired {
 			o.RequestChecksumCalculation = aws.RequestChecksumCalculationWhenRequired
 			o.ResponseChecksumValidation = aws.ResponseChecksumValidationWhenRequired
 		}
 	}), nil
+}
+
+// attemptTimeout gives each attempt of a request (after the retryer, so
+// every retry gets its own) a deadline of d. GetObject is left to the
+// transport's header timeout: its body streams after the call returns,
+// and a deadline there would cut it.
+func attemptTimeout(d time.Duration) func(*middleware.Stack) error {
+	return func(st *middleware.Stack) error {
+		return st.Finalize.Insert(middleware.FinalizeMiddlewareFunc("vaultsinkAttemptTimeout",
+			func(ctx context.Context, in middleware.FinalizeInput, next middleware.FinalizeHandler) (middleware.FinalizeOutput, middleware.Metadata, error) {
+				if middleware.GetOperationName(ctx) == "GetObject" {
+					return next.HandleFinalize(ctx, in)
+				}
+				ctx, cancel := context.WithTimeout(ctx, d)
+				defer cancel()
+				out, md, err := next.HandleFinalize(ctx, in)
+				if err != nil && errors.Is(ctx.Err(), context.DeadlineExceeded) {
+					err = fmt.Errorf("no answer within timeout %s (the S3 client's per-request timeout): %w", d, err)
+				}
+				return out, md, err
+			}), "Retry", middleware.After)
+	}
 }
 
 // Config is the `sink:` section of type s3.

@@ -5,12 +5,15 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/http"
 	"sort"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/aws-sdk-go-v2/service/s3/types"
+
+	"github.com/vaultsink/vaultsink/sinks"
 )
 
 // abortTimeout bounds the cleanup of an upload when the caller's context is
@@ -27,6 +30,9 @@ type objectParams struct {
 	kmsKeyID     *string
 	storageClass types.StorageClass
 	tagging      *string
+	// A conditional write: the object must still be the version whose
+	// ETag is ifMatch, or not exist (ifNoneMatch "*"). Neither: any.
+	ifMatch, ifNoneMatch *string
 }
 
 // partWriter is an io.Writer that streams into one S3 object. It buffers up
@@ -133,7 +139,7 @@ func (w *partWriter) flushPart() error {
 			ContentLength: aws.Int64(int64(len(buf))),
 		})
 		if err != nil {
-			done <- partResult{err: OpError(fmt.Sprintf("UploadPart %d", num), err)}
+			done <- partResult{err: uploadGone(OpError(fmt.Sprintf("UploadPart %d", num), err), w.p)}
 			return
 		}
 		if w.onPart != nil {
@@ -204,8 +210,21 @@ func (w *partWriter) complete() (etag string, err error) {
 			SSEKMSKeyId:          w.p.kmsKeyID,
 			StorageClass:         w.p.storageClass,
 			Tagging:              w.p.tagging,
+			IfMatch:              w.p.ifMatch,
+			IfNoneMatch:          w.p.ifNoneMatch,
 		})
 		if err != nil {
+			// A condition that fails on a retry may have failed against our
+			// own first attempt, which succeeded but lost its answer: the
+			// upload token tells.
+			if cerr := conditionFailed(OpError("PutObject", err), w.p); errors.Is(cerr, sinks.ErrFenced) {
+				if tag, ok := w.completedByUs(); ok {
+					w.closed = true
+					w.buf = nil
+					return tag, nil
+				}
+				return "", w.fail(cerr)
+			}
 			return "", w.fail(OpError("PutObject", err))
 		}
 		w.closed = true
@@ -226,6 +245,8 @@ func (w *partWriter) complete() (etag string, err error) {
 		Key:             &w.p.key,
 		UploadId:        &w.uploadID,
 		MultipartUpload: &types.CompletedMultipartUpload{Parts: w.parts},
+		IfMatch:         w.p.ifMatch,
+		IfNoneMatch:     w.p.ifNoneMatch,
 	})
 	if err != nil {
 		// A retried Complete whose first attempt succeeded but lost its
@@ -237,6 +258,14 @@ func (w *partWriter) complete() (etag string, err error) {
 				w.closed = true
 				return tag, nil
 			}
+			return "", w.fail(uploadGone(OpError("CompleteMultipartUpload", err), w.p))
+		}
+		if cerr := conditionFailed(OpError("CompleteMultipartUpload", err), w.p); errors.Is(cerr, sinks.ErrFenced) {
+			if tag, ok := w.completedByUs(); ok {
+				w.closed = true
+				return tag, nil
+			}
+			return "", w.fail(cerr)
 		}
 		return "", w.fail(OpError("CompleteMultipartUpload", err))
 	}
@@ -284,4 +313,35 @@ func (w *partWriter) abort(ctx context.Context) error {
 	}
 	w.uploadID = ""
 	return nil
+}
+
+// conditionFailed marks a conditional write the store refused (412
+// PreconditionFailed, 409 ConditionalRequestConflict, or the object gone
+// under If-Match) with sinks.ErrFenced: another writer changed the object.
+func conditionFailed(err error, p objectParams) error {
+	if p.ifMatch == nil && p.ifNoneMatch == nil {
+		return err
+	}
+	code, status := apiCode(err), httpStatus(err)
+	switch {
+	case code == "PreconditionFailed" || status == http.StatusPreconditionFailed,
+		code == "ConditionalRequestConflict" || status == http.StatusConflict,
+		p.ifMatch != nil && (code == "NoSuchKey" || status == http.StatusNotFound):
+		return fmt.Errorf("%w: s3://%s/%s changed since this unit read it (another writer committed the window): %w", sinks.ErrFenced, p.bucket, p.key, err)
+	}
+	return err
+}
+
+// uploadGone marks a multipart upload that vanished under a conditional
+// write with sinks.ErrFenced: another writer committed the window and
+// aborted the uploads it found of the same key (Sink.abortStale).
+func uploadGone(err error, p objectParams) error {
+	if p.ifMatch == nil && p.ifNoneMatch == nil {
+		return err
+	}
+	var nsu *types.NoSuchUpload
+	if errors.As(err, &nsu) || apiCode(err) == "NoSuchUpload" {
+		return fmt.Errorf("%w: the multipart upload of s3://%s/%s was aborted by another writer, which committed the window: %w", sinks.ErrFenced, p.bucket, p.key, err)
+	}
+	return err
 }

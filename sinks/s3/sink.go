@@ -62,10 +62,11 @@ type Sink struct {
 }
 
 type metrics struct {
-	parts   prometheus.Counter
-	bytes   prometheus.Counter
-	commits *prometheus.CounterVec
-	aborts  prometheus.Counter
+	parts       prometheus.Counter
+	bytes       prometheus.Counter
+	commits     *prometheus.CounterVec
+	aborts      prometheus.Counter
+	conditional *prometheus.GaugeVec
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -82,6 +83,9 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		aborts: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "vaultsink_s3_multipart_aborts_total", Help: "Multipart uploads aborted by the S3 sink.",
 		}),
+		conditional: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "vaultsink_s3_conditional_writes", Help: "1 when the S3 store honours conditional writes (If-None-Match/If-Match) on kind put or multipart, as probed at start-up; 0 when it ignores them.",
+		}, []string{"kind"}),
 	}
 	if reg == nil {
 		return m
@@ -90,6 +94,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 	m.bytes = promreg.Register(reg, m.bytes)
 	m.commits = promreg.Register(reg, m.commits)
 	m.aborts = promreg.Register(reg, m.aborts)
+	m.conditional = promreg.Register(reg, m.conditional)
 	return m
 }
 
@@ -298,7 +303,16 @@ func (u *unit) Write(ctx context.Context, rec arrow.RecordBatch) error {
 func (u *unit) startData(ctx context.Context) error {
 	u.start = time.Now()
 	meta := map[string]string{metaUpload: u.token}
-	u.up = newPartWriter(ctx, u.s.client, u.s.params(u.key, "application/vnd.apache.parquet", meta), int(u.s.cfg.PartSize))
+	p := u.s.params(u.key, "application/vnd.apache.parquet", meta)
+	// The commit replaces the object only if it is still the version this
+	// unit read at Open (or still absent): a stale writer cannot overwrite
+	// what another committed meanwhile.
+	if u.heldETag != "" {
+		p.ifMatch = aws.String(u.heldETag)
+	} else {
+		p.ifNoneMatch = aws.String("*")
+	}
+	u.up = newPartWriter(ctx, u.s.client, p, int(u.s.cfg.PartSize))
 	u.up.onPart = func(int) { u.s.m.parts.Inc() }
 	pq, err := pqenc.NewWriter(u.up, pqenc.Meta{Window: u.w, Version: u.s.version}, u.s.cfg.Options)
 	if err != nil {

@@ -2,6 +2,7 @@ package sinktest
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"runtime"
 	"runtime/metrics"
@@ -77,6 +78,42 @@ func Run(t *testing.T, f Factory) {
 			t.Fatalf("third run: %d events, %d new; want %d, 0", res.Events, res.New, len(union))
 		}
 		ExpectIDs(t, r, w, union)
+	})
+
+	t.Run("StaleUnitRefused", func(t *testing.T) {
+		// Two processes write one window: the unit opened first commits
+		// last, after the other committed. It must not replace the newer
+		// unit (a stale writer's view is short of what the other saw).
+		s, r := open(t)
+		ctx := context.Background()
+		w := Window("org_a", 17)
+		for _, held := range []bool{false, true} {
+			if held {
+				WriteWindow(t, s, w, IDs("first", 0, 100), 100)
+			}
+			stale, err := s.Open(ctx, w)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, fenced := stale.(sinks.FencedUnit); fenced {
+				_ = stale.Abort(ctx)
+				t.Skip("the sink fences commits by epoch (SetFence); its own tests cover it")
+			}
+			writeBatches(t, stale, w, IDs("stale", 0, 300), 100)
+			newer := IDs(fmt.Sprintf("newer%t", held), 0, 500)
+			WriteWindow(t, s, w, newer, 250)
+			_, err = stale.Commit(ctx)
+			if !errors.Is(err, sinks.ErrFenced) {
+				t.Fatalf("held=%t: the stale unit's commit: %v, want an error wrapping sinks.ErrFenced", held, err)
+			}
+			_ = stale.Abort(ctx)
+			want := newer
+			if held {
+				want = append(IDs("first", 0, 100), newer...)
+			}
+			ExpectIDs(t, r, w, want)
+			w = Window("org_a", 18)
+		}
 	})
 
 	t.Run("AbortLeavesNothing", func(t *testing.T) {

@@ -31,7 +31,7 @@ func TestChaosBigQuery(t *testing.T) {
 		t.Fatal(err)
 	}
 	cfg := chaosConfig(t, dir, sim, window, 200, "  type: bigquery\n  project: chaos-project\n  dataset: audit\n  endpoint: "+srv.URL()+
-		"\n  without_authentication: true\n  temp_dir: "+filepath.Join(dir, "bqtmp"), "")
+		"\n  location: US\n  without_authentication: true\n  temp_dir: "+filepath.Join(dir, "bqtmp"), "")
 
 	f := chaos(t, cfg, sim, kills, rng, window, 8, 2*time.Second)
 	if d := time.Until(visible); d > 0 {

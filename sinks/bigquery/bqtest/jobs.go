@@ -5,100 +5,13 @@ import (
 	"database/sql"
 	"encoding/base64"
 	"encoding/json"
-	"errors"
 	"fmt"
-	"net/http"
 	"os"
 	"strings"
 	"time"
 
 	bq "google.golang.org/api/bigquery/v2"
 )
-
-// insertJob creates, runs and remembers a job. Jobs run to completion before
-// jobs.insert answers, so every job the client sees is DONE.
-func (s *Server) insertJob(job *bq.Job, media string) (any, error) {
-	if job.Configuration == nil {
-		return nil, errf(400, "invalid", "job.configuration is required")
-	}
-	var kind JobKind
-	switch {
-	case job.Configuration.Load != nil:
-		kind = LoadJob
-		job.Configuration.JobType = "LOAD"
-	case job.Configuration.Query != nil:
-		kind = QueryJob
-		job.Configuration.JobType = "QUERY"
-	default:
-		return nil, errf(400, "invalid", "the stand-in runs only load and query jobs")
-	}
-	if job.JobReference == nil {
-		job.JobReference = &bq.JobReference{}
-	}
-	if job.JobReference.JobId == "" {
-		job.JobReference.JobId = "job_" + newEtag()
-	}
-	id := job.JobReference.JobId
-	if len(id) > 1024 || strings.IndexFunc(id, func(r rune) bool {
-		return !(r == '_' || r == '-' || r >= '0' && r <= '9' || r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z')
-	}) >= 0 {
-		return nil, errf(400, "invalid", "Invalid job ID %q", id)
-	}
-	job.JobReference.ProjectId = s.project
-	if job.JobReference.Location == "" {
-		job.JobReference.Location = "US"
-	}
-	if _, dup := s.jobs[id]; dup {
-		return nil, errf(409, "duplicate", "Already Exists: Job %s:%s.%s", s.project, job.JobReference.Location, id)
-	}
-	kinds := []JobKind{kind}
-	if kind == QueryJob && !readOnly(job.Configuration.Query.Query) {
-		kinds = append(kinds, DMLJob)
-	}
-	f := s.takeFault(kinds...)
-	if f != nil && f.mode == RejectInsert {
-		return nil, errf(httpStatus(f.reason), f.reason, "injected fault on jobs.insert")
-	}
-	now := s.now().UnixMilli()
-	job.Id = s.project + ":" + job.JobReference.Location + "." + id
-	job.Kind = "bigquery#job"
-	job.Statistics = &bq.JobStatistics{CreationTime: now, StartTime: now}
-	rec := &jobRecord{job: job}
-	s.jobs[id] = rec
-
-	var runErr error
-	if f != nil && f.mode == FailJob {
-		runErr = &queryError{reason: f.reason, msg: "injected job failure"}
-		if kind == LoadJob {
-			s.loads[tableRef{job.Configuration.Load.DestinationTable.DatasetId, job.Configuration.Load.DestinationTable.TableId}]++
-		} else {
-			s.queries++
-		}
-	} else if kind == LoadJob {
-		runErr = s.runLoad(rec, media)
-	} else {
-		runErr = s.runQuery(rec)
-	}
-	job.Statistics.EndTime = s.now().UnixMilli()
-	job.Status = &bq.JobStatus{State: "DONE"}
-	if runErr != nil {
-		ep := &bq.ErrorProto{Reason: "invalid", Message: runErr.Error()}
-		var qe *queryError
-		var ae *apiError
-		switch {
-		case errors.As(runErr, &qe):
-			ep = &bq.ErrorProto{Reason: qe.reason, Message: qe.msg}
-		case errors.As(runErr, &ae):
-			ep = &bq.ErrorProto{Reason: ae.reason, Message: ae.msg}
-		}
-		job.Status.ErrorResult = ep
-		job.Status.Errors = []*bq.ErrorProto{ep}
-	}
-	if f != nil && f.mode == LoseResponse {
-		return nil, errf(http.StatusServiceUnavailable, "backendError", "injected: response lost after the job was accepted")
-	}
-	return job, nil
-}
 
 // readOnly reports whether a query is a single SELECT (or WITH ... SELECT).
 func readOnly(q string) bool {
@@ -380,97 +293,6 @@ func duckError(err error) error {
 	return &queryError{"invalidQuery", msg}
 }
 
-func (s *Server) runQuery(rec *jobRecord) error {
-	cfg := rec.job.Configuration.Query
-	s.queries++
-	if cfg.UseLegacySql == nil || *cfg.UseLegacySql {
-		return &queryError{"invalidQuery", "the stand-in runs only GoogleSQL (useLegacySql=false)"}
-	}
-	if cfg.DestinationTable != nil {
-		return &queryError{"invalid", "query destination tables are not supported by the stand-in"}
-	}
-	stmts, err := translate(cfg.Query, s.project, cfg.QueryParameters)
-	if err != nil {
-		return err
-	}
-	counted := map[tableRef]bool{}
-	for _, st := range stmts {
-		if st.target != nil && !counted[*st.target] {
-			counted[*st.target] = true
-			s.dml[*st.target]++
-		}
-		for _, ref := range st.tables {
-			if _, ok := s.datasets[ref.dataset]; !ok {
-				return &queryError{"notFound", fmt.Sprintf("Not found: Dataset %s:%s", s.project, ref.dataset)}
-			}
-			if _, ok := s.tables[ref]; !ok && !(st.kind == "CREATE_TABLE" && st.target != nil && *st.target == ref) {
-				return &queryError{"notFound", fmt.Sprintf("Not found: Table %s:%s.%s was not found in location US", s.project, ref.dataset, ref.table)}
-			}
-		}
-	}
-	ctx := context.Background()
-	inTx := false
-	rollback := func() {
-		if inTx {
-			s.conn.ExecContext(ctx, "ROLLBACK")
-		}
-	}
-	stats := &bq.JobStatistics2{}
-	if len(stmts) == 1 {
-		stats.StatementType = stmts[0].kind
-	} else {
-		stats.StatementType = "SCRIPT"
-	}
-	for _, st := range stmts {
-		switch st.kind {
-		case "SELECT":
-			r, err := s.runSelect(st.sql, rec.job)
-			if err != nil {
-				rollback()
-				return err
-			}
-			rec.schema, rec.rows, rec.tsCols = r.schema, r.rows, r.tsCols
-			continue
-		case "BEGIN":
-			if inTx {
-				rollback()
-				return &queryError{"invalidQuery", "Nested transactions are not supported"}
-			}
-			inTx = true
-		case "COMMIT", "ROLLBACK":
-			if !inTx {
-				return &queryError{"invalidQuery", st.kind + " without BEGIN TRANSACTION"}
-			}
-			inTx = false
-		}
-		res, err := s.conn.ExecContext(ctx, st.sql)
-		if err != nil {
-			rollback()
-			return duckError(err)
-		}
-		if st.kind == "MERGE" || st.kind == "INSERT" || st.kind == "UPDATE" || st.kind == "DELETE" {
-			n, _ := res.RowsAffected()
-			rec.dmlRows += n
-			if t := s.tables[*st.target]; t != nil {
-				t.LastModifiedTime = uint64(s.now().UnixMilli())
-			}
-		}
-		if st.schemaDDL && st.target != nil {
-			if err := s.resync(ctx, *st.target); err != nil {
-				rollback()
-				return err
-			}
-		}
-	}
-	if inTx {
-		rollback()
-		return &queryError{"invalidQuery", "Transaction is still active at the end of the script"}
-	}
-	stats.NumDmlAffectedRows = rec.dmlRows
-	rec.job.Statistics.Query = stats
-	return nil
-}
-
 // resync refreshes a table's metadata after DDL ran in SQL.
 func (s *Server) resync(ctx context.Context, ref tableRef) error {
 	rows, err := s.conn.QueryContext(ctx, "SELECT column_name, data_type, is_nullable FROM information_schema.columns WHERE table_schema = ? AND table_name = ? ORDER BY ordinal_position", ref.dataset, ref.table)
@@ -504,9 +326,9 @@ func (s *Server) resync(ctx context.Context, ref tableRef) error {
 	return nil
 }
 
-// runSelect runs a query and keeps its rows for paging.
-func (s *Server) runSelect(q string, job *bq.Job) (*jobRecord, error) {
-	rows, err := s.conn.QueryContext(context.Background(), q)
+// runSelect runs a query on conn and keeps its rows for paging.
+func runSelect(ctx context.Context, conn *sql.Conn, q string) (*jobRecord, error) {
+	rows, err := conn.QueryContext(ctx, q)
 	if err != nil {
 		return nil, duckError(err)
 	}
@@ -570,70 +392,6 @@ func cell(v any, typ string) any {
 		return fmt.Sprint(v)
 	}
 	return string(b)
-}
-
-// jobsQuery serves jobs.query: a query job with a generated id whose first
-// page of results comes back in the same response.
-func (s *Server) jobsQuery(r *http.Request) (any, error) {
-	var req bq.QueryRequest
-	if err := json.NewDecoder(r.Body).Decode(&req); err != nil {
-		return nil, errf(400, "invalid", "bad query request: %v", err)
-	}
-	job := &bq.Job{
-		JobReference:  &bq.JobReference{Location: req.Location},
-		Configuration: &bq.JobConfiguration{Query: &bq.JobConfigurationQuery{Query: req.Query, QueryParameters: req.QueryParameters, UseLegacySql: req.UseLegacySql}, Labels: req.Labels},
-	}
-	if job.Configuration.Query.UseLegacySql == nil {
-		// jobs.query defaults to legacy SQL too; the Go client always says.
-		t := true
-		job.Configuration.Query.UseLegacySql = &t
-	}
-	if _, err := s.insertJob(job, ""); err != nil {
-		return nil, err
-	}
-	rec := s.jobs[job.JobReference.JobId]
-	if e := job.Status.ErrorResult; e != nil {
-		return nil, errf(httpStatus(e.Reason), e.Reason, "%s", e.Message)
-	}
-	q := r.URL.Query()
-	if req.MaxResults > 0 {
-		q.Set("maxResults", fmt.Sprint(req.MaxResults))
-	}
-	if req.FormatOptions != nil && req.FormatOptions.UseInt64Timestamp {
-		q.Set("formatOptions.useInt64Timestamp", "true")
-	}
-	r.URL.RawQuery = q.Encode()
-	page, token, err := pageRows(rec, r)
-	if err != nil {
-		return nil, err
-	}
-	return &bq.QueryResponse{Kind: "bigquery#queryResponse", JobComplete: true, JobReference: job.JobReference,
-		Schema: rec.schema, Rows: page, TotalRows: uint64(len(rec.rows)), PageToken: token, NumDmlAffectedRows: rec.dmlRows}, nil
-}
-
-// queryResults serves jobs.getQueryResults. A failed job answers with its
-// error, as BigQuery does.
-func (s *Server) queryResults(r *http.Request, id string) (any, error) {
-	rec, ok := s.jobs[id]
-	if !ok {
-		return nil, errf(404, "notFound", "Not found: Job %s:%s", s.project, id)
-	}
-	if rec.job.Configuration.Query == nil {
-		return nil, errf(400, "invalid", "Job %s is not a query job", id)
-	}
-	if e := rec.job.Status.ErrorResult; e != nil {
-		return nil, errf(httpStatus(e.Reason), e.Reason, "%s", e.Message)
-	}
-	page, token, err := pageRows(rec, r)
-	if err != nil {
-		return nil, err
-	}
-	schema := rec.schema
-	if schema == nil {
-		schema = &bq.TableSchema{}
-	}
-	return &bq.GetQueryResultsResponse{Kind: "bigquery#getQueryResultsResponse", JobComplete: true, JobReference: rec.job.JobReference,
-		Schema: schema, Rows: page, TotalRows: uint64(len(rec.rows)), PageToken: token, NumDmlAffectedRows: rec.dmlRows}, nil
 }
 
 func fileSize(path string) int64 {

@@ -32,9 +32,11 @@ type Server struct {
 	http    *httptest.Server
 	dir     string
 
-	mu       sync.Mutex // serialises jobs and metadata changes
+	mu       sync.Mutex // guards the metadata below; jobs run outside it
+	cond     *sync.Cond // on mu: a job finished, a table was released
 	db       *sql.DB
-	conn     *sql.Conn
+	conn     *sql.Conn // metadata statements, under mu
+	az       *analyzer
 	datasets map[string]*bq.Dataset
 	tables   map[tableRef]*bq.Table
 	jobs     map[string]*jobRecord
@@ -45,14 +47,34 @@ type Server struct {
 	queries  int
 	uploadN  [3]int // multipart requests, resumable sessions, resumable chunks
 	now      func() time.Time
+	order    []string // job ids in creation order
+
+	// DML concurrency: the job that may mutate each table now (an open
+	// transaction that mutated it, or a running DML statement), and the
+	// commit sequence number of each table's last change.
+	writers   map[tableRef]string
+	committed map[tableRef]uint64
+	seq       uint64
+	conflicts int // transactions cancelled for a concurrent update
+	queued    int // waits of DML statements queued behind another writer
+	latency   time.Duration
+	running   sync.WaitGroup
 }
 
 type jobRecord struct {
 	job     *bq.Job
+	kind    JobKind
 	schema  *bq.TableSchema
 	rows    [][]any // values: string, int64 microseconds (TIMESTAMP) or nil
 	tsCols  []bool
 	dmlRows int64
+	scans   []PartitionScan
+
+	ctx     context.Context // ends at jobs.cancel or jobTimeoutMs
+	cancel  context.CancelFunc
+	done    chan struct{} // closed when DONE
+	held    map[tableRef]bool
+	txBegin uint64 // s.seq when its transaction began
 }
 
 // upload is a resumable session; its bytes go to a file so that a large
@@ -67,10 +89,18 @@ type upload struct {
 	err    error
 }
 
+// ErrNoNode is returned by New when Node.js, which runs the ZetaSQL
+// analyzer, is not installed.
+var ErrNoNode = errors.New("node (Node.js) is not installed")
+
 // Start starts a stand-in for project on 127.0.0.1 and stops it when t ends.
+// It skips t, saying why, when Node.js is not installed.
 func Start(t testing.TB, project string) *Server {
 	t.Helper()
 	s, err := New(project, t.TempDir())
+	if errors.Is(err, ErrNoNode) {
+		t.Skip(err.Error())
+	}
 	if err != nil {
 		t.Fatalf("bqtest: %v", err)
 	}
@@ -81,6 +111,13 @@ func Start(t testing.TB, project string) *Server {
 // New starts a stand-in for project whose uploaded files live under dir.
 // Close stops it.
 func New(project, dir string) (*Server, error) {
+	a, skip, err := sharedAnalyzer()
+	if skip != "" {
+		return nil, fmt.Errorf("%w: %s", ErrNoNode, skip)
+	}
+	if err != nil {
+		return nil, err
+	}
 	db, err := sql.Open("duckdb", "")
 	if err != nil {
 		return nil, fmt.Errorf("open duckdb: %w", err)
@@ -91,23 +128,31 @@ func New(project, dir string) (*Server, error) {
 		db.Close()
 		return nil, fmt.Errorf("duckdb conn: %w", err)
 	}
-	if _, err := conn.ExecContext(ctx, "SET TimeZone='UTC'"); err != nil {
+	if _, err := conn.ExecContext(ctx, "SET GLOBAL TimeZone='UTC'"); err != nil {
 		db.Close()
 		return nil, fmt.Errorf("duckdb timezone: %w", err)
 	}
-	s := &Server{
-		project:  project,
-		dir:      dir,
-		db:       db,
-		conn:     conn,
-		datasets: map[string]*bq.Dataset{},
-		tables:   map[tableRef]*bq.Table{},
-		jobs:     map[string]*jobRecord{},
-		uploads:  map[string]*upload{},
-		loads:    map[tableRef]int{},
-		dml:      map[tableRef]int{},
-		now:      time.Now,
+	if err := registerFuncs(conn); err != nil {
+		db.Close()
+		return nil, err
 	}
+	s := &Server{
+		az:        a,
+		writers:   map[tableRef]string{},
+		committed: map[tableRef]uint64{},
+		project:   project,
+		dir:       dir,
+		db:        db,
+		conn:      conn,
+		datasets:  map[string]*bq.Dataset{},
+		tables:    map[tableRef]*bq.Table{},
+		jobs:      map[string]*jobRecord{},
+		uploads:   map[string]*upload{},
+		loads:     map[tableRef]int{},
+		dml:       map[tableRef]int{},
+		now:       time.Now,
+	}
+	s.cond = sync.NewCond(&s.mu)
 	s.http = httptest.NewServer(http.HandlerFunc(s.serve))
 	return s, nil
 }
@@ -118,13 +163,82 @@ func (s *Server) URL() string { return s.http.URL + "/" }
 // Project is the only project the stand-in serves.
 func (s *Server) Project() string { return s.project }
 
-// Close stops the server and the database.
+// Close stops the server, cancels the jobs still running and closes the
+// database.
 func (s *Server) Close() {
 	s.http.Close()
+	s.mu.Lock()
+	for _, rec := range s.jobs {
+		rec.cancel()
+	}
+	s.cond.Broadcast()
+	s.mu.Unlock()
+	s.running.Wait()
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.conn.Close()
 	s.db.Close()
+}
+
+// SetStatementLatency makes every statement of a query job take at least d
+// (default 0), so that jobs overlap as they do on BigQuery.
+func (s *Server) SetStatementLatency(d time.Duration) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.latency = d
+}
+
+// Conflicts is the number of transactions cancelled for a concurrent
+// update, and Queued the number of times a DML statement waited for a
+// table another job was mutating.
+func (s *Server) Conflicts() (conflicts, queued int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.conflicts, s.queued
+}
+
+// JobInfo describes a job for test assertions.
+type JobInfo struct {
+	ID, Location, State string
+	Query               string // for query jobs
+	Labels              map[string]string
+	Error               string // "reason: message" of a failed job
+	Scans               []PartitionScan
+}
+
+// Jobs lists the jobs created, oldest first.
+func (s *Server) Jobs() []JobInfo {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var out []JobInfo
+	for _, id := range s.order {
+		rec := s.jobs[id]
+		j := JobInfo{ID: id, Location: rec.job.JobReference.Location, State: rec.job.Status.State,
+			Labels: rec.job.Configuration.Labels, Scans: slices.Clone(rec.scans)}
+		if q := rec.job.Configuration.Query; q != nil {
+			j.Query = q.Query
+		}
+		if e := rec.job.Status.ErrorResult; e != nil {
+			j.Error = e.Reason + ": " + e.Message
+		}
+		out = append(out, j)
+	}
+	return out
+}
+
+// CreateDataset creates a dataset in location, as a user would beforehand.
+func (s *Server) CreateDataset(id, location string) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if _, ok := s.datasets[id]; ok {
+		return fmt.Errorf("dataset %s exists", id)
+	}
+	if _, err := s.conn.ExecContext(context.Background(), "CREATE SCHEMA "+quoteIdent(id)); err != nil {
+		return err
+	}
+	s.datasets[id] = &bq.Dataset{Kind: "bigquery#dataset", Id: s.project + ":" + id, Location: location,
+		DatasetReference: &bq.DatasetReference{ProjectId: s.project, DatasetId: id}, CreationTime: s.now().UnixMilli()}
+	return nil
 }
 
 // JobKind selects the jobs a Fault applies to.
@@ -147,9 +261,12 @@ const (
 	RejectInsert FaultMode = iota
 	// FailJob creates the job and finishes it with an error result.
 	FailJob
-	// LoseResponse runs the job to completion, then answers jobs.insert with
-	// 503, as if the connection died after BigQuery accepted it.
+	// LoseResponse starts the job, then answers jobs.insert with 503, as if
+	// the connection died after BigQuery accepted it.
 	LoseResponse
+	// HangJob creates the job and leaves it RUNNING until it is cancelled
+	// or its jobTimeoutMs passes, as a job stuck in BigQuery.
+	HangJob
 )
 
 type fault struct {
@@ -251,6 +368,7 @@ var (
 	reData     = regexp.MustCompile(`^projects/([^/]+)/datasets/([^/]+)/tables/([^/]+)/data$`)
 	reJobs     = regexp.MustCompile(`^projects/([^/]+)/jobs$`)
 	reJob      = regexp.MustCompile(`^projects/([^/]+)/jobs/([^/]+)$`)
+	reCancel   = regexp.MustCompile(`^projects/([^/]+)/jobs/([^/]+)/cancel$`)
 	reQueries  = regexp.MustCompile(`^projects/([^/]+)/queries$`)
 	reResults  = regexp.MustCompile(`^projects/([^/]+)/queries/([^/]+)$`)
 	reUpload   = regexp.MustCompile(`^upload/bigquery/v2/projects/([^/]+)/jobs$`)
@@ -320,9 +438,33 @@ func (s *Server) checkProject(p string) error {
 	return nil
 }
 
+// route answers a request with its body already encoded: the metadata it
+// returns may change once s.mu is released.
 func (s *Server) route(r *http.Request, path string) (any, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	res, err := s.routeLocked(r, path)
+	if err != nil || res == nil {
+		return res, err
+	}
+	enc := func(v any) (any, error) {
+		if v == nil {
+			return nil, nil
+		}
+		if raw, ok := v.(json.RawMessage); ok {
+			return raw, nil
+		}
+		b, err := json.Marshal(v)
+		return json.RawMessage(b), err
+	}
+	if h, ok := res.(headerResult); ok {
+		body, err := enc(h.body)
+		return headerResult{header: h.header, body: body}, err
+	}
+	return enc(res)
+}
+
+func (s *Server) routeLocked(r *http.Request, path string) (any, error) {
 	s.expireLocked()
 	m := func(re *regexp.Regexp) []string {
 		sm := re.FindStringSubmatch(path)
@@ -397,15 +539,25 @@ func (s *Server) route(r *http.Request, path string) (any, error) {
 			return nil, errf(400, "invalid", "bad job body: %v", err)
 		}
 		return s.insertJob(&job, "")
+	case func() bool { sm = m(reJobs); return sm != nil }() && r.Method == "GET":
+		if err := s.checkProject(sm[1]); err != nil {
+			return nil, err
+		}
+		return s.listJobs(r)
+	case func() bool { sm = m(reCancel); return sm != nil }() && r.Method == "POST":
+		if err := s.checkProject(sm[1]); err != nil {
+			return nil, err
+		}
+		return s.cancelJob(r, sm[2])
 	case func() bool { sm = m(reJob); return sm != nil }() && r.Method == "GET":
 		if err := s.checkProject(sm[1]); err != nil {
 			return nil, err
 		}
-		rec, ok := s.jobs[sm[2]]
-		if !ok {
-			return nil, errf(404, "notFound", "Not found: Job %s:%s", s.project, sm[2])
+		rec, err := s.findJob(r, sm[2])
+		if err != nil {
+			return nil, err
 		}
-		return rec.job, nil
+		return snapshot(rec.job), nil
 	case func() bool { sm = m(reQueries); return sm != nil }() && r.Method == "POST":
 		if err := s.checkProject(sm[1]); err != nil {
 			return nil, err
@@ -764,8 +916,7 @@ func (s *Server) startUpload(r *http.Request) (any, error) {
 		if err != nil {
 			return nil, err
 		}
-		defer os.Remove(path)
-		return s.insertJob(&job, path)
+		return s.insertJob(&job, path) // removes path
 	case "resumable":
 		s.uploadN[1]++
 		var job bq.Job
@@ -800,7 +951,7 @@ func (s *Server) resumeUpload(r *http.Request) (any, error) {
 			var ae *apiError
 			if rec, ok := s.jobs[up.job.JobReference.JobId]; ok && errors.As(up.err, &ae) && ae.code == http.StatusServiceUnavailable {
 				// The lost answer was the job itself.
-				return rec.job, nil
+				return snapshot(rec.job), nil
 			}
 		}
 		return up.result, up.err
@@ -849,8 +1000,7 @@ func (s *Server) resumeUpload(r *http.Request) (any, error) {
 	name := up.file.Name()
 	up.file.Close()
 	up.file = nil
-	defer os.Remove(name)
-	up.result, up.err = s.insertJob(up.job, name)
+	up.result, up.err = s.insertJob(up.job, name) // removes name
 	return up.result, up.err
 }
 
@@ -861,7 +1011,7 @@ func (s *Server) listData(r *http.Request, ref tableRef) (any, error) {
 		return nil, errf(404, "notFound", "Not found: Table %s:%s.%s", s.project, ref.dataset, ref.table)
 	}
 	q := fmt.Sprintf("SELECT * FROM %s.%s", quoteIdent(ref.dataset), quoteIdent(ref.table))
-	rec, err := s.runSelect(q, &bq.Job{})
+	rec, err := runSelect(context.Background(), s.conn, q)
 	if err != nil {
 		return nil, err
 	}

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"net/http"
 	"strings"
 	"testing"
@@ -76,7 +77,7 @@ func run(ctx context.Context, c *bigquery.Client, sql string, params ...bigquery
 	if err != nil {
 		return err
 	}
-	st, err := job.Status(ctx)
+	st, err := job.Wait(ctx)
 	if err != nil {
 		return err
 	}
@@ -236,5 +237,187 @@ func TestRejectsWhatItCannotRun(t *testing.T) {
 	}
 	if !strings.Contains(ge.Message, "fixed") {
 		t.Errorf("409 message %q does not name the job", ge.Message)
+	}
+}
+
+// TestZetaSQLRejects: statements DuckDB would run but BigQuery refuses are
+// refused, with BigQuery's error shape (reason invalidQuery, ZetaSQL's
+// message); their valid forms run.
+func TestZetaSQLRejects(t *testing.T) {
+	_, c := setup(t)
+	ctx := context.Background()
+	schema := bigquery.Schema{{Name: "id", Type: bigquery.StringFieldType}, {Name: "doc", Type: bigquery.JSONFieldType}, {Name: "s", Type: bigquery.StringFieldType}}
+	if err := c.Dataset("ds").Table("j").Create(ctx, &bigquery.TableMetadata{Schema: schema}); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct{ bad, good, says string }{
+		{"INSERT INTO `proj-test.ds.j` (id, doc) SELECT 'a', '{}'", "INSERT INTO `proj-test.ds.j` (id, doc) SELECT 'a', PARSE_JSON('{}')", "cannot be inserted into column doc"},
+		{"SELECT PARSE_JSON('{}', wide_nmber_mode => 'round')", "SELECT PARSE_JSON('{}', wide_number_mode => 'round')", "wide_nmber_mode"},
+		{"SELECT id FROM `proj-test.ds.j` QUALIFY ROW_NUMBER() OVER (ORDER BY id) = 1", "SELECT id FROM `proj-test.ds.j` WHERE TRUE QUALIFY ROW_NUMBER() OVER (ORDER BY id) = 1", "QUALIFY"},
+		{"SELECT 1 + 'a'", "SELECT 1 + 2", "Could not cast literal"},
+		{"BEGIN TRANSACTION; DELETE FROM `proj-test.ds.j` WHERE id = 1; COMMIT TRANSACTION", "BEGIN TRANSACTION; DELETE FROM `proj-test.ds.j` WHERE id = '1'; COMMIT TRANSACTION", "STRING"},
+	} {
+		err := run(ctx, c, tc.bad)
+		if reason(err) != "invalidQuery" || !strings.Contains(err.Error(), tc.says) {
+			t.Errorf("%s: %v, want invalidQuery saying %q", tc.bad, err, tc.says)
+		}
+		if err := run(ctx, c, tc.good); err != nil {
+			t.Errorf("%s: %v", tc.good, err)
+		}
+	}
+}
+
+// TestJSONLimitsInSQL: PARSE_JSON fails where BigQuery's does,
+// SAFE.PARSE_JSON answers NULL instead.
+func TestJSONLimitsInSQL(t *testing.T) {
+	_, c := setup(t)
+	deep := strings.Repeat("[", 501) + strings.Repeat("]", 501)
+	if err := run(context.Background(), c, "SELECT PARSE_JSON(@j, wide_number_mode => 'round')", bigquery.QueryParameter{Name: "j", Value: `{"n":1e400}`}); !strings.Contains(fmt.Sprint(err), "number overflow") {
+		t.Fatalf("PARSE_JSON of 1e400: %v, want number overflow", err)
+	}
+	if err := run(context.Background(), c, "SELECT PARSE_JSON(@j)", bigquery.QueryParameter{Name: "j", Value: deep}); !strings.Contains(fmt.Sprint(err), "nesting depth") {
+		t.Fatalf("PARSE_JSON of 501 levels: %v, want a nesting error", err)
+	}
+	if n := count(t, c, "SELECT COUNTIF(SAFE.PARSE_JSON(@j) IS NULL) FROM UNNEST([1])", bigquery.QueryParameter{Name: "j", Value: deep}); n != 1 {
+		t.Fatalf("SAFE.PARSE_JSON of 501 levels is not NULL")
+	}
+}
+
+// TestJobLocation: a job runs where its dataset is; outside the US and EU
+// multi-regions it is found only with its location.
+func TestJobLocation(t *testing.T) {
+	srv := bqtest.Start(t, "proj-test")
+	if err := srv.CreateDataset("eu1", "europe-west1"); err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	c, err := bigquery.NewClient(ctx, "proj-test", option.WithEndpoint(srv.URL()), option.WithoutAuthentication())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if err := c.Dataset("eu1").Table("t").Create(ctx, &bigquery.TableMetadata{Schema: bigquery.Schema{{Name: "a", Type: bigquery.IntegerFieldType}}}); err != nil {
+		t.Fatal(err)
+	}
+	q := c.Query("SELECT count(*) FROM `proj-test.eu1.t`")
+	q.JobID = "located"
+	job, err := q.Run(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if job.Location() != "europe-west1" {
+		t.Fatalf("job placed in %q, want the dataset's europe-west1", job.Location())
+	}
+	if _, err := c.JobFromIDLocation(ctx, "located", ""); reason(err) != "notFound" {
+		t.Fatalf("lookup without location: %v, want notFound", err)
+	}
+	if _, err := c.JobFromIDLocation(ctx, "located", "europe-west1"); err != nil {
+		t.Fatalf("lookup with location: %v", err)
+	}
+	q = c.Query("SELECT count(*) FROM `proj-test.eu1.t`")
+	q.Location = "US"
+	if err := func() error {
+		job, err := q.Run(ctx)
+		if err != nil {
+			return err
+		}
+		st, err := job.Wait(ctx)
+		if err != nil {
+			return err
+		}
+		return st.Err()
+	}(); reason(err) != "notFound" || !strings.Contains(err.Error(), "location US") {
+		t.Fatalf("a US job reading a europe-west1 dataset: %v, want notFound", err)
+	}
+}
+
+// TestTransactionConflicts: of two transactions that mutate one table at
+// once, the second to mutate it is cancelled with BigQuery's message; DML
+// outside a transaction waits for the table instead.
+func TestTransactionConflicts(t *testing.T) {
+	srv, c := setup(t)
+	ctx := context.Background()
+	if err := c.Dataset("ds").Table("t").Create(ctx, &bigquery.TableMetadata{Schema: bigquery.Schema{{Name: "a", Type: bigquery.IntegerFieldType}}}); err != nil {
+		t.Fatal(err)
+	}
+	srv.SetStatementLatency(150 * time.Millisecond)
+	tx := "BEGIN TRANSACTION; INSERT INTO `proj-test.ds.t` (a) VALUES (1); SELECT 1; COMMIT TRANSACTION"
+	start := func(sql string) *bigquery.Job {
+		job, err := c.Query(sql).Run(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return job
+	}
+	wait := func(j *bigquery.Job) error {
+		st, err := j.Wait(ctx)
+		if err != nil {
+			return err
+		}
+		return st.Err()
+	}
+	a := start(tx)
+	time.Sleep(100 * time.Millisecond)
+	b := start(tx)
+	errA, errB := wait(a), wait(b)
+	if errA != nil || errB == nil || !strings.Contains(errB.Error(), "Transaction is aborted due to concurrent update against table proj-test.ds.t") {
+		t.Fatalf("first transaction: %v; second: %v, want it cancelled for a concurrent update", errA, errB)
+	}
+	// A DML statement queues behind the open transaction and then runs.
+	a = start(tx)
+	time.Sleep(400 * time.Millisecond) // a has inserted (BEGIN and INSERT take 150ms each)
+	d := start("INSERT INTO `proj-test.ds.t` (a) VALUES (2)")
+	if err := errors.Join(wait(a), wait(d)); err != nil {
+		t.Fatal(err)
+	}
+	if conflicts, queued := srv.Conflicts(); conflicts != 1 || queued == 0 {
+		t.Fatalf("%d conflicts, %d queued waits; want 1 and > 0", conflicts, queued)
+	}
+	if n := count(t, c, "SELECT count(*) FROM `proj-test.ds.t`"); n != 3 {
+		t.Fatalf("%d rows, want 3", n)
+	}
+}
+
+// TestListAndCancel: jobs.list filters by state and carries labels;
+// jobs.cancel stops a running job.
+func TestListAndCancel(t *testing.T) {
+	srv, c := setup(t)
+	ctx := context.Background()
+	srv.Inject(bqtest.QueryJob, bqtest.HangJob, "", 1)
+	q := c.Query("SELECT 1")
+	q.Labels = map[string]string{"vaultsink_table": "abc"}
+	job, err := q.Run(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	it := c.Jobs(ctx)
+	it.State = bigquery.Running
+	var found []string
+	for {
+		j, err := it.Next()
+		if errors.Is(err, iterator.Done) {
+			break
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		cfg, err := j.Config()
+		if err != nil {
+			t.Fatal(err)
+		}
+		found = append(found, j.ID()+"="+cfg.(*bigquery.QueryConfig).Labels["vaultsink_table"])
+	}
+	if len(found) != 1 || found[0] != job.ID()+"=abc" {
+		t.Fatalf("running jobs %v, want the hung one with its label", found)
+	}
+	if err := job.Cancel(ctx); err != nil {
+		t.Fatal(err)
+	}
+	st, err := job.Wait(ctx)
+	if err == nil {
+		err = st.Err()
+	}
+	if reason(err) != "stopped" {
+		t.Fatalf("cancelled job: %v, want reason stopped", err)
 	}
 }

@@ -53,7 +53,10 @@ func translate(script, project string, params []*bq.QueryParameter) ([]translate
 		}
 		pv[strings.ToLower(p.Name)] = p
 	}
-	toks = dropNamedArgs(toks)
+	toks, err = rewriteParseJSON(toks)
+	if err != nil {
+		return nil, err
+	}
 	var out []translated
 	var cur []token
 	flush := func() error {
@@ -123,7 +126,14 @@ func translateStatement(toks []token, project string, params map[string]*bq.Quer
 		t := toks[i]
 		switch t.kind {
 		case tokBacktick:
-			parts := strings.Split(t.text, ".")
+			// A domain-scoped project (example.com:p) holds dots itself.
+			name := t.text
+			var parts []string
+			if rest, ok := strings.CutPrefix(name, project+"."); ok {
+				parts = append([]string{project}, strings.Split(rest, ".")...)
+			} else {
+				parts = strings.Split(name, ".")
+			}
 			switch len(parts) {
 			case 1:
 				b.WriteString(quoteIdent(parts[0]))
@@ -179,9 +189,6 @@ func translateStatement(toks []token, project string, params map[string]*bq.Quer
 				// INTO is optional in GoogleSQL, required by DuckDB.
 				b.WriteString("MERGE INTO")
 				continue
-			case up == "PARSE_JSON" && next == "(":
-				b.WriteString("json")
-				continue
 			case duckFuncs[up] != "" && next == "(":
 				b.WriteString(duckFuncs[up])
 				continue
@@ -216,7 +223,10 @@ func translateStatement(toks []token, project string, params map[string]*bq.Quer
 }
 
 // duckFuncs are GoogleSQL functions DuckDB spells differently.
-var duckFuncs = map[string]string{"LOGICAL_OR": "bool_or", "LOGICAL_AND": "bool_and", "COUNTIF": "count_if"}
+// ERROR and FORMAT become DuckDB's error and printf (same %s and %d);
+// CURRENT_TIMESTAMP() becomes now().
+var duckFuncs = map[string]string{"LOGICAL_OR": "bool_or", "LOGICAL_AND": "bool_and", "COUNTIF": "count_if",
+	"ERROR": "error", "FORMAT": "printf", "CURRENT_TIMESTAMP": "now"}
 
 var sqlKeywords = map[string]bool{"CREATE": true, "TABLE": true, "IF": true, "NOT": true, "EXISTS": true, "OR": true,
 	"REPLACE": true, "DROP": true, "ALTER": true, "ADD": true, "COLUMN": true, "TEMP": true, "TEMPORARY": true}
@@ -456,36 +466,78 @@ func tokenize(s string) ([]token, error) {
 	return out, nil
 }
 
-// dropNamedArgs removes `, wide_number_mode => '...'` from PARSE_JSON calls:
-// DuckDB's json() takes no options, and both keep numbers it can represent.
-func dropNamedArgs(toks []token) []token {
+// rewriteParseJSON turns [SAFE.]PARSE_JSON(x[, wide_number_mode => 'm'])
+// into CAST(bq_parse_json(x, 'm', safe) AS JSON): the stand-in's own
+// function, which applies BigQuery's JSON limits (see parseJSON).
+func rewriteParseJSON(toks []token) ([]token, error) {
 	var out []token
 	for i := 0; i < len(toks); i++ {
 		t := toks[i]
-		if t.kind == tokWord && strings.EqualFold(t.text, "wide_number_mode") {
-			j := i + 1
-			for j < len(toks) && toks[j].kind == tokSpace {
-				j++
-			}
-			if j+1 < len(toks) && toks[j].text == "=" && toks[j+1].text == ">" {
-				j += 2
-				for j < len(toks) && toks[j].kind == tokSpace {
-					j++
-				}
-				if j < len(toks) && toks[j].kind == tokString {
-					// Drop the preceding comma too.
-					for len(out) > 0 && out[len(out)-1].kind == tokSpace {
-						out = out[:len(out)-1]
-					}
-					if len(out) > 0 && out[len(out)-1].text == "," {
-						out = out[:len(out)-1]
-					}
-					i = j
+		if t.kind != tokWord || !strings.EqualFold(t.text, "PARSE_JSON") || nextWord(toks, i) != "(" {
+			out = append(out, t)
+			continue
+		}
+		safe := false
+		if n := len(out); n >= 2 && out[n-1].text == "." && out[n-2].kind == tokWord && strings.EqualFold(out[n-2].text, "SAFE") {
+			out = out[:n-2]
+			safe = true
+		}
+		open := i + 1
+		for toks[open].text != "(" {
+			open++
+		}
+		// The arguments, split at top-level commas.
+		var args [][]token
+		var cur []token
+		depth, end := 0, -1
+		for j := open + 1; j < len(toks) && end < 0; j++ {
+			switch {
+			case toks[j].kind == tokPunct && toks[j].text == "(":
+				depth++
+			case toks[j].kind == tokPunct && toks[j].text == ")":
+				if depth == 0 {
+					end = j
 					continue
 				}
+				depth--
+			case toks[j].kind == tokPunct && toks[j].text == "," && depth == 0:
+				args = append(args, cur)
+				cur = nil
+				continue
 			}
+			cur = append(cur, toks[j])
 		}
-		out = append(out, t)
+		if end < 0 {
+			return nil, invalidQuery("Syntax error: unclosed PARSE_JSON(")
+		}
+		args = append(args, cur)
+		mode := "exact"
+		for _, a := range args[1:] {
+			var words []token
+			for _, x := range a {
+				if x.kind != tokSpace {
+					words = append(words, x)
+				}
+			}
+			if len(words) == 4 && strings.EqualFold(words[0].text, "wide_number_mode") && words[1].text == "=" && words[2].text == ">" && words[3].kind == tokString {
+				mode = strings.ToLower(words[3].text)
+				continue
+			}
+			mode = "" // not BigQuery's: left to ZetaSQL to refuse
+		}
+		if mode == "" {
+			out = append(out, t)
+			continue
+		}
+		inner, err := rewriteParseJSON(args[0])
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, token{tokWord, "CAST"}, token{tokPunct, "("}, token{tokWord, "bq_parse_json"}, token{tokPunct, "("})
+		out = append(out, inner...)
+		out = append(out, token{tokPunct, ","}, token{tokString, mode}, token{tokPunct, ","}, token{tokWord, strings.ToUpper(strconv.FormatBool(safe))},
+			token{tokPunct, ")"}, token{tokSpace, " "}, token{tokWord, "AS"}, token{tokSpace, " "}, token{tokWord, "JSON"}, token{tokPunct, ")"})
+		i = end
 	}
-	return out
+	return out, nil
 }

@@ -18,6 +18,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/vaultsink/vaultsink/internal/fsutil"
 	"github.com/vaultsink/vaultsink/internal/secret"
 	s3sink "github.com/vaultsink/vaultsink/sinks/s3"
 )
@@ -48,6 +49,21 @@ func (s *Server) ClientConfig() s3sink.ClientConfig {
 		MaxAttempts:     6,
 		MaxBackoff:      50 * time.Millisecond,
 	}
+}
+
+// YAML is the part of a vaultsink config section (sink or checkpoint of
+// type s3) that reaches s: bucket, endpoint, region, path style,
+// when_required checksums and the keys, one per line, each line indented
+// by indent.
+func (s *Server) YAML(indent string) string {
+	var b strings.Builder
+	for _, kv := range [][2]string{
+		{"bucket", s.Bucket}, {"endpoint", s.Endpoint}, {"region", s.Region}, {"path_style", "true"},
+		{"checksums", "when_required"}, {"access_key_id", s.AccessKey}, {"secret_access_key", s.SecretKey},
+	} {
+		fmt.Fprintf(&b, "%s%s: %s\n", indent, kv[0], kv[1])
+	}
+	return b.String()
 }
 
 // WithEndpoint returns a copy of s that talks to endpoint (a proxy in front of it).
@@ -195,15 +211,11 @@ func findOrBuild() (string, error) {
 	}
 	// Test binaries of several packages run in parallel: one builds, the
 	// others wait on the lock and then find the binary.
-	lock, err := os.OpenFile(filepath.Join(tools, ".versitygw.lock"), os.O_CREATE|os.O_RDWR, 0o644)
+	unlock, err := fsutil.Lock(filepath.Join(tools, ".versitygw.lock"))
 	if err != nil {
 		return "", err
 	}
-	defer lock.Close()
-	if err := syscall.Flock(int(lock.Fd()), syscall.LOCK_EX); err != nil {
-		return "", fmt.Errorf("lock %s: %w", lock.Name(), err)
-	}
-	defer syscall.Flock(int(lock.Fd()), syscall.LOCK_UN)
+	defer unlock()
 	if isExec(p) {
 		return p, nil
 	}
