@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"log/slog"
 	"os"
@@ -15,7 +16,6 @@ import (
 	"sort"
 	"strings"
 	"sync"
-	"syscall"
 
 	"github.com/vaultsink/vaultsink/internal/fsutil"
 )
@@ -64,6 +64,8 @@ func (c *FileConfig) Build(ctx context.Context, log *slog.Logger) (Store, error)
 // the hex SHA-256 of the file's bytes, so a Put detects any change made since
 // the Get, by this process or another: Puts hold a mutex and an flock on
 // <dir>/.lock while they compare and rename. flock makes it Unix-only.
+// A Put writes .<org>.json.tmp first, so its cost does not depend on how
+// many orgs share the directory.
 type FileStore struct {
 	dir string
 	log *slog.Logger
@@ -84,7 +86,9 @@ func OpenFileStore(dir string, log *slog.Logger) (*FileStore, error) {
 	if err := os.MkdirAll(abs, 0o700); err != nil {
 		return nil, fmt.Errorf("create checkpoint directory: %w", err)
 	}
-	return &FileStore{dir: abs, log: log}, nil
+	s := &FileStore{dir: abs, log: log}
+	s.removeLegacyTemps()
+	return s, nil
 }
 
 // Dir is the store's directory.
@@ -109,12 +113,16 @@ func (s *FileStore) Get(ctx context.Context, org string) (Checkpoint, error) {
 		return Checkpoint{}, err
 	}
 	p := s.path(org)
-	data, err := os.ReadFile(p)
+	data, size, err := readLimited(p)
 	if errors.Is(err, fs.ErrNotExist) {
 		return Checkpoint{}, ErrNotFound
 	}
 	if err != nil {
 		return Checkpoint{}, fileCorrupt(org, p, err)
+	}
+	if size > MaxDocBytes {
+		return Checkpoint{}, fileCorrupt(org, p, fmt.Errorf("%d bytes, over the limit of %d bytes of a checkpoint; "+
+			"shorten its largest member (last_error, say) with an editor", size, MaxDocBytes))
 	}
 	var cp Checkpoint
 	dec := json.NewDecoder(bytes.NewReader(data))
@@ -132,8 +140,30 @@ func (s *FileStore) Get(ctx context.Context, org string) (Checkpoint, error) {
 }
 
 func fileCorrupt(org, path string, err error) error {
-	return fmt.Errorf("checkpoint of org %s at %s is unreadable (%w); fix or restore the file, or run `vaultsink checkpoint reset --org %s --yes` to restart the org from its configured start",
-		org, path, err, org)
+	return fmt.Errorf("checkpoint of org %s at %s is unreadable (%w); fix or restore the file, or run `%s` to restart the org from its configured start",
+		org, path, err, resetCommand(org))
+}
+
+// readLimited reads the file at p, at most MaxDocBytes+1 of it: a larger
+// file comes back cut, with its full size, so that the caller can refuse
+// it without having held it in memory.
+func readLimited(p string) (data []byte, size int64, err error) {
+	f, err := os.Open(p)
+	if err != nil {
+		return nil, 0, err
+	}
+	defer f.Close()
+	data, err = io.ReadAll(io.LimitReader(f, MaxDocBytes+1))
+	if err != nil {
+		return nil, 0, err
+	}
+	size = int64(len(data))
+	if size > MaxDocBytes {
+		if st, err := f.Stat(); err == nil && st.Size() > size {
+			size = st.Size()
+		}
+	}
+	return data, size, nil
 }
 
 func fileVersion(data []byte) string {
@@ -150,11 +180,10 @@ func (s *FileStore) Put(ctx context.Context, cp Checkpoint) (string, error) {
 	if err := ctx.Err(); err != nil {
 		return "", err
 	}
-	data, err := json.MarshalIndent(cp, "", "  ")
+	data, err := encode(cp)
 	if err != nil {
-		return "", fmt.Errorf("put checkpoint %s: encode: %w", cp.Org, err)
+		return "", fmt.Errorf("put checkpoint %s: %w", cp.Org, err)
 	}
-	data = append(data, '\n')
 
 	unlock, err := s.lock()
 	if err != nil {
@@ -163,7 +192,7 @@ func (s *FileStore) Put(ctx context.Context, cp Checkpoint) (string, error) {
 	defer unlock()
 
 	p := s.path(cp.Org)
-	cur, err := os.ReadFile(p)
+	cur, size, err := readLimited(p)
 	switch {
 	case errors.Is(err, fs.ErrNotExist):
 		if cp.Version != "" {
@@ -172,7 +201,9 @@ func (s *FileStore) Put(ctx context.Context, cp Checkpoint) (string, error) {
 	case err != nil:
 		return "", fmt.Errorf("put checkpoint %s: read %s: %w", cp.Org, p, err)
 	default:
-		if cp.Version != fileVersion(cur) {
+		// A file over the limit was never handed out by Get, so no
+		// version can match it.
+		if size > MaxDocBytes || cp.Version != fileVersion(cur) {
 			return "", fmt.Errorf("put checkpoint %s: %s changed since it was read: %w", cp.Org, p, ErrConflict)
 		}
 	}
@@ -231,28 +262,46 @@ func (s *FileStore) List(ctx context.Context) ([]string, error) {
 // Close releases nothing: every operation opens and closes its own files.
 func (s *FileStore) Close() error { return nil }
 
+// tempPath is the temp file a Put of the checkpoint at path writes first:
+// .<org>.json.tmp, hidden from List.
+func tempPath(path string) string {
+	return filepath.Join(filepath.Dir(path), "."+filepath.Base(path)+".tmp")
+}
+
+// removeLegacyTemps removes the temp files of crashed writers of earlier
+// versions, which named them .<org>.json.tmp-<random>: once per open,
+// under the lock, so a writer of such a version that is between create
+// and rename keeps its file. Best effort: a store opened read-only
+// (checkpoint list) leaves them.
+func (s *FileStore) removeLegacyTemps() {
+	stale, _ := filepath.Glob(filepath.Join(s.dir, ".*.json.tmp-*"))
+	if len(stale) == 0 {
+		return
+	}
+	unlock, err := s.lock()
+	if err != nil {
+		return
+	}
+	defer unlock()
+	stale, _ = filepath.Glob(filepath.Join(s.dir, ".*.json.tmp-*"))
+	for _, p := range stale {
+		if err := os.Remove(p); err == nil {
+			s.log.Info("removed the temp file of an interrupted checkpoint write", "path", p)
+		}
+	}
+}
+
 // lock takes the store mutex (goroutines of this process) and an exclusive
 // flock on <dir>/.lock (other processes sharing the directory).
 func (s *FileStore) lock() (func(), error) {
 	s.mu.Lock()
-	f, err := os.OpenFile(filepath.Join(s.dir, ".lock"), os.O_CREATE|os.O_RDWR, 0o600)
+	unlock, err := fsutil.Lock(filepath.Join(s.dir, ".lock"))
 	if err != nil {
 		s.mu.Unlock()
-		return nil, fmt.Errorf("open lock file: %w", err)
-	}
-	for {
-		err = syscall.Flock(int(f.Fd()), syscall.LOCK_EX)
-		if !errors.Is(err, syscall.EINTR) {
-			break
-		}
-	}
-	if err != nil {
-		f.Close()
-		s.mu.Unlock()
-		return nil, fmt.Errorf("lock %s: %w", f.Name(), err)
+		return nil, err
 	}
 	return func() {
-		f.Close() // releases the flock
+		unlock()
 		s.mu.Unlock()
 	}, nil
 }
@@ -261,16 +310,18 @@ func (s *FileStore) lock() (func(), error) {
 // fsync, rename, directory fsync. Mode 0600: checkpoints carry lease owners
 // and error messages.
 //
-// The caller holds the store's lock (a flock shared by every process), so a
-// temp file of path that exists now was left by a writer that died between
-// create and rename: it is removed first.
+// The caller holds the store's lock (a flock shared by every process), so
+// no other writer is between create and rename: the temp file has a fixed
+// name per org, and one that exists now was left by a writer that died
+// there. It is removed and created anew (O_EXCL: never through a link left
+// in its place). Looking for it costs one call whatever the number of orgs
+// in the directory.
 func fileWriteAtomic(dir, path string, data []byte) (err error) {
-	if stale, _ := filepath.Glob(filepath.Join(dir, "."+filepath.Base(path)+".tmp-*")); len(stale) > 0 {
-		for _, p := range stale {
-			_ = os.Remove(p)
-		}
+	tmp := tempPath(path)
+	if err := os.Remove(tmp); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("remove stale temp file: %w", err)
 	}
-	f, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp-*")
+	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
 	if err != nil {
 		return fmt.Errorf("create temp file: %w", err)
 	}

@@ -119,7 +119,7 @@ func TestFileCorruptIsLoud(t *testing.T) {
 			if err == nil || errors.Is(err, checkpoint.ErrNotFound) {
 				t.Fatalf("Get = %v, want a loud error that is not ErrNotFound", err)
 			}
-			for _, want := range []string{p, "vaultsink checkpoint reset --org org_1 --yes"} {
+			for _, want := range []string{p, "vaultsink checkpoint reset --config <config> --org org_1 --yes"} {
 				if !strings.Contains(err.Error(), want) {
 					t.Errorf("error %q does not mention %q", err, want)
 				}
@@ -226,24 +226,106 @@ func TestFileTwoStoresOneDirectory(t *testing.T) {
 }
 
 // TestFileRemovesStaleTemps: a writer killed between creating its temp file
-// and renaming it leaves the temp behind; the next Put of that org removes it.
+// and renaming it leaves the temp behind. The checkpoint itself is intact
+// (Get ignores the temp), and the next Put of that org replaces the temp
+// without looking at any other file.
 func TestFileRemovesStaleTemps(t *testing.T) {
 	dir := t.TempDir()
 	s := openStore(t, dir)
-	stale := filepath.Join(dir, ".org_1.json.tmp-123456")
-	other := filepath.Join(dir, ".org_2.json.tmp-99")
+	ctx := context.Background()
+	v0, err := s.Put(ctx, checkpointtest.Full("org_1"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	stale := filepath.Join(dir, ".org_1.json.tmp")
+	other := filepath.Join(dir, ".org_2.json.tmp")
 	for _, p := range []string{stale, other} {
 		if err := os.WriteFile(p, []byte("{half"), 0o600); err != nil {
 			t.Fatal(err)
 		}
 	}
-	if _, err := s.Put(context.Background(), checkpointtest.Full("org_1")); err != nil {
+	got, err := s.Get(ctx, "org_1")
+	if err != nil || got.Version != v0 {
+		t.Fatalf("Get beside a stale temp = version %q, %v; want the last written %q", got.Version, err, v0)
+	}
+	if orgs, err := s.List(ctx); err != nil || len(orgs) != 1 {
+		t.Fatalf("List = %v, %v; want [org_1]", orgs, err)
+	}
+	got.Windows = 77
+	if _, err := s.Put(ctx, got); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := os.Stat(stale); !errors.Is(err, os.ErrNotExist) {
 		t.Fatalf("stale temp file of org_1 still there: %v", err)
 	}
-	if _, err := os.Stat(other); err != nil {
-		t.Fatalf("org_2's temp file must be left to org_2's own Put: %v", err)
+	if b, err := os.ReadFile(other); err != nil || string(b) != "{half" {
+		t.Fatalf("org_2's temp file must be left to org_2's own Put: %q, %v", b, err)
+	}
+	if got, err := s.Get(ctx, "org_1"); err != nil || got.Windows != 77 {
+		t.Fatalf("after the Put: windows %d, %v", got.Windows, err)
+	}
+	// org_2's own Put replaces its temp; nothing but checkpoints and the
+	// lock remain.
+	if _, err := s.Put(ctx, checkpointtest.Full("org_2")); err != nil {
+		t.Fatal(err)
+	}
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range entries {
+		if n := e.Name(); n != "org_1.json" && n != "org_2.json" && n != ".lock" {
+			t.Errorf("unexpected file %s", n)
+		}
+	}
+}
+
+// TestFileStaleTempIsALink: whatever was left at the temp file's name, a
+// Put writes a new file there and never through it.
+func TestFileStaleTempIsALink(t *testing.T) {
+	dir := t.TempDir()
+	s := openStore(t, dir)
+	victim := filepath.Join(t.TempDir(), "victim")
+	if err := os.WriteFile(victim, []byte("keep"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(victim, filepath.Join(dir, ".org_1.json.tmp")); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Put(context.Background(), checkpointtest.Full("org_1")); err != nil {
+		t.Fatal(err)
+	}
+	if b, err := os.ReadFile(victim); err != nil || string(b) != "keep" {
+		t.Fatalf("the link's target was written: %q, %v", b, err)
+	}
+	st, err := os.Lstat(filepath.Join(dir, "org_1.json"))
+	if err != nil || !st.Mode().IsRegular() || st.Mode().Perm() != 0o600 {
+		t.Fatalf("org_1.json: %v, %v", st, err)
+	}
+}
+
+// TestFileRemovesLegacyTemps: temp files of earlier versions
+// (.<org>.json.tmp-<random>) left by crashed writers are removed when the
+// store is opened, since no Put looks for them any more.
+func TestFileRemovesLegacyTemps(t *testing.T) {
+	dir := t.TempDir()
+	legacy := []string{filepath.Join(dir, ".org_1.json.tmp-123456"), filepath.Join(dir, ".org_2.json.tmp-99")}
+	for _, p := range legacy {
+		if err := os.WriteFile(p, []byte("{half"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	keep := filepath.Join(dir, "org_3.json.tmp-1") // not a temp file name of this store
+	if err := os.WriteFile(keep, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	openStore(t, dir)
+	for _, p := range legacy {
+		if _, err := os.Stat(p); !errors.Is(err, os.ErrNotExist) {
+			t.Errorf("%s still there: %v", p, err)
+		}
+	}
+	if _, err := os.Stat(keep); err != nil {
+		t.Errorf("%s removed: %v", keep, err)
 	}
 }

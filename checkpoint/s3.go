@@ -3,6 +3,7 @@ package checkpoint
 import (
 	"bytes"
 	"context"
+	"crypto/rand"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -11,6 +12,7 @@ import (
 	"net/http"
 	"sort"
 	"strings"
+	"sync"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
@@ -64,12 +66,30 @@ func (c *S3Config) Build(ctx context.Context, log *slog.Logger) (Store, error) {
 // S3Store keeps one JSON object per org in S3 and makes every Put a
 // compare-and-swap on the object's ETag (conditional writes), so two daemons
 // cannot both advance an org.
+//
+// Get is a conditional GET: the store remembers, per org, the last document
+// it read or wrote and its ETag, and sends If-None-Match with it; a 304 Not
+// Modified answers the remembered document without its body crossing the
+// network, which is what most reads of an idle org get.
 type S3Store struct {
 	client *s3.Client
 	bucket string
 	prefix string
 	log    *slog.Logger
+
+	mu   sync.Mutex
+	seen map[string]seenDoc // org -> the last document read or written
 }
+
+// seenDoc is a document as the store last read or wrote it.
+type seenDoc struct {
+	etag string
+	data []byte
+}
+
+// maxSeenBytes: larger documents are not remembered (read whole every
+// time), so that the memory the store keeps stays small per org.
+const maxSeenBytes = 64 << 10
 
 var _ Store = (*S3Store)(nil)
 
@@ -86,7 +106,7 @@ func NewS3Store(ctx context.Context, cfg S3Config, log *slog.Logger) (*S3Store, 
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &S3Store{client: client, bucket: cfg.Bucket, prefix: cfg.Prefix, log: log}, nil
+	return &S3Store{client: client, bucket: cfg.Bucket, prefix: cfg.Prefix, log: log, seen: map[string]seenDoc{}}, nil
 }
 
 func (s *S3Store) key(org string) (string, error) {
@@ -105,58 +125,127 @@ func (s *S3Store) fail(op, s3op string, err error, key, org string) error {
 }
 
 // Get returns the org's checkpoint with Version set to the object's ETag.
+// When the store has seen the org's document before, the GET is
+// conditional (If-None-Match: its ETag), and a 304 answers that document.
 func (s *S3Store) Get(ctx context.Context, org string) (Checkpoint, error) {
 	key, err := s.key(org)
 	if err != nil {
 		return Checkpoint{}, err
 	}
-	out, err := s.client.GetObject(ctx, &s3.GetObjectInput{Bucket: &s.bucket, Key: &key})
+	in := &s3.GetObjectInput{Bucket: &s.bucket, Key: &key}
+	s.mu.Lock()
+	prev, known := s.seen[org]
+	s.mu.Unlock()
+	if known {
+		in.IfNoneMatch = aws.String(prev.etag)
+	}
+	out, err := s.client.GetObject(ctx, in)
 	if err != nil {
+		if known && notModified(err) {
+			// Decoded anew on every call: callers own (and change) what
+			// Get returns, the remembered bytes stay as they were.
+			return s.decode(key, org, prev.data, prev.etag)
+		}
 		var nsk *types.NoSuchKey
 		if errors.As(err, &nsk) {
+			s.forget(org)
 			return Checkpoint{}, ErrNotFound
 		}
 		return Checkpoint{}, s.fail("get checkpoint", "GetObject", err, key, org)
 	}
 	defer out.Body.Close()
-	data, err := io.ReadAll(io.LimitReader(out.Body, 1<<20))
+	data, err := io.ReadAll(io.LimitReader(out.Body, MaxDocBytes+1))
 	if err != nil {
 		return Checkpoint{}, s.fail("get checkpoint", "GetObject", err, key, org)
 	}
+	if len(data) > MaxDocBytes {
+		s.forget(org)
+		size := int64(len(data))
+		if n := aws.ToInt64(out.ContentLength); n > size {
+			size = n
+		}
+		return Checkpoint{}, s.corrupt(key, org, fmt.Errorf("it is %d bytes, over the limit of %d bytes of a checkpoint (shorten its largest member, last_error say)", size, MaxDocBytes))
+	}
+	etag := aws.ToString(out.ETag)
+	cp, err := s.decode(key, org, data, etag)
+	if err != nil {
+		s.forget(org)
+		return Checkpoint{}, err
+	}
+	s.remember(org, etag, data)
+	return cp, nil
+}
+
+// decode parses the document of org read from key, with version etag.
+func (s *S3Store) decode(key, org string, data []byte, etag string) (Checkpoint, error) {
 	var cp Checkpoint
 	dec := json.NewDecoder(bytes.NewReader(data))
 	if err := dec.Decode(&cp); err != nil || cp.Org != org {
 		if err == nil {
 			err = fmt.Errorf("it names org %q", cp.Org)
 		}
-		return Checkpoint{}, fmt.Errorf("checkpoint s3://%s/%s is corrupt: %w; repair it by hand "+
-			"(aws s3 cp the object, fix the JSON, put it back) or remove it with `vaultsink checkpoint reset %s` "+
-			"to re-sync the org from its start (rewriting the same objects, no duplicates)", s.bucket, key, err, org)
+		return Checkpoint{}, s.corrupt(key, org, err)
 	}
-	cp.Version = aws.ToString(out.ETag)
+	cp.Version = etag
 	if cp.Version == "" {
 		return Checkpoint{}, fmt.Errorf("get checkpoint s3://%s/%s: the server returned no ETag; it cannot do compare-and-swap", s.bucket, key)
 	}
 	return cp, nil
 }
 
+// remember keeps org's document and its ETag for the next conditional
+// Get; data must not be changed afterwards.
+func (s *S3Store) remember(org, etag string, data []byte) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if etag == "" || len(data) > maxSeenBytes {
+		delete(s.seen, org)
+		return
+	}
+	s.seen[org] = seenDoc{etag: etag, data: data}
+}
+
+func (s *S3Store) forget(org string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	delete(s.seen, org)
+}
+
+// notModified: the object still has the ETag sent in If-None-Match.
+func notModified(err error) bool {
+	var re interface{ HTTPStatusCode() int }
+	return errors.As(err, &re) && re.HTTPStatusCode() == http.StatusNotModified
+}
+
+// corrupt is the error of a checkpoint object that exists but cannot be
+// used, with the two ways to repair it, each a complete command.
+func (s *S3Store) corrupt(key, org string, err error) error {
+	return fmt.Errorf("checkpoint s3://%s/%s is corrupt: %w; repair it by hand "+
+		"(`aws s3 cp s3://%s/%s %s.json`, fix the JSON, `aws s3 cp %s.json s3://%s/%s`) or remove it with `%s` "+
+		"to re-sync the org from its start (rewriting the same objects, no duplicates)",
+		s.bucket, key, err, s.bucket, key, org, org, s.bucket, key, resetCommand(org))
+}
+
 // Put writes cp if the stored object is still cp.Version (If-Match), or
 // does not exist yet when cp.Version is empty (If-None-Match: *). A failed
-// condition is ErrConflict.
+// condition is ErrConflict; a document over MaxDocBytes is ErrTooLarge,
+// refused before any request.
 func (s *S3Store) Put(ctx context.Context, cp Checkpoint) (string, error) {
 	key, err := s.key(cp.Org)
 	if err != nil {
 		return "", err
 	}
-	data, err := json.MarshalIndent(cp, "", "  ")
+	data, err := encode(cp)
 	if err != nil {
-		return "", fmt.Errorf("encode checkpoint of org %s: %w", cp.Org, err)
+		return "", fmt.Errorf("put checkpoint s3://%s/%s: %w", s.bucket, key, err)
 	}
+	token := rand.Text()
 	in := &s3.PutObjectInput{
 		Bucket: &s.bucket, Key: &key,
 		Body:          bytes.NewReader(data),
 		ContentLength: aws.Int64(int64(len(data))),
 		ContentType:   aws.String("application/json"),
+		Metadata:      map[string]string{metaPut: token},
 	}
 	if cp.Version == "" {
 		in.IfNoneMatch = aws.String("*")
@@ -165,7 +254,16 @@ func (s *S3Store) Put(ctx context.Context, cp Checkpoint) (string, error) {
 	}
 	out, err := s.client.PutObject(ctx, in)
 	if err != nil {
+		s.forget(cp.Org) // the object is not what was last seen, or may not be
 		if isConflict(err, cp.Version != "") {
+			// The SDK retries a PUT whose answer was lost (a cut
+			// connection, a 5xx after the write): the retry's condition
+			// then fails against this very write, which the object's put
+			// token tells.
+			if etag, ok := s.landed(ctx, key, token); ok {
+				s.remember(cp.Org, etag, data)
+				return etag, nil
+			}
 			return "", fmt.Errorf("put checkpoint s3://%s/%s: %w", s.bucket, key, ErrConflict)
 		}
 		return "", s.fail("put checkpoint", "PutObject", err, key, cp.Org)
@@ -174,7 +272,22 @@ func (s *S3Store) Put(ctx context.Context, cp Checkpoint) (string, error) {
 	if etag == "" {
 		return "", fmt.Errorf("put checkpoint s3://%s/%s: the server returned no ETag; it cannot do compare-and-swap", s.bucket, key)
 	}
+	s.remember(cp.Org, etag, data)
 	return etag, nil
+}
+
+// metaPut is the object metadata key of the random token each Put sends,
+// by which a retried Put recognises its own earlier attempt.
+const metaPut = "vaultsink-put"
+
+// landed reports whether the object at key was written by the Put that
+// sent token, and its ETag.
+func (s *S3Store) landed(ctx context.Context, key, token string) (string, bool) {
+	out, err := s.client.HeadObject(ctx, &s3.HeadObjectInput{Bucket: &s.bucket, Key: &key})
+	if err != nil || out.Metadata[metaPut] != token || aws.ToString(out.ETag) == "" {
+		return "", false
+	}
+	return aws.ToString(out.ETag), true
 }
 
 // isConflict: 412 PreconditionFailed is a lost compare-and-swap, 409
@@ -208,6 +321,7 @@ func (s *S3Store) Delete(ctx context.Context, org string) error {
 	if err != nil {
 		return err
 	}
+	s.forget(org)
 	if _, err := s.client.DeleteObject(ctx, &s3.DeleteObjectInput{Bucket: &s.bucket, Key: &key}); err != nil {
 		var nsk *types.NoSuchKey
 		if errors.As(err, &nsk) {

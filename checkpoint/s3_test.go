@@ -105,7 +105,7 @@ func TestS3StoreCorrupt(t *testing.T) {
 		if err == nil || errors.Is(err, checkpoint.ErrNotFound) {
 			t.Fatalf("Get of a corrupt checkpoint = %v", err)
 		}
-		for _, part := range []string{srv.Bucket, "vaultsink/state/" + name + ".json", "checkpoint reset"} {
+		for _, part := range []string{srv.Bucket, "vaultsink/state/" + name + ".json", "vaultsink checkpoint reset --config <config> --org " + name + " --yes"} {
 			if !strings.Contains(err.Error(), part) {
 				t.Fatalf("error %q does not name %q", err, part)
 			}
@@ -139,5 +139,48 @@ func TestS3ConfigRegistered(t *testing.T) {
 	}
 	if sc.Prefix != checkpoint.DefaultS3Prefix {
 		t.Fatalf("default prefix %q", sc.Prefix)
+	}
+}
+
+// TestS3StoreLostAnswer: a Put whose write landed but whose answer was cut
+// is retried by the SDK, and the retry's condition fails against that very
+// write. The store recognises its own write by its put token and succeeds;
+// it used to report a conflict, and the runner took its own write for
+// another process's (lease lost to itself).
+func TestS3StoreLostAnswer(t *testing.T) {
+	srv := s3test.Versity(t)
+	proxy := s3test.NewFaultProxy(t, srv.Endpoint)
+	st := newS3Store(t, srv.WithEndpoint(proxy.URL), "")
+	ctx := context.Background()
+	cp := checkpointtest.Full("org_lost")
+	proxy.Add(s3test.Rule{Op: s3test.OpPutObject, Fault: s3test.FaultCutResponse, Times: 1})
+	v1, err := st.Put(ctx, cp) // If-None-Match: *
+	if err != nil {
+		t.Fatalf("create whose answer was cut: %v", err)
+	}
+	cp.Version = v1
+	cp.Events++
+	proxy.Add(s3test.Rule{Op: s3test.OpPutObject, Fault: s3test.FaultCutResponse, Times: 1})
+	v2, err := st.Put(ctx, cp) // If-Match: v1
+	if err != nil {
+		t.Fatalf("update whose answer was cut: %v", err)
+	}
+	if proxy.Injected(s3test.OpPutObject) != 2 {
+		t.Fatalf("%d faults injected, want 2", proxy.Injected(s3test.OpPutObject))
+	}
+	got, err := newS3Store(t, srv, "").Get(ctx, "org_lost")
+	if err != nil || got.Version != v2 || got.Events != cp.Events {
+		t.Fatalf("stored %+v (%v), want version %s with %d events", got, err, v2, cp.Events)
+	}
+	// Another writer's change is still a conflict.
+	other := newS3Store(t, srv, "")
+	cp.Events++
+	cp.Version = v2
+	if _, err := other.Put(ctx, cp); err != nil {
+		t.Fatal(err)
+	}
+	cp.Events++
+	if _, err := st.Put(ctx, cp); !errors.Is(err, checkpoint.ErrConflict) {
+		t.Fatalf("put over another writer's change: %v, want ErrConflict", err)
 	}
 }

@@ -12,6 +12,8 @@ import (
 	"sort"
 	"strings"
 	"time"
+
+	"github.com/vaultsink/vaultsink/internal/clip"
 )
 
 // Checkpoint is one org's progress.
@@ -166,12 +168,15 @@ var knownKeys = func() []string {
 // Store keeps checkpoints. Implementations are safe for concurrent use.
 type Store interface {
 	// Get returns the org's checkpoint, or ErrNotFound. A checkpoint that
-	// exists but cannot be read or parsed is an error that names the object
-	// and says how to repair it (never ErrNotFound).
+	// exists but cannot be read or parsed, or is larger than MaxDocBytes, is
+	// an error that names the object and says how to repair it (never
+	// ErrNotFound).
 	Get(ctx context.Context, org string) (Checkpoint, error)
 	// Put writes cp atomically. cp.Version must be what Get returned (empty
 	// for a new org); a store that supports compare-and-swap returns
 	// ErrConflict if another writer moved it since. Put returns the new version.
+	// It cuts cp.LastError to MaxLastErrorBytes and refuses, with
+	// ErrTooLarge and before writing, a document over MaxDocBytes.
 	Put(ctx context.Context, cp Checkpoint) (string, error)
 	// Delete removes the org's checkpoint (idempotent).
 	Delete(ctx context.Context, org string) error
@@ -185,4 +190,63 @@ type Store interface {
 var (
 	ErrNotFound = errors.New("checkpoint not found")
 	ErrConflict = errors.New("checkpoint changed by another writer")
+	// ErrTooLarge: the checkpoint's document would be larger than
+	// MaxDocBytes. Put refuses it before writing anything, so a store never
+	// holds a document it cannot read back.
+	ErrTooLarge = errors.New("checkpoint document too large")
 )
+
+// MaxDocBytes is the largest checkpoint document a store writes and reads
+// back. Reads are bounded (a checkpoint is small state, not data), and
+// every store refuses to write what it could not read.
+const MaxDocBytes = 1 << 20
+
+// MaxLastErrorBytes is the size Put cuts LastError to (clip.String, with
+// the original length appended). Callers should cut it themselves; the
+// store does it again so that no error message, however large, can make a
+// checkpoint unwritable or unreadable.
+const MaxLastErrorBytes = 2 << 10
+
+// encode is the document every store writes for cp: indented JSON and a
+// newline, LastError cut to MaxLastErrorBytes. A document over MaxDocBytes
+// is ErrTooLarge, naming the org, the size, the limit and the largest
+// member (what to look at).
+func encode(cp Checkpoint) ([]byte, error) {
+	cp.LastError = clip.String(cp.LastError, MaxLastErrorBytes)
+	data, err := json.MarshalIndent(cp, "", "  ")
+	if err != nil {
+		return nil, fmt.Errorf("encode checkpoint of org %s: %w", cp.Org, err)
+	}
+	data = append(data, '\n')
+	if len(data) > MaxDocBytes {
+		return nil, fmt.Errorf("checkpoint of org %s would be %d bytes, over the limit of %d bytes%s; not written: %w",
+			cp.Org, len(data), MaxDocBytes, largestMember(data), ErrTooLarge)
+	}
+	return data, nil
+}
+
+// largestMember names the largest top-level member of a JSON object
+// document, as ` (largest member "name": N bytes)`, or "".
+func largestMember(data []byte) string {
+	var m map[string]json.RawMessage
+	if json.Unmarshal(data, &m) != nil {
+		return ""
+	}
+	name, size := "", 0
+	for k, v := range m {
+		if len(v) > size || (len(v) == size && k < name) {
+			name, size = k, len(v)
+		}
+	}
+	if name == "" {
+		return ""
+	}
+	return fmt.Sprintf(" (largest member %q: %d bytes)", name, size)
+}
+
+// resetCommand is the command that deletes org's checkpoint, as printed in
+// repair hints. The store does not know the config file's path, so it
+// stands as a placeholder.
+func resetCommand(org string) string {
+	return "vaultsink checkpoint reset --config <config> --org " + org + " --yes"
+}

@@ -96,7 +96,9 @@ type Org struct {
 // Lease guards each org against a second daemon writing it at once.
 type Lease struct {
 	TTL time.Duration `yaml:"ttl"`
-	// Owner names this daemon in leases; default hostname-pid.
+	// Owner is a readable label for this daemon in leases. The owner a
+	// lease records is always unique per process: the label, the host,
+	// the pid and a random instance id (runner.OwnerID).
 	Owner string `yaml:"owner"`
 }
 
@@ -152,22 +154,11 @@ func (c *Config) SetDefaults() {
 	c.Log.SetDefaults()
 }
 
-// SetDefaults fills unset fields; Owner is derived from the host when unset.
+// SetDefaults fills unset fields.
 func (l *Lease) SetDefaults() {
 	if l.TTL == 0 {
 		l.TTL = DefaultLeaseTTL
 	}
-	if l.Owner == "" {
-		l.Owner = defaultOwner()
-	}
-}
-
-func defaultOwner() string {
-	h, err := os.Hostname()
-	if err != nil || h == "" {
-		h = "unknown"
-	}
-	return h + "-" + strconv.Itoa(os.Getpid())
 }
 
 // SetDefaults fills unset fields.
@@ -249,6 +240,8 @@ var orgIDPattern = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$`)
 
 var allDigits = regexp.MustCompile(`^[0-9]+$`)
 
+var ownerPattern = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$`)
+
 // Validate checks the whole configuration and returns every problem found,
 // joined, each as `field.path: value: why`. Token values are never printed.
 func (c *Config) Validate() error {
@@ -285,8 +278,8 @@ func (c *Config) Validate() error {
 	if c.Lease.TTL <= 0 {
 		v.bad("lease.ttl", c.Lease.TTL, "must be positive")
 	}
-	if c.Lease.Owner == "" {
-		v.bad("lease.owner", `""`, "must not be empty")
+	if c.Lease.Owner != "" && !ownerPattern.MatchString(c.Lease.Owner) {
+		v.bad("lease.owner", strconv.Quote(c.Lease.Owner), "must match "+ownerPattern.String()+" (a label; the host, pid and an instance id are added to it)")
 	}
 	if c.Server.Listen != "" {
 		if _, port, err := net.SplitHostPort(c.Server.Listen); err != nil {

@@ -32,19 +32,27 @@ type BackfillResult struct {
 
 // Backfill writes the windows of [From,To) for one org, the same units a
 // sync would write (a window the sink holds gets what the API adds, never
-// loses a row). Windows already in the sink are skipped unless Force.
-// Windows run in parallel in two waves, even then odd, so every window of
-// the second wave sees both neighbours committed and an id repeated across
-// a boundary is archived once. The checkpoint moves when the backfilled
-// range starts at or before it and every window succeeded, so a later sync
-// does not pull them again; a range before the org's history start extends
-// that history.
+// loses a row). Windows already in the sink are skipped unless Force. It
+// holds the org's lease throughout, as a sync does: when a daemon holds it,
+// Backfill waits for it (the daemon lets it go at the end of its pass, and
+// yields the org while the backfill runs). Windows run in parallel in two
+// waves, even then odd, so every window of the second wave sees both
+// neighbours committed and an id repeated across a boundary is archived
+// once. The checkpoint moves when the backfilled range starts at or before
+// it and every window succeeded, so a later sync does not pull them again;
+// a range before the org's history start extends that history.
 func (e *Engine) Backfill(stop, work context.Context, spec OrgSpec, o BackfillOptions) (BackfillResult, error) {
 	var res BackfillResult
 	now := e.apiNow(work, spec)
-	if err := e.guardOnly(work, spec, now); err != nil {
+	log := e.log.With("org", spec.Org.ID)
+	cp, err := e.acquireWaiting(stop, work, spec, now, log)
+	if err != nil {
 		return res, err
 	}
+	h, ctx := e.hold(work, cp, log)
+	status := Result{Org: spec.Org.ID, Status: StatusCurrent}
+	defer func() { h.release(&status) }()
+
 	horizon := now.Add(-e.o.Settle)
 	to := o.To
 	if to.After(horizon) {
@@ -62,7 +70,6 @@ func (e *Engine) Backfill(stop, work context.Context, spec OrgSpec, o BackfillOp
 		o.Concurrency = 1
 	}
 	stater, _ := spec.Sink.(sinks.Stater)
-	log := e.log.With("org", spec.Org.ID)
 	var (
 		mu            sync.Mutex
 		done, skipped atomic.Int64
@@ -80,21 +87,21 @@ func (e *Engine) Backfill(stop, work context.Context, spec OrgSpec, o BackfillOp
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
-				for stop.Err() == nil {
+				for stop.Err() == nil && ctx.Err() == nil {
 					i := 2*int(next.Add(1)-1) + wave
 					if i >= len(ws) {
 						return
 					}
 					w := ws[i]
 					if !o.Force && stater != nil {
-						exists, _, err := stater.Stat(work, w)
+						exists, _, err := stater.Stat(ctx, w)
 						if err == nil && exists {
 							skipped.Add(1)
 							progress()
 							continue
 						}
 					}
-					r, err := e.oneWindow(work, spec, w, log)
+					r, err := e.oneWindow(ctx, spec, w, log, h)
 					mu.Lock()
 					if err != nil {
 						res.Failed++
@@ -116,22 +123,66 @@ func (e *Engine) Backfill(stop, work context.Context, spec OrgSpec, o BackfillOp
 		wg.Wait()
 	}
 	res.Skipped = int(skipped.Load())
+	if cause := context.Cause(ctx); errors.Is(cause, ErrLeaseLost) {
+		status.Status, status.Err = StatusFailed, cause
+		return res, cause
+	}
 	if stop.Err() != nil {
+		status.Status = StatusStopped
 		return res, fmt.Errorf("backfill stopped: %w", stop.Err())
 	}
 	if res.Failed > 0 {
-		return res, fmt.Errorf("%d of %d windows failed; rerun the same command to retry them: %w", res.Failed, len(ws), errors.Join(res.Errs...))
+		err := fmt.Errorf("%d of %d windows failed; rerun the same command to retry them: %w", res.Failed, len(ws), errors.Join(res.Errs...))
+		status.Status, status.Err = StatusFailed, err
+		return res, err
 	}
 	if len(ws) > 0 {
-		if err := e.advanceAfterBackfill(work, spec, ws[0].Start, ws[len(ws)-1].End, now); err != nil {
+		start, end := ws[0].Start, ws[len(ws)-1].End
+		err := h.update(ctx, func(cp *checkpoint.Checkpoint) {
+			if !cp.Start.IsZero() && start.Before(cp.Start) {
+				cp.Start = start
+			}
+			cur := cp.End
+			if cur.IsZero() {
+				cur = spec.Start
+			}
+			if !start.After(cur) && end.After(cur) {
+				cp.End = end
+			}
+		})
+		if err != nil {
+			status.Status, status.Err = StatusFailed, err
 			return res, err
 		}
 	}
 	return res, nil
 }
 
+// acquireWaiting takes the org's lease as a sync does, waiting while
+// another live process holds it.
+func (e *Engine) acquireWaiting(stop, work context.Context, spec OrgSpec, now time.Time, log *slog.Logger) (checkpoint.Checkpoint, error) {
+	warned := false
+	for {
+		cp, err := e.acquire(work, spec, now)
+		if !errors.Is(err, errLeaseHeld) {
+			return cp, err
+		}
+		if !warned {
+			log.Info("waiting for the org's lease, held by another process (a daemon lets it go at the end of its pass)", "err", err)
+			warned = true
+		}
+		t := time.NewTimer(min(e.o.LeaseTTL/4, 2*time.Second))
+		select {
+		case <-stop.Done():
+			t.Stop()
+			return cp, fmt.Errorf("stopped while waiting for the lease: %w", err)
+		case <-t.C:
+		}
+	}
+}
+
 // oneWindow writes w on its own: its neighbours' ids are read from the sink.
-func (e *Engine) oneWindow(ctx context.Context, spec OrgSpec, w source.Window, log *slog.Logger) (sinks.Result, error) {
+func (e *Engine) oneWindow(ctx context.Context, spec OrgSpec, w source.Window, log *slog.Logger, h *holder) (sinks.Result, error) {
 	size := w.End.Sub(w.Start)
 	prev, err := e.idsOf(ctx, spec, source.Window{Org: w.Org, Start: w.Start.Add(-size), End: w.Start})
 	if err != nil {
@@ -141,7 +192,7 @@ func (e *Engine) oneWindow(ctx context.Context, spec OrgSpec, w source.Window, l
 	if err != nil {
 		return sinks.Result{}, err
 	}
-	o, err := e.open(ctx, spec, w)
+	o, err := e.open(ctx, spec, w, h)
 	if err != nil {
 		return sinks.Result{}, err
 	}
@@ -158,52 +209,6 @@ func (e *Engine) oneWindow(ctx context.Context, spec OrgSpec, w source.Window, l
 			ErrForeignToken, spec.Org.ID, w.Range(), s.Foreign, s.ForeignOrg, spec.Org.ID)
 	}
 	var r sinks.Result
-	err = e.commit(ctx, spec, nil, []filled{f}, log, func(_ int, res sinks.Result) error { r = res; return nil })
+	err = e.commit(ctx, spec, nil, []filled{f}, log, h, func(_ int, res sinks.Result) error { r = res; return nil })
 	return r, err
-}
-
-// guardOnly reads the org's checkpoint and refuses the same cases a sync
-// refuses (guard), writing nothing.
-func (e *Engine) guardOnly(ctx context.Context, spec OrgSpec, now time.Time) error {
-	cp, err := e.o.Store.Get(ctx, spec.Org.ID)
-	if errors.Is(err, checkpoint.ErrNotFound) {
-		return nil
-	}
-	if err != nil {
-		return fmt.Errorf("read checkpoint: %w", err)
-	}
-	return e.guard(spec, cp, now)
-}
-
-// advanceAfterBackfill moves the checkpoint to end when [start,end) covers
-// it, and the org's history start back to start when the range extends it,
-// under the lease like any other write.
-func (e *Engine) advanceAfterBackfill(ctx context.Context, spec OrgSpec, start, end, now time.Time) error {
-	cp, err := e.acquire(ctx, spec, now)
-	if err != nil {
-		if errors.Is(err, errLeaseHeld) {
-			return nil // the running daemon will get there itself
-		}
-		return err
-	}
-	var res Result
-	res.Status = StatusCurrent
-	defer e.release(e.log, &cp, &res)
-	changed := false
-	if !cp.Start.IsZero() && start.Before(cp.Start) {
-		cp.Start = start
-		changed = true
-	}
-	cur := cp.End
-	if cur.IsZero() {
-		cur = spec.Start
-	}
-	if !start.After(cur) && end.After(cur) {
-		cp.End = end
-		changed = true
-	}
-	if !changed {
-		return nil
-	}
-	return e.put(ctx, &cp)
 }

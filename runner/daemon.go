@@ -7,6 +7,7 @@ import (
 	"math/rand/v2"
 	"net"
 	"net/http"
+	"sort"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -57,35 +58,24 @@ func (e *Engine) Run(stop, work context.Context, d DaemonOptions) error {
 			_ = srv.Shutdown(ctx)
 		}()
 	}
-	sem := make(chan struct{}, e.o.Concurrency)
-	var wg sync.WaitGroup
+	var passes sync.WaitGroup
+	var running atomic.Bool
 	tick := func() {
 		ticked.Store(true)
-		for _, spec := range e.o.Orgs {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				if d.Jitter > 0 {
-					t := time.NewTimer(rand.N(d.Jitter))
-					select {
-					case <-t.C:
-					case <-stop.Done():
-						t.Stop()
-						return
-					}
-				}
-				select {
-				case sem <- struct{}{}:
-				case <-stop.Done():
-					return
-				}
-				defer func() { <-sem }()
-				r := e.SyncOrg(stop, work, spec)
-				if r.Status == StatusBusy {
-					e.log.Debug("org still running from the previous tick; skipped", "org", spec.Org.ID)
-				}
-			}()
+		if !running.CompareAndSwap(false, true) {
+			e.log.Warn("the previous pass is still running; this tick is skipped (the schedule is shorter than a pass)",
+				"schedule", d.Schedule)
+			return
 		}
+		passes.Add(1)
+		go func() {
+			defer passes.Done()
+			defer running.Store(false)
+			sum := e.pass(stop, work, d.Jitter, false)
+			e.log.Info("pass done", "orgs", len(sum.Results), "current", sum.count(StatusCurrent),
+				"yielded", sum.count(StatusYielded), "failed", sum.count(StatusFailed), "windows", sum.windows(),
+				"next", sched.Next(e.now()).UTC().Format(time.RFC3339))
+		}()
 	}
 	e.log.Info("daemon started", "orgs", len(e.o.Orgs), "schedule", d.Schedule)
 	tick()
@@ -96,12 +86,95 @@ func (e *Engine) Run(stop, work context.Context, d DaemonOptions) error {
 		case <-stop.Done():
 			t.Stop()
 			e.log.Info("shutting down: no new windows start; waiting for windows in flight")
-			wg.Wait()
+			passes.Wait()
 			return nil
 		case <-t.C:
 			tick()
 		}
 	}
+}
+
+// pass runs every org once, Concurrency at a time: a fixed set of workers,
+// whatever the number of orgs. Each org starts at a random offset within
+// jitter after the tick, so replicas and orgs spread their requests. With
+// lookback, every org re-pulls its lookback windows (see syncOrg).
+func (e *Engine) pass(stop, work context.Context, jitter time.Duration, lookback bool) Summary {
+	type job struct {
+		i  int
+		at time.Time
+	}
+	now := time.Now()
+	jobs := make([]job, len(e.o.Orgs))
+	for i := range jobs {
+		jobs[i] = job{i: i, at: now}
+		if jitter > 0 {
+			jobs[i].at = now.Add(rand.N(jitter))
+		}
+	}
+	sort.Slice(jobs, func(a, b int) bool { return jobs[a].at.Before(jobs[b].at) })
+	results := make([]Result, len(jobs))
+	queue := make(chan int)
+	go func() {
+		defer close(queue)
+		for _, j := range jobs {
+			if d := time.Until(j.at); d > 0 {
+				t := time.NewTimer(d)
+				select {
+				case <-t.C:
+				case <-stop.Done():
+					t.Stop()
+					return
+				}
+			}
+			select {
+			case queue <- j.i:
+			case <-stop.Done():
+				return
+			}
+		}
+	}()
+	var wg sync.WaitGroup
+	for range min(e.o.Concurrency, max(len(jobs), 1)) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range queue {
+				r := e.syncOrg(stop, work, e.o.Orgs[i], lookback)
+				if r.Status == StatusBusy {
+					e.log.Debug("org still running; skipped", "org", r.Org)
+				}
+				results[i] = r
+			}
+		}()
+	}
+	wg.Wait()
+	out := results[:0]
+	for _, r := range results {
+		if r.Org != "" {
+			out = append(out, r)
+		}
+	}
+	return Summary{Results: out}
+}
+
+// count is how many orgs ended with status st.
+func (s Summary) count(st Status) int {
+	n := 0
+	for _, r := range s.Results {
+		if r.Status == st {
+			n++
+		}
+	}
+	return n
+}
+
+// windows is how many windows the pass committed.
+func (s Summary) windows() int {
+	n := 0
+	for _, r := range s.Results {
+		n += r.Windows
+	}
+	return n
 }
 
 func (e *Engine) handler(g prometheus.Gatherer, ticked *atomic.Bool) http.Handler {

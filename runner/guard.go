@@ -88,7 +88,7 @@ func record(spec OrgSpec, cp *checkpoint.Checkpoint) {
 type orgState struct {
 	e      *Engine
 	spec   OrgSpec
-	cp     *checkpoint.Checkpoint
+	h      *holder
 	log    *slog.Logger
 	served bool // the API served the org's LastData window during this run
 }
@@ -103,15 +103,18 @@ func (st *orgState) check(f filled) error {
 	s := f.stats
 	own := s.Rows + s.Held + s.NearDuplicates + s.Duplicates
 	org := st.spec.Org.ID
+	var end time.Time
+	var lastData *checkpoint.Range
+	st.h.with(func(cp *checkpoint.Checkpoint) { end, lastData = cp.End, cp.LastData })
 	if own == 0 && s.Foreign > 0 {
 		st.e.m.Suspect.WithLabelValues(org, "foreign").Inc()
 		return fmt.Errorf("%w: org %s: every record of window %s (%d) names org %s; set org %s's token to one of its own. Nothing was written for this window; the checkpoint stays at %s",
-			ErrForeignToken, org, f.w.Range(), s.Foreign, s.ForeignOrg, org, fmtTime(st.cp.End))
+			ErrForeignToken, org, f.w.Range(), s.Foreign, s.ForeignOrg, org, fmtTime(end))
 	}
-	if own > 0 || s.Quarantined > 0 || st.cp.LastData == nil || st.served {
+	if own > 0 || s.Quarantined > 0 || lastData == nil || st.served {
 		return nil
 	}
-	last := source.Window{Org: org, Start: st.cp.LastData.Start, End: st.cp.LastData.End}
+	last := source.Window{Org: org, Start: lastData.Start, End: lastData.End}
 	ok, err := st.e.o.Source.Probe(context.WithoutCancel(context.Background()), st.spec.Org, last)
 	if err != nil {
 		return &stageError{"source", fmt.Errorf("window %s came back empty; asking the API again for %s, which held events: %w", f.w.Range(), last.Range(), err)}
@@ -124,15 +127,20 @@ func (st *orgState) check(f filled) error {
 	return fmt.Errorf("%w: org %s: window %s came back empty, and so does window %s, which held events when it was archived: "+
 		"the token has likely lost its org context (the API answers such a token with zero rows, not an error). Check org %s's token; "+
 		"the checkpoint stays at %s and the windows are pulled again once the API serves the org's events",
-		ErrEmptyAfterData, org, f.w.Range(), last.Range(), org, fmtTime(st.cp.End))
+		ErrEmptyAfterData, org, f.w.Range(), last.Range(), org, fmtTime(end))
 }
 
 // committed records what a committed window tells about the org.
 func (st *orgState) committed(w source.Window, r sinks.Result) {
-	if r.Events > 0 && (st.cp.LastData == nil || w.End.After(st.cp.LastData.End)) {
-		st.cp.LastData = &checkpoint.Range{Start: w.Start, End: w.End}
-		st.served = true
+	if r.Events == 0 {
+		return
 	}
+	st.served = true
+	st.h.with(func(cp *checkpoint.Checkpoint) {
+		if cp.LastData == nil || w.End.After(cp.LastData.End) {
+			cp.LastData = &checkpoint.Range{Start: w.Start, End: w.End}
+		}
+	})
 }
 
 // setQuiet publishes how long the org has had no events: from the end of

@@ -23,6 +23,7 @@ type Metrics struct {
 	Suspect        *prometheus.CounterVec // org, reason
 	Quiet          *prometheus.GaugeVec   // org
 	ClockOffset    prometheus.Gauge
+	LeaseLost      *prometheus.CounterVec // org
 }
 
 func newMetrics(reg prometheus.Registerer) *Metrics {
@@ -67,6 +68,9 @@ func newMetrics(reg prometheus.Registerer) *Metrics {
 		Quiet: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "vaultsink_checkpoint_quiet_seconds", Help: "How long before the org's checkpoint its last window with events ended: a long quiet spell can also be a token that fails closed.",
 		}, []string{"org"}),
+		LeaseLost: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "vaultsink_lease_lost_total", Help: "Org runs stopped because another process took the org's lease (a stale writer fenced out).",
+		}, []string{"org"}),
 		ClockOffset: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "vaultsink_source_clock_offset_seconds", Help: "The API's clock minus this host's, from the Date headers of its answers.",
 		}),
@@ -88,6 +92,7 @@ func newMetrics(reg prometheus.Registerer) *Metrics {
 	m.Suspect = metrics.Register(reg, m.Suspect)
 	m.Quiet = metrics.Register(reg, m.Quiet)
 	m.ClockOffset = metrics.Register(reg, m.ClockOffset)
+	m.LeaseLost = metrics.Register(reg, m.LeaseLost)
 	metrics.Register(reg, pipeclock.Collector)
 	return m
 }

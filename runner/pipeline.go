@@ -105,7 +105,8 @@ type pipeline struct {
 	ctx    context.Context
 	spec   OrgSpec
 	ws     []source.Window
-	before *carry // what precedes ws[0]; nil: read from the sink
+	before *carry  // what precedes ws[0]; nil: read from the sink
+	h      *holder // the org's lease; nil: units carry no fence
 
 	mu      sync.Mutex
 	preps   map[int]chan prepared // preparations started and not taken
@@ -114,8 +115,8 @@ type pipeline struct {
 	closed  bool
 }
 
-func (e *Engine) pipeline(ctx context.Context, spec OrgSpec, ws []source.Window, before *carry) *pipeline {
-	return &pipeline{e: e, ctx: ctx, spec: spec, ws: ws, before: before,
+func (e *Engine) pipeline(ctx context.Context, spec OrgSpec, ws []source.Window, before *carry, h *holder) *pipeline {
+	return &pipeline{e: e, ctx: ctx, spec: spec, ws: ws, before: before, h: h,
 		preps: map[int]chan prepared{}, units: map[int]*opened{}, carries: map[int]*carry{}}
 }
 
@@ -189,7 +190,7 @@ func (p *pipeline) unit(i int, take bool) (*opened, error) {
 	if o != nil {
 		return o, nil
 	}
-	o, err := p.e.open(p.ctx, p.spec, p.ws[i])
+	o, err := p.e.open(p.ctx, p.spec, p.ws[i], p.h)
 	if err != nil {
 		return nil, err
 	}
@@ -284,11 +285,12 @@ func (p *pipeline) close() {
 // committed window, in order. check runs on every filled window before its
 // commit; its error stops the run there (the windows before it are
 // committed). With a sink that commits in batches (sinks.BatchCommitter) up
-// to MaxBatch windows are filled first and committed together. It returns
-// what the last window leaves to the one after it.
+// to MaxBatch windows are filled first and committed together. Every
+// commit proves h's lease first and carries its fence. It returns what the
+// last window leaves to the one after it.
 func (e *Engine) windows(stop, work context.Context, spec OrgSpec, ws []source.Window, before *carry, log *slog.Logger,
-	check func(filled) error, after func(i int, w source.Window, r sinks.Result) error) (*carry, error) {
-	p := e.pipeline(work, spec, ws, before)
+	h *holder, check func(filled) error, after func(i int, w source.Window, r sinks.Result) error) (*carry, error) {
+	p := e.pipeline(work, spec, ws, before, h)
 	defer p.close()
 	n := 1
 	bc, ok := spec.Sink.(sinks.BatchCommitter)
@@ -323,7 +325,7 @@ func (e *Engine) windows(stop, work context.Context, spec OrgSpec, ws []source.W
 			batch = append(batch, f)
 		}
 		if len(batch) > 0 {
-			if err := e.commit(work, spec, bc, batch, log, func(j int, r sinks.Result) error {
+			if err := e.commit(work, spec, bc, batch, log, h, func(j int, r sinks.Result) error {
 				return after(done+j, batch[j].w, r)
 			}); err != nil {
 				return nil, err
@@ -338,19 +340,42 @@ func (e *Engine) windows(stop, work context.Context, spec OrgSpec, ws []source.W
 }
 
 // commit commits filled windows, one by one or as one batch, and calls
-// after for each in order.
-func (e *Engine) commit(ctx context.Context, spec OrgSpec, bc sinks.BatchCommitter, batch []filled, log *slog.Logger, after func(int, sinks.Result) error) error {
+// after for each in order. With h, each commit is preceded by the proof
+// that the lease is still the run's, and a commit the sink refuses as
+// fenced loses the lease.
+func (e *Engine) commit(ctx context.Context, spec OrgSpec, bc sinks.BatchCommitter, batch []filled, log *slog.Logger, h *holder, after func(int, sinks.Result) error) error {
 	org := spec.Org.ID
+	prove := func() error {
+		if h == nil {
+			return nil
+		}
+		if err := h.check(ctx); err != nil {
+			return &stageError{"lease", err}
+		}
+		return nil
+	}
+	failed := func(err error) error {
+		if h != nil && errors.Is(err, sinks.ErrFenced) {
+			return &stageError{"lease", h.fenced(ctx, err)}
+		}
+		return &stageError{"sink", err}
+	}
 	if bc == nil {
 		for j, f := range batch {
 			crashAt("before-commit")
+			if err := prove(); err != nil {
+				for _, g := range batch[j:] {
+					g.abort(ctx)
+				}
+				return err
+			}
 			res, err := f.unit.Commit(ctx)
 			if err != nil {
 				for _, g := range batch[j:] {
 					g.abort(ctx)
 				}
 				e.m.Windows.WithLabelValues(org, "failed").Inc()
-				return &stageError{"sink", fmt.Errorf("commit %s: %w", f.w, err)}
+				return failed(fmt.Errorf("commit %s: %w", f.w, err))
 			}
 			crashAt("after-commit")
 			e.committed(org, f, res, log)
@@ -368,13 +393,19 @@ func (e *Engine) commit(ctx context.Context, spec OrgSpec, bc sinks.BatchCommitt
 		units[i] = f.unit
 	}
 	crashAt("before-commit")
+	if err := prove(); err != nil {
+		for _, f := range batch {
+			f.abort(ctx)
+		}
+		return err
+	}
 	results, err := bc.CommitBatch(ctx, units)
 	if err != nil {
 		for _, f := range batch {
 			f.abort(ctx)
 		}
 		e.m.Windows.WithLabelValues(org, "failed").Add(float64(len(batch)))
-		return &stageError{"sink", fmt.Errorf("commit %d windows %s .. %s: %w", len(batch), batch[0].w.Range(), batch[len(batch)-1].w.Range(), err)}
+		return failed(fmt.Errorf("commit %d windows %s .. %s: %w", len(batch), batch[0].w.Range(), batch[len(batch)-1].w.Range(), err))
 	}
 	if len(results) != len(batch) {
 		return &stageError{"sink", fmt.Errorf("commit batch: %d results for %d windows", len(results), len(batch))}

@@ -71,53 +71,42 @@ func (e *Engine) Rewindow(ctx context.Context, spec OrgSpec) (RewindowResult, er
 	if err != nil {
 		return res, err
 	}
-	if cp.Rewindow == nil {
-		cp.Rewindow = &checkpoint.Rewindow{From: checkpoint.Duration(from), To: checkpoint.Duration(spec.Window), Started: now}
-		if err := e.put(ctx, &cp); err != nil {
-			return res, err
-		}
-	}
+	h, ctx := e.hold(ctx, cp, e.log.With("org", org))
 	status := Result{Org: org}
-	defer e.release(e.log, &cp, &status)
-	renew := newRenewer(e, &cp)
+	defer func() { h.release(&status) }()
+	err = h.update(ctx, func(cp *checkpoint.Checkpoint) {
+		if cp.Rewindow == nil {
+			cp.Rewindow = &checkpoint.Rewindow{From: checkpoint.Duration(from), To: checkpoint.Duration(spec.Window), Started: now}
+		}
+	})
+	if err != nil {
+		status.Status, status.Err = StatusFailed, err
+		return res, err
+	}
 	if rw, ok := spec.Sink.(sinks.Rewriter); ok {
-		if err := e.rewrite(ctx, spec, rw, from, cp, renew, &res); err != nil {
+		if err := e.rewrite(ctx, spec, rw, from, h, &res); err != nil {
+			if cause := context.Cause(ctx); errors.Is(cause, ErrLeaseLost) {
+				err = cause
+			}
 			status.Status, status.Err = StatusFailed, err
 			return res, err
 		}
 	}
-	cp.Window = checkpoint.Duration(spec.Window)
-	cp.End = cp.End.UTC().Truncate(spec.Window)
-	if ld := cp.LastData; ld != nil {
-		cp.LastData = &checkpoint.Range{Start: ld.Start.UTC().Truncate(spec.Window), End: ld.Start.UTC().Truncate(spec.Window).Add(spec.Window)}
-	}
-	cp.Rewindow = nil
-	if err := e.put(ctx, &cp); err != nil {
+	err = h.update(ctx, func(cp *checkpoint.Checkpoint) {
+		cp.Window = checkpoint.Duration(spec.Window)
+		cp.End = cp.End.UTC().Truncate(spec.Window)
+		if ld := cp.LastData; ld != nil {
+			cp.LastData = &checkpoint.Range{Start: ld.Start.UTC().Truncate(spec.Window), End: ld.Start.UTC().Truncate(spec.Window).Add(spec.Window)}
+		}
+		cp.Rewindow = nil
+		res.End = cp.End
+	})
+	if err != nil {
+		status.Status, status.Err = StatusFailed, err
 		return res, err
 	}
-	res.End = cp.End
 	status.Status = StatusCurrent
 	return res, nil
-}
-
-// renewer keeps the org's checkpoint lease alive during a long rewrite.
-type renewer struct {
-	e    *Engine
-	cp   *checkpoint.Checkpoint
-	last time.Time
-}
-
-func newRenewer(e *Engine, cp *checkpoint.Checkpoint) *renewer {
-	return &renewer{e: e, cp: cp, last: e.now()}
-}
-
-func (r *renewer) renew(ctx context.Context) error {
-	if r.e.now().Sub(r.last) < r.e.o.LeaseTTL/3 {
-		return nil
-	}
-	r.cp.Lease.Expires = r.e.now().Add(r.e.o.LeaseTTL)
-	r.last = r.e.now()
-	return r.e.put(ctx, r.cp)
 }
 
 // lease takes the org's lease on cp as a sync would, without its guard
@@ -131,7 +120,7 @@ func (e *Engine) lease(ctx context.Context, cp checkpoint.Checkpoint) (checkpoin
 
 // rewrite rewrites every span of the least common multiple of both sizes
 // that holds a unit, in time order.
-func (e *Engine) rewrite(ctx context.Context, spec OrgSpec, rw sinks.Rewriter, from time.Duration, cp checkpoint.Checkpoint, renew *renewer, res *RewindowResult) error {
+func (e *Engine) rewrite(ctx context.Context, spec OrgSpec, rw sinks.Rewriter, from time.Duration, h *holder, res *RewindowResult) error {
 	org := spec.Org.ID
 	to := spec.Window
 	span := lcm(from, to)
@@ -184,9 +173,6 @@ func (e *Engine) rewrite(ctx context.Context, spec OrgSpec, rw sinks.Rewriter, f
 		if err := ctx.Err(); err != nil {
 			return err
 		}
-		if err := renew.renew(ctx); err != nil {
-			return err
-		}
 		us := groups[g]
 		done := true
 		for _, u := range us {
@@ -198,7 +184,7 @@ func (e *Engine) rewrite(ctx context.Context, spec OrgSpec, rw sinks.Rewriter, f
 			res.Skipped++
 			continue
 		}
-		if err := e.rewriteSpan(ctx, org, rw, g, span, to, us, res); err != nil {
+		if err := e.rewriteSpan(ctx, org, rw, g, span, to, us, h, res); err != nil {
 			return fmt.Errorf("rewrite %s [%s, %s): %w", org, g.Format(time.RFC3339), g.Add(span).Format(time.RFC3339), err)
 		}
 		res.Groups++
@@ -210,7 +196,7 @@ func (e *Engine) rewrite(ctx context.Context, spec OrgSpec, rw sinks.Rewriter, f
 // size to: stage every new unit, remove the old ones, publish the staged.
 // Readers see the span's rows once or (briefly, between removal and
 // publication) not at all; never twice.
-func (e *Engine) rewriteSpan(ctx context.Context, org string, rw sinks.Rewriter, g time.Time, span, to time.Duration, us []sinks.UnitInfo, res *RewindowResult) error {
+func (e *Engine) rewriteSpan(ctx context.Context, org string, rw sinks.Rewriter, g time.Time, span, to time.Duration, us []sinks.UnitInfo, h *holder, res *RewindowResult) error {
 	// The new windows of the span, written a few at a time: each pass reads
 	// the span's units once and keeps one Parquet writer per window in it.
 	const perPass = 24
@@ -229,8 +215,12 @@ func (e *Engine) rewriteSpan(ctx context.Context, org string, rw sinks.Rewriter,
 		res.Rows += n
 		res.Duplicates += dups
 	}
-	// Every new unit is staged and durable: the old units can go. A unit
-	// already at a new window's key is replaced by Publish, not removed.
+	// Every new unit is staged and durable: the old units can go, once the
+	// lease is proved still ours. A unit already at a new window's key is
+	// replaced by Publish, not removed.
+	if err := h.check(ctx); err != nil {
+		return err
+	}
 	newKeys := map[string]bool{}
 	for _, w := range targets {
 		newKeys[sinks.ObjectKey(w)] = true

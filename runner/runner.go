@@ -57,11 +57,13 @@ type Options struct {
 // at once within one Engine, and the checkpoint lease guards it across
 // processes.
 type Engine struct {
-	o    Options
-	m    *Metrics
-	log  *slog.Logger
-	now  func() time.Time
-	busy sync.Map // org -> struct{}: runs in progress
+	o      Options
+	m      *Metrics
+	log    *slog.Logger
+	now    func() time.Time
+	busy   sync.Map // org -> struct{}: runs in progress
+	warned sync.Map // warnings given once per process
+	idle   sync.Map // org -> idleUntil: daemon passes skip the org until then
 
 	clockMu     sync.Mutex
 	clockProbed bool
@@ -163,30 +165,40 @@ func fmtTime(t time.Time) string {
 // starting; cancelling work abandons the windows in flight (uncommitted).
 func (e *Engine) Sync(stop, work context.Context) Summary {
 	clock0 := pipeclock.Read()
-	results := make([]Result, len(e.o.Orgs))
-	sem := make(chan struct{}, e.o.Concurrency)
-	var wg sync.WaitGroup
-	for i, spec := range e.o.Orgs {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			select {
-			case sem <- struct{}{}:
-			case <-stop.Done():
-				results[i] = Result{Org: spec.Org.ID, Status: StatusStopped}
-				return
-			}
-			defer func() { <-sem }()
-			results[i] = e.SyncOrg(stop, work, spec)
-		}()
+	sum := e.pass(stop, work, 0, true)
+	done := map[string]bool{}
+	for _, r := range sum.Results {
+		done[r.Org] = true
 	}
-	wg.Wait()
-	sort.SliceStable(results, func(a, b int) bool { return results[a].Org < results[b].Org })
-	return Summary{Results: results, Pipeline: pipeclock.Read().Sub(clock0)}
+	for _, spec := range e.o.Orgs {
+		if !done[spec.Org.ID] {
+			sum.Results = append(sum.Results, Result{Org: spec.Org.ID, Status: StatusStopped})
+		}
+	}
+	sort.SliceStable(sum.Results, func(a, b int) bool { return sum.Results[a].Org < sum.Results[b].Org })
+	sum.Pipeline = pipeclock.Read().Sub(clock0)
+	return sum
 }
 
-// SyncOrg brings one org up to date.
-func (e *Engine) SyncOrg(stop, work context.Context, spec OrgSpec) (res Result) {
+// SyncOrg brings one org up to date, re-pulling its lookback windows.
+func (e *Engine) SyncOrg(stop, work context.Context, spec OrgSpec) Result {
+	return e.syncOrg(stop, work, spec, true)
+}
+
+// syncOrg brings one org up to date. A pass that finds nothing due reads
+// the org's checkpoint and writes nothing; otherwise the run takes the
+// org's lease (yielding when another live process holds it), keeps it
+// while it works, and lets it go at the end. The lookback windows are due
+// on every call with lookback set (a `sync`), and otherwise only with a
+// fresh window (the daemon's passes).
+//
+// A daemon pass that found an org idle remembers when its next window
+// closes and skips the org until then (at most idleRecheck later): no
+// other process can make a window due sooner, since the window's end is
+// fixed by the checkpoint, and a checkpoint another process advanced only
+// moves it later. An idle pass thus costs no request for most orgs, and
+// replicas add one read per org per window each, not one per tick.
+func (e *Engine) syncOrg(stop, work context.Context, spec OrgSpec, lookback bool) (res Result) {
 	org := spec.Org.ID
 	res = Result{Org: org}
 	if _, loaded := e.busy.LoadOrStore(org, struct{}{}); loaded {
@@ -201,7 +213,39 @@ func (e *Engine) SyncOrg(stop, work context.Context, spec OrgSpec) (res Result) 
 	log := e.log.With("org", org)
 
 	now := e.apiNow(work, spec)
-	cp, err := e.acquire(work, spec, now)
+	if v, ok := e.idle.Load(org); ok && !lookback {
+		if i := v.(idleUntil); now.Before(i.until) {
+			e.m.Lag.WithLabelValues(org).Set(now.Sub(i.end).Seconds())
+			res.Status, res.End = StatusCurrent, i.end
+			return res
+		}
+	}
+	e.idle.Delete(org)
+	cp, err := e.readCheckpoint(work, org)
+	if err != nil {
+		return e.fail(log, res, "checkpoint", err)
+	}
+	res.End = cp.End
+	if err := e.guard(spec, cp, now); err != nil {
+		return e.fail(log, res, "checkpoint", err)
+	}
+	due, err := e.due(spec, cp, now, lookback)
+	if err != nil {
+		return e.fail(log, res, "checkpoint", err)
+	}
+	e.publishLag(spec, cp, now)
+	e.warnStart(spec, cp, log)
+	if !due {
+		e.rememberIdle(spec, cp, now)
+		res.Status = StatusCurrent
+		return res
+	}
+	if err := e.leaseFree(cp); err != nil {
+		log.Info("org is leased by another process; yielding", "err", err)
+		res.Status = StatusYielded
+		return res
+	}
+	cp, err = e.take(work, spec, cp, now)
 	if err != nil {
 		if errors.Is(err, errLeaseHeld) {
 			log.Info("org is leased by another process; yielding", "err", err)
@@ -211,14 +255,13 @@ func (e *Engine) SyncOrg(stop, work context.Context, spec OrgSpec) (res Result) 
 		return e.fail(log, res, stageOf(err, "checkpoint"), err)
 	}
 	res.End = cp.End
-	defer e.release(log, &cp, &res)
+	h, ctx := e.hold(work, cp, log)
+	defer func() {
+		final := h.release(&res)
+		e.setQuiet(&final)
+		e.publishLag(spec, final, now)
+	}()
 
-	if !cp.Start.IsZero() && spec.Start.Before(cp.Start) {
-		log.Warn("the configured start is earlier than the org's history in the sink; a sync does not fill it",
-			"start", spec.Start.UTC().Format(time.RFC3339), "history_start", cp.Start.UTC().Format(time.RFC3339),
-			"hint", fmt.Sprintf("vaultsink backfill --config %s --org %s --from %s --to %s", e.configPath(), org,
-				spec.Start.UTC().Format(time.RFC3339), cp.Start.UTC().Format(time.RFC3339)))
-	}
 	start := cp.End
 	if start.IsZero() {
 		start = spec.Start
@@ -227,26 +270,42 @@ func (e *Engine) SyncOrg(stop, work context.Context, spec OrgSpec) (res Result) 
 	if err != nil {
 		return e.fail(log, res, "checkpoint", err)
 	}
-	st := &orgState{e: e, spec: spec, cp: &cp, log: log}
+	if len(fresh) == 0 && !lookback {
+		redo = nil // another process brought the org up to date meanwhile
+	}
+	st := &orgState{e: e, spec: spec, h: h, log: log}
 	ws := append(redo, fresh...)
-	_, err = e.windows(stop, work, spec, ws, nil, log, st.check, func(i int, w source.Window, r sinks.Result) error {
+	_, err = e.windows(stop, ctx, spec, ws, nil, log, h, st.check, func(i int, w source.Window, r sinks.Result) error {
 		res.add(r)
 		st.committed(w, r)
+		count := func(cp *checkpoint.Checkpoint) {
+			cp.Events += r.New
+			cp.Bytes += r.Bytes
+			cp.Quarantined += r.Quarantined
+		}
 		if i < len(redo) {
+			h.with(count) // written with the next window, or at release
 			return nil
 		}
-		cp.End = w.End
-		cp.Windows++
-		cp.Lease.Expires = e.now().Add(e.o.LeaseTTL)
-		if err := e.put(work, &cp); err != nil {
+		err := h.update(ctx, func(cp *checkpoint.Checkpoint) {
+			count(cp)
+			cp.End = w.End
+			cp.Windows++
+		})
+		if err != nil {
 			return &stageError{"checkpoint", err}
 		}
 		crashAt("after-checkpoint")
-		res.End = cp.End
-		e.m.Lag.WithLabelValues(org).Set(now.Sub(cp.End).Seconds())
+		res.End = w.End
+		e.m.Lag.WithLabelValues(org).Set(now.Sub(w.End).Seconds())
 		return nil
 	})
-	e.setQuiet(&cp)
+	if errors.Is(err, ErrLeaseLost) || errors.Is(context.Cause(ctx), ErrLeaseLost) {
+		if cause := context.Cause(ctx); errors.Is(cause, ErrLeaseLost) {
+			err = cause
+		}
+		return e.fail(log, res, "lease", err)
+	}
 	if errors.Is(err, errStopped) || (stop.Err() != nil && errors.Is(err, context.Canceled)) {
 		// Shutdown, not a failure: the window in flight was abandoned
 		// uncommitted and the next run picks up at the checkpoint.
@@ -256,13 +315,89 @@ func (e *Engine) SyncOrg(stop, work context.Context, spec OrgSpec) (res Result) 
 	if err != nil {
 		return e.fail(log, res, stageOf(err, "run"), err)
 	}
-	if cp.End.IsZero() {
-		e.m.Lag.WithLabelValues(org).Set(now.Sub(start).Seconds())
-	} else {
-		e.m.Lag.WithLabelValues(org).Set(now.Sub(cp.End).Seconds())
-	}
 	res.Status = StatusCurrent
 	return res
+}
+
+// idleRecheck bounds how long a daemon trusts an idle org's checkpoint
+// without reading it: a checkpoint set or reset by an operator while the
+// daemon runs is acted on within this time (or when the org's next window
+// closes, if sooner).
+const idleRecheck = 15 * time.Minute
+
+// idleUntil is when a daemon pass next looks at an idle org, and the
+// checkpoint end it last read (for the lag gauge meanwhile).
+type idleUntil struct {
+	until, end time.Time
+}
+
+// rememberIdle records that org has nothing due before its next window
+// closes, as judged by now (the API's clock).
+func (e *Engine) rememberIdle(spec OrgSpec, cp checkpoint.Checkpoint, now time.Time) {
+	end := cp.End
+	if end.IsZero() {
+		end = spec.Start
+	}
+	until := end.Add(spec.Window + e.o.Settle)
+	if limit := now.Add(idleRecheck); until.After(limit) {
+		until = limit
+	}
+	e.idle.Store(spec.Org.ID, idleUntil{until: until, end: end})
+}
+
+// readCheckpoint reads the org's checkpoint (an empty one when it has none).
+func (e *Engine) readCheckpoint(ctx context.Context, org string) (checkpoint.Checkpoint, error) {
+	ctx, cancel := context.WithTimeout(ctx, storeTimeout)
+	defer cancel()
+	cp, err := e.o.Store.Get(ctx, org)
+	if errors.Is(err, checkpoint.ErrNotFound) {
+		return checkpoint.Checkpoint{Org: org}, nil
+	}
+	if err != nil {
+		return cp, fmt.Errorf("read checkpoint: %w", err)
+	}
+	return cp, nil
+}
+
+// due reports whether a closed window waits after the org's checkpoint,
+// or (with lookback) a committed window to re-pull.
+func (e *Engine) due(spec OrgSpec, cp checkpoint.Checkpoint, now time.Time, lookback bool) (bool, error) {
+	start := cp.End
+	if start.IsZero() {
+		start = spec.Start
+	}
+	n := 0
+	if lookback {
+		n = spec.Lookback
+	}
+	redo, fresh, err := Plan(spec.Org.ID, spec.Start, start, spec.Window, e.o.Settle, n, now)
+	return len(fresh)+len(redo) > 0, err
+}
+
+// publishLag sets the org's lag gauge from its checkpoint.
+func (e *Engine) publishLag(spec OrgSpec, cp checkpoint.Checkpoint, now time.Time) {
+	end := cp.End
+	if end.IsZero() {
+		end = spec.Start
+	}
+	e.m.Lag.WithLabelValues(spec.Org.ID).Set(now.Sub(end).Seconds())
+}
+
+// warnStart reports, once per process and org, a configured start earlier
+// than the org's history in the sink, with the backfill command that fills
+// the gap.
+func (e *Engine) warnStart(spec OrgSpec, cp checkpoint.Checkpoint, log *slog.Logger) {
+	if cp.Start.IsZero() || !spec.Start.Before(cp.Start) {
+		return
+	}
+	key := spec.Org.ID + "\x00" + spec.Start.String() + "\x00" + cp.Start.String()
+	if _, done := e.warned.LoadOrStore(key, struct{}{}); done {
+		return
+	}
+	log.Warn("the configured start is earlier than the org's history in the sink; a sync does not fill it",
+		"start", spec.Start.UTC().Format(time.RFC3339), "history_start", cp.Start.UTC().Format(time.RFC3339),
+		"hint", fmt.Sprintf("vaultsink backfill --config %s --org %s --from %s --to %s", e.configPath(), spec.Org.ID,
+			spec.Start.UTC().Format(time.RFC3339), cp.Start.UTC().Format(time.RFC3339)))
 }
 
 func (r *Result) add(w sinks.Result) {

@@ -19,11 +19,15 @@ type opened struct {
 	held *source.HeldSet
 }
 
-func (e *Engine) open(ctx context.Context, spec OrgSpec, w source.Window) (*opened, error) {
+// open opens w's unit; with h, the unit carries the lease's fence.
+func (e *Engine) open(ctx context.Context, spec OrgSpec, w source.Window, h *holder) (*opened, error) {
 	u, err := spec.Sink.Open(ctx, w)
 	if err != nil {
 		e.m.Windows.WithLabelValues(spec.Org.ID, "failed").Inc()
 		return nil, &stageError{"sink", fmt.Errorf("open %s: %w", w, err)}
+	}
+	if fu, ok := u.(sinks.FencedUnit); ok && h != nil {
+		fu.SetFence(h.fence())
 	}
 	o := &opened{w: w, unit: u}
 	if hu, ok := u.(sinks.HeldUnit); ok {

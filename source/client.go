@@ -1,6 +1,7 @@
 package source
 
 import (
+	"bytes"
 	"context"
 	"crypto/tls"
 	"crypto/x509"
@@ -20,6 +21,8 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"golang.org/x/time/rate"
+
+	"github.com/vaultsink/vaultsink/internal/clip"
 )
 
 // Org is one organization as the client sees it: its id (which fills the
@@ -265,6 +268,23 @@ func readBody(resp *http.Response, limit int64, reuse *[]byte) ([]byte, error) {
 	return io.ReadAll(r)
 }
 
+// Sizes an error body's parts are cut to (clip.String: on a UTF-8
+// boundary, with the original length). The error travels into logs, the
+// run summary, metrics and the org's checkpoint, so what the server sent
+// must not decide how large those get.
+const (
+	// maxCodeBytes bounds error.code, an identifier.
+	maxCodeBytes = 128
+	// maxRawBodyBytes bounds a body that is not the API's JSON error
+	// envelope (an HTML page of a proxy, say): its start is enough to
+	// recognise it.
+	maxRawBodyBytes = 200
+)
+
+// apiError builds the error of a non-2xx answer from its body: the API's
+// JSON envelope {"error":{"code","message"}} when there is one, else the
+// start of the body. Message and code are cut (clip.MessageBytes,
+// maxCodeBytes) so that the error stays small whatever the server sent.
 func apiError(org string, status int, body []byte, hint string, class error) *APIError {
 	e := &APIError{Org: org, Status: status, Hint: hint, class: class}
 	var env struct {
@@ -274,13 +294,10 @@ func apiError(org string, status int, body []byte, hint string, class error) *AP
 		} `json:"error"`
 	}
 	if json.Unmarshal(body, &env) == nil && (env.Error.Code != "" || env.Error.Message != "") {
-		e.Code, e.Message = env.Error.Code, env.Error.Message
+		e.Code = clip.String(env.Error.Code, maxCodeBytes)
+		e.Message = clip.String(env.Error.Message, clip.MessageBytes)
 	} else if len(body) > 0 {
-		m := string(body)
-		if len(m) > 200 {
-			m = m[:200] + "…"
-		}
-		e.Message = strings.TrimSpace(m)
+		e.Message = clip.Bytes(bytes.TrimSpace(body), maxRawBodyBytes)
 	}
 	return e
 }

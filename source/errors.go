@@ -3,6 +3,9 @@ package source
 import (
 	"errors"
 	"fmt"
+	"strconv"
+
+	"github.com/vaultsink/vaultsink/internal/clip"
 )
 
 // Error classes. Test with errors.Is; the concrete *APIError carries detail.
@@ -21,23 +24,30 @@ var (
 	ErrRetriesExhausted = errors.New("retries exhausted")
 )
 
-// APIError is a non-2xx answer from the Events API.
+// APIError is a non-2xx answer from the Events API. Code and Message come
+// from the server and are cut when the error is built (Message to
+// clip.MessageBytes, with the original length appended), so the error is
+// small whatever the server sent.
 type APIError struct {
 	Org     string
 	Status  int
 	Code    string // the server's error.code, if any
-	Message string // the server's error.message, if any
+	Message string // the server's error.message (or the start of a non-JSON body), if any
 	Hint    string // what the user should check
 	class   error
 }
 
+// Error names the org, the status, the server's code and message (quoted)
+// and the hint. The quoted message is bounded too: quoting escapes control
+// characters and invalid UTF-8, which can make it several times longer.
 func (e *APIError) Error() string {
 	s := fmt.Sprintf("org %s: HTTP %d", e.Org, e.Status)
 	if e.Code != "" {
-		s += " " + e.Code
+		s += " " + clip.String(e.Code, maxCodeBytes)
 	}
 	if e.Message != "" {
-		s += fmt.Sprintf(": %q", e.Message)
+		q := strconv.Quote(clip.String(e.Message, clip.MessageBytes))
+		s += ": " + clip.String(q, 2*clip.MessageBytes)
 	}
 	if e.Hint != "" {
 		s += " (" + e.Hint + ")"

@@ -11,6 +11,7 @@ import (
 
 	"github.com/apache/arrow-go/v18/arrow/memory"
 
+	"github.com/vaultsink/vaultsink/internal/clip"
 	"github.com/vaultsink/vaultsink/internal/pipeclock"
 )
 
@@ -301,7 +302,7 @@ func (c *Client) nextURL(style string, cur *url.URL, p Page, link string, page i
 		}
 		nu, err := cur.Parse(link)
 		if err != nil {
-			return nil, fmt.Errorf("%w: bad Link header target %q: %v", ErrRequest, link, err)
+			return nil, fmt.Errorf("%w: bad Link header target %q: %v", ErrRequest, clip.String(link, clip.MessageBytes), err)
 		}
 		if !c.sameHost(nu) {
 			return nil, fmt.Errorf("%w: %s (configured %s); no request was made", ErrOffHost, nu.Host, c.events.Host)
@@ -342,13 +343,13 @@ func (c *Client) nextURL(style string, cur *url.URL, p Page, link string, page i
 				return nil, nil
 			case "true":
 			default:
-				return nil, fmt.Errorf("%w: %s is %s, not true or false", ErrRequest, c.cfg.Params.HasMoreField, raw)
+				return nil, fmt.Errorf("%w: %s is %s, not true or false", ErrRequest, c.cfg.Params.HasMoreField, clip.Bytes(raw, clip.MessageBytes))
 			}
 		}
 		if raw, ok := p.Envelope[c.cfg.Params.TotalPagesField]; ok {
 			total, err := strconv.Atoi(string(raw))
 			if err != nil {
-				return nil, fmt.Errorf("%w: %s is %s, not a number", ErrRequest, c.cfg.Params.TotalPagesField, raw)
+				return nil, fmt.Errorf("%w: %s is %s, not a number", ErrRequest, c.cfg.Params.TotalPagesField, clip.Bytes(raw, clip.MessageBytes))
 			}
 			if page >= total {
 				return nil, nil

@@ -4,12 +4,15 @@ package checkpointtest
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"reflect"
+	"strings"
 	"sync"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	"github.com/vaultsink/vaultsink/checkpoint"
 )
@@ -162,6 +165,72 @@ func Run(t *testing.T, f Factory) {
 		}
 		if want := []string{"org-x.1", "org_a", "org_b"}; !reflect.DeepEqual(orgs, want) {
 			t.Fatalf("List = %v, want %v", orgs, want)
+		}
+	})
+
+	t.Run("TooLarge", func(t *testing.T) {
+		s := open(t)
+		// A member this version does not know (kept from a newer writer's
+		// document) can only grow by being written: nothing cuts it.
+		huge := Full("org_big")
+		huge.Unknown = map[string]json.RawMessage{"future": json.RawMessage(`"` + strings.Repeat("x", 3<<19) + `"`)}
+		_, err := s.Put(ctx, huge)
+		if !errors.Is(err, checkpoint.ErrTooLarge) {
+			t.Fatalf("Put of a 1.5 MiB document = %v, want ErrTooLarge", err)
+		}
+		for _, want := range []string{"org_big", fmt.Sprint(checkpoint.MaxDocBytes), `"future"`} {
+			if !strings.Contains(err.Error(), want) {
+				t.Errorf("error %q does not name %q", err, want)
+			}
+		}
+		if _, err := s.Get(ctx, "org_big"); !errors.Is(err, checkpoint.ErrNotFound) {
+			t.Fatalf("Get after a refused create = %v, want ErrNotFound (nothing written)", err)
+		}
+		// Refused over an existing checkpoint too, which stays as it was.
+		v, err := s.Put(ctx, Full("org_big"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		huge.Version = v
+		if _, err := s.Put(ctx, huge); !errors.Is(err, checkpoint.ErrTooLarge) {
+			t.Fatalf("Put of a 1.5 MiB update = %v, want ErrTooLarge", err)
+		}
+		got, err := s.Get(ctx, "org_big")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got.Version != v || len(got.Unknown) != 0 {
+			t.Fatalf("the refused update changed the checkpoint: version %q (was %q), unknown %d", got.Version, v, len(got.Unknown))
+		}
+		// Just under the limit is written and read back.
+		fits := Full("org_big")
+		fits.Version = v
+		fits.Unknown = map[string]json.RawMessage{"future": json.RawMessage(`"` + strings.Repeat("y", checkpoint.MaxDocBytes-2048) + `"`)}
+		if _, err := s.Put(ctx, fits); err != nil {
+			t.Fatalf("Put of a document under the limit: %v", err)
+		}
+		if got, err := s.Get(ctx, "org_big"); err != nil || len(got.Unknown["future"]) != checkpoint.MaxDocBytes-2046 {
+			t.Fatalf("Get of a document under the limit: %d bytes of future, %v", len(got.Unknown["future"]), err)
+		}
+	})
+
+	t.Run("LastErrorClipped", func(t *testing.T) {
+		s := open(t)
+		cp := Full("org_err")
+		cp.LastError = "org org_err: HTTP 403 forbidden: " + strings.Repeat("é", 3<<18) // 1.5 MiB of 2-byte runes
+		n := len(cp.LastError)
+		if _, err := s.Put(ctx, cp); err != nil {
+			t.Fatalf("Put with a 1.5 MiB last_error: %v", err)
+		}
+		got, err := s.Get(ctx, "org_err")
+		if err != nil {
+			t.Fatalf("Get after a huge last_error: %v", err)
+		}
+		if len(got.LastError) > checkpoint.MaxLastErrorBytes || !utf8.ValidString(got.LastError) ||
+			!strings.HasPrefix(got.LastError, "org org_err: HTTP 403 forbidden: éé") ||
+			!strings.HasSuffix(got.LastError, fmt.Sprintf("… (%d bytes)", n)) {
+			t.Fatalf("last_error of %d bytes read back as %d bytes: %.80q…%q", n, len(got.LastError),
+				got.LastError, got.LastError[max(0, len(got.LastError)-30):])
 		}
 	})
 

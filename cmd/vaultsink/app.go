@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"os"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -154,13 +155,32 @@ func build(ctx context.Context, cfg *config.Config, path string, stderr io.Write
 		Orgs:        a.specs,
 		Settle:      cfg.Settle,
 		Concurrency: cfg.Concurrency,
-		Owner:       cfg.Lease.Owner,
+		Owner:       runner.OwnerID(cfg.Lease.Owner),
 		LeaseTTL:    cfg.Lease.TTL,
 		Log:         log,
 		Registerer:  a.reg,
 		ConfigPath:  path,
 	})
 	return a, nil
+}
+
+// probeFencing asks each sink whose fencing depends on its store what the
+// store honours, and logs the guarantee that remains (commands that write).
+func (a *app) probeFencing(ctx context.Context) {
+	for sec, snk := range a.sinks {
+		p, ok := snk.(sinks.FencingProber)
+		if !ok {
+			continue
+		}
+		ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+		msg, err := p.ProbeFencing(ctx)
+		cancel()
+		if err != nil {
+			a.log.Warn("could not probe the sink's conditional writes; fencing rests on the lease check before each commit", "sink", sec.Type, "err", err)
+			continue
+		}
+		a.log.Info("fencing", "sink", sec.Type, "guarantee", msg)
+	}
 }
 
 func (a *app) Close() {
@@ -188,13 +208,23 @@ func (a *app) spec(id string) (runner.OrgSpec, error) {
 
 // workContext returns a context that outlives stop by grace: when stop is
 // cancelled no new window starts, and the window in flight has grace to
-// commit before it is abandoned uncommitted.
+// commit before it is abandoned uncommitted. Every call honours the
+// context, so the process ends soon after; should one not (a stuck call
+// that ignores its context), the process exits hardStop after the grace
+// all the same: an uncommitted window is redone by the next run, and a
+// lease not released expires.
 func workContext(stop context.Context, grace time.Duration) (context.Context, context.CancelFunc) {
 	work, cancel := context.WithCancel(context.WithoutCancel(stop))
+	ended := make(chan struct{})
+	var once sync.Once
+	end := func() {
+		once.Do(func() { close(ended) })
+		cancel()
+	}
 	go func() {
 		select {
 		case <-stop.Done():
-		case <-work.Done():
+		case <-ended:
 			return
 		}
 		t := time.NewTimer(grace)
@@ -202,11 +232,25 @@ func workContext(stop context.Context, grace time.Duration) (context.Context, co
 		select {
 		case <-t.C:
 			cancel()
-		case <-work.Done():
+		case <-ended:
+			return
 		}
+		t.Reset(hardStop)
+		select {
+		case <-t.C:
+		case <-ended:
+			return
+		}
+		fmt.Fprintf(os.Stderr, "vaultsink: still not stopped %s after shutdown_grace (%s) ended; exiting now: "+
+			"windows not committed are redone by the next run\n", hardStop, grace)
+		os.Exit(exitFailed)
 	}()
-	return work, cancel
+	return work, end
 }
+
+// hardStop is how long after shutdown_grace a process that has not ended
+// is made to exit.
+const hardStop = 10 * time.Second
 
 // parseTime accepts RFC 3339 or a bare date (UTC midnight).
 func parseTime(flagName, v string) (time.Time, error) {

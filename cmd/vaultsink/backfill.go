@@ -50,6 +50,7 @@ func cmdBackfill(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	if err != nil {
 		return err
 	}
+	a.probeFencing(ctx)
 	work, cancel := workContext(ctx, a.cfg.ShutdownGrace)
 	defer cancel()
 	began := time.Now()

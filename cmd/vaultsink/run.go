@@ -18,6 +18,7 @@ func cmdRun(ctx context.Context, args []string, _, stderr io.Writer) error {
 		return err
 	}
 	defer a.Close()
+	a.probeFencing(ctx)
 	work, cancel := workContext(ctx, a.cfg.ShutdownGrace)
 	defer cancel()
 	return a.engine.Run(ctx, work, runner.DaemonOptions{

@@ -18,6 +18,7 @@ func cmdSync(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		return err
 	}
 	defer a.Close()
+	a.probeFencing(ctx)
 	work, cancel := workContext(ctx, a.cfg.ShutdownGrace)
 	defer cancel()
 	sum := a.engine.Sync(ctx, work)

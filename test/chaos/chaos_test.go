@@ -4,6 +4,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 	"testing"
@@ -90,11 +91,12 @@ func checkStateDir(t *testing.T, dir string) {
 	}
 }
 
-// TestChaosRestartWithNewOwner: after a kill, a restart under another lease
-// owner (a new pod or another host; a restart on the same host takes back the
-// lease of its own dead pid at once, see runner.deadLocalOwner) finds the
-// dead process's lease. It must not write while the lease holds, and
-// must catch up exactly once the lease expires.
+// TestChaosRestartWithNewOwner: after a kill, a restart finds the dead
+// process's lease. On the same host it takes it back at once (the pid is
+// gone, see runner.deadLocalOwner); a lease of another host's process (a
+// pod rescheduled elsewhere: simulated by giving the lease another host)
+// holds: the restart must not write while it does, and must catch up
+// exactly once it expires.
 func TestChaosRestartWithNewOwner(t *testing.T) {
 	t.Parallel()
 	const window = time.Hour
@@ -122,10 +124,25 @@ func TestChaosRestartWithNewOwner(t *testing.T) {
 		t.Fatalf("the crash point did not fire: %s", o)
 	}
 	killedAt := time.Now()
+	// The dead process's lease, as if it had run on another host.
+	files, _ := filepath.Glob(filepath.Join(dir, "state", "*.json"))
+	for _, f := range files {
+		data, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		re := regexp.MustCompile(`"owner": "first@[^"]*"`)
+		if !re.Match(data) {
+			t.Fatalf("%s holds no lease of the killed process:\n%s", f, data)
+		}
+		if err := os.WriteFile(f, re.ReplaceAll(data, []byte(`"owner": "first@another-host:4242:0badcafe"`)), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
 	o = vaultsink(t, nil, 0, time.Minute, "sync", "--config", second)
 	if time.Since(killedAt) < ttl {
 		if !strings.Contains(o.stdout, "yielded") {
-			t.Fatalf("a restart under a new owner within the lease TTL did not yield:\n%s", o.stdout)
+			t.Fatalf("a restart within another host's lease TTL did not yield:\n%s", o.stdout)
 		}
 		t.Logf("restart within the lease TTL: %s, summary %q", o, strings.TrimSpace(o.stdout))
 	}

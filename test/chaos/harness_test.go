@@ -482,6 +482,13 @@ func finish(t *testing.T, cfg string, s *simProc, f *figures) {
 // under dir, with the simulator's truth: per org, the same ids, each once.
 func checkTruth(t *testing.T, dir string, truth map[string][]string, f *figures) {
 	t.Helper()
+	compareTruth(t, parquetCounts(t, dir), truth, f)
+}
+
+// parquetCounts counts each event id of the Parquet files under dir, by
+// org, read with DuckDB.
+func parquetCounts(t *testing.T, dir string) map[string]map[string]int {
+	t.Helper()
 	db, err := sql.Open("duckdb", "")
 	if err != nil {
 		t.Fatal(err)
@@ -491,10 +498,9 @@ func checkTruth(t *testing.T, dir string, truth map[string][]string, f *figures)
 	if err != nil {
 		t.Fatalf("DuckDB cannot read the sink's files: %v", err)
 	}
-	compareTruth(t, scanCounts(t, rows), truth, f)
+	return scanCounts(t, rows)
 }
 
-// scanCounts reads (org_id, event_id, count) rows.
 func scanCounts(t *testing.T, rows *sql.Rows) map[string]map[string]int {
 	t.Helper()
 	defer rows.Close()

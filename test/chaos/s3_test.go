@@ -2,7 +2,6 @@ package chaos_test
 
 import (
 	"context"
-	"fmt"
 	"math/rand/v2"
 	"strings"
 	"testing"
@@ -17,16 +16,7 @@ import (
 
 // s3Section renders a sink or checkpoint section for srv.
 func s3Section(srv *s3test.Server, typ, extra string) string {
-	return fmt.Sprintf(`  type: %s
-  bucket: %s
-  endpoint: %s
-  region: %s
-  path_style: true
-  checksums: when_required
-  access_key_id: %s
-  secret_access_key: %s
-  max_backoff: 50ms
-%s`, typ, srv.Bucket, srv.Endpoint, srv.Region, srv.AccessKey, srv.SecretKey, extra)
+	return "  type: " + typ + "\n" + srv.YAML("  ") + "  max_backoff: 50ms\n" + extra
 }
 
 // TestChaosS3 is the chaos run against a real S3 server (versitygw) with
