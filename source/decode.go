@@ -222,6 +222,7 @@ type Decoder struct {
 	fields []field
 	tmp    []byte
 	stack  []byte
+	xkeys  extraKeys
 }
 
 // NewDecoder returns a Decoder allocating Arrow memory from mem. Call Reset
@@ -885,8 +886,10 @@ func (d *Decoder) mapRecord(b []byte, start, end int, recFl uint8, depth int) er
 			vals[ColDetail] = d.detailSpan(b, fd)
 		}
 	}
-	// extra: every member that is not a winner, in document order.
+	// extra: every member that is not a winner, in document order, each
+	// key once (a repeat is renamed, see extraKeys).
 	s0 := len(d.row)
+	d.xkeys.reset()
 	for x := 0; (!allWin || idInExtra) && x < len(d.fields); x++ {
 		fd := &d.fields[x]
 		if fd.code >= 0 && win[fd.code>>16] == x && !(idInExtra && fd.code>>16 == fID) {
@@ -897,7 +900,7 @@ func (d *Decoder) mapRecord(b []byte, start, end int, recFl uint8, depth int) er
 		} else {
 			d.row = append(d.row, ',')
 		}
-		d.row = append(d.row, b[fd.k0:fd.k1]...)
+		d.row = d.xkeys.appendKey(d.row, b[fd.k0:fd.k1])
 		d.row = append(d.row, ':')
 		d.row = appendJSON(d.row, b[fd.v0:fd.v1], fd.fl)
 	}
@@ -1754,4 +1757,64 @@ func hex4(s []byte) int {
 		}
 	}
 	return n
+}
+
+// extraKeys keeps the keys of one record's extra object unique. JSON
+// readers disagree on repeated keys (BigQuery's PARSE_JSON keeps the
+// first, most others the last), so a repeated member would be lost in one
+// of them: the n-th occurrence of key "k" is written as "k#n" instead
+// (n = 2, 3, …; the next free n when the record itself has a "k#n").
+// Keys are compared as the record spells them, escapes included.
+type extraKeys struct {
+	row   []byte   // the row arena the keys were appended to
+	spans [][2]int // each written key (quoted) in row
+	set   map[string]struct{}
+}
+
+func (x *extraKeys) reset() {
+	x.spans = x.spans[:0]
+	clear(x.set)
+}
+
+// extraKeysLinear: up to this many keys a new one is compared with each;
+// beyond, a set is kept (a record may have many thousands of members).
+const extraKeysLinear = 8
+
+func (x *extraKeys) has(row, key []byte) bool {
+	if len(x.spans) <= extraKeysLinear {
+		for _, sp := range x.spans {
+			if bytes.Equal(row[sp[0]:sp[1]], key) {
+				return true
+			}
+		}
+		return false
+	}
+	if len(x.set) == 0 {
+		if x.set == nil {
+			x.set = map[string]struct{}{}
+		}
+		for _, sp := range x.spans {
+			x.set[string(row[sp[0]:sp[1]])] = struct{}{}
+		}
+	}
+	_, ok := x.set[string(key)]
+	return ok
+}
+
+// appendKey appends key (a quoted JSON string) to row, renamed when an
+// earlier member of the object has it, and remembers it.
+func (x *extraKeys) appendKey(row, key []byte) []byte {
+	start := len(row)
+	row = append(row, key...)
+	for n := 2; x.has(row, row[start:]); n++ {
+		row = append(row[:start], key[:len(key)-1]...)
+		row = append(row, '#')
+		row = strconv.AppendInt(row, int64(n), 10)
+		row = append(row, '"')
+	}
+	x.spans = append(x.spans, [2]int{start, len(row)})
+	if len(x.spans) > extraKeysLinear+1 && len(x.set) > 0 {
+		x.set[string(row[start:])] = struct{}{}
+	}
+	return row
 }

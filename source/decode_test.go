@@ -181,6 +181,8 @@ func TestDecodeMapping(t *testing.T) {
 			"event_id": str("a"), "timestamp": at, "extra": str(`{"x":[]}`)}},
 		{"duplicate key: the first wins, the second goes to extra", `{"id":"a","id":"b",` + tsOK + `}`, DecodeOptions{}, row{
 			"event_id": str("a"), "extra": str(`{"id":"b"}`)}},
+		{"repeated keys in extra are renamed, never repeated", `{"id":"a","id":"b","id":"c",` + tsOK + `,"k":1,"k":2,"k#2":3,"k":4}`, DecodeOptions{}, row{
+			"event_id": str("a"), "extra": str(`{"id":"b","id#2":"c","k":1,"k#2":2,"k#2#2":3,"k#3":4}`)}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -994,4 +996,53 @@ func decodeRows(t *testing.T, d *Decoder, body []byte) []row {
 	}
 	defer pg.Rec.Release()
 	return readRows(t, pg.Rec)
+}
+
+// TestDecodeExtraKeysUnique: however many members repeat a key, extra
+// names each once (a JSON reader that keeps the first of a repeated key,
+// as BigQuery's PARSE_JSON does, loses nothing), and every value is kept.
+func TestDecodeExtraKeysUnique(t *testing.T) {
+	var in strings.Builder
+	in.WriteString(`{"id":"a","timestamp":"2026-06-01T10:30:00Z"`)
+	const n = 40
+	for i := range n {
+		fmt.Fprintf(&in, `,"x":%d,"y%d":%d`, i, i%3, i)
+	}
+	in.WriteString(`,"x#7":"literal"}`)
+	_, rows := decodeOne(t, DecodeOptions{Org: "org_acme"}, in.String())
+	if len(rows) != 1 {
+		t.Fatalf("%d rows", len(rows))
+	}
+	extra := rows[0]["extra"].(*string)
+	if extra == nil {
+		t.Fatal("no extra")
+	}
+	dec := json.NewDecoder(strings.NewReader(*extra))
+	seen := map[string]bool{}
+	if tok, err := dec.Token(); err != nil || tok != json.Delim('{') {
+		t.Fatalf("extra is not an object: %s", *extra)
+	}
+	values := 0
+	for dec.More() {
+		tok, err := dec.Token()
+		if err != nil {
+			t.Fatal(err)
+		}
+		k := tok.(string)
+		if seen[k] {
+			t.Fatalf("key %q twice in extra: %s", k, *extra)
+		}
+		seen[k] = true
+		var v any
+		if err := dec.Decode(&v); err != nil {
+			t.Fatal(err)
+		}
+		values++
+	}
+	if want := 2*n + 1; values != want {
+		t.Fatalf("%d members in extra, want %d: %s", values, want, *extra)
+	}
+	if !seen["x"] || !seen["x#40"] || !seen["x#7"] || !seen["x#7#2"] || !seen["y0#14"] {
+		t.Errorf("renamed keys not as documented: %s", *extra)
+	}
 }

@@ -112,8 +112,9 @@
 //
 // so such a value is stored as a JSON string holding its text
 // (JSON_TYPE(detail) = 'string'): nothing is lost and its window commits.
-// Numbers a DOUBLE holds only approximately are rounded; a repeated key in
-// an object keeps its first member, as PARSE_JSON does. Every unit of a
+// Numbers a DOUBLE holds only approximately are rounded; a key repeated in
+// an object of detail keeps its first member, as PARSE_JSON does (the
+// source never repeats a key in extra). Every unit of a
 // commit takes part, even one with nothing to write: its quarantine is
 // cleared and what the table holds for it counted.
 //
