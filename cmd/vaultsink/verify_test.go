@@ -59,7 +59,14 @@ func newVerifyTree(t *testing.T, o verifyOpts) *verifyTree {
 	if o.sim.Rate == 0 {
 		o.sim.Rate = 200
 	}
-	to := time.Now().UTC().Add(-15 * time.Minute).Truncate(time.Hour)
+	// to is the checkpoint the sync reaches: the end of the last window
+	// closed by settle (5m). Clear of the moment the next one closes, so
+	// that the sync and the verify agree on it.
+	const settle = 5 * time.Minute
+	if left := time.Until(time.Now().Add(-settle).Truncate(time.Hour).Add(time.Hour + settle)); left < time.Minute {
+		time.Sleep(left + time.Second)
+	}
+	to := time.Now().UTC().Add(-settle).Truncate(time.Hour)
 	from := to.Add(-time.Duration(o.hours) * time.Hour)
 	o.sim.Seed, o.sim.Orgs, o.sim.From, o.sim.To = 17, 1, from, to
 	s, err := vaultsim.New(o.sim)
