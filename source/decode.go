@@ -292,8 +292,8 @@ func (d *Decoder) Reset(w Window, k Known) {
 	d.startUS = w.Start.UnixMicro()
 	d.endUS = w.End.UnixMicro()
 	d.known = k
-	if d.ids.Len() > 0 {
-		d.ids = NewIDSet()
+	if n := d.ids.Len(); n > 0 {
+		d.ids = NewIDSetSize(n) // windows of an org tend to be alike: no growth on the way
 	}
 }
 

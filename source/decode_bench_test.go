@@ -194,7 +194,7 @@ func BenchmarkIDSetMemory(b *testing.B) {
 				runtime.GC()
 				runtime.ReadMemStats(&m1)
 				b.ReportMetric(float64(m1.HeapAlloc-m0.HeapAlloc)/float64(n), "B/id")
-				runtime.KeepAlive(s.m)
+				runtime.KeepAlive(s)
 			}
 		})
 	}

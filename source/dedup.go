@@ -10,7 +10,7 @@ import (
 )
 
 // Event ids are remembered as 128-bit digests (two maphash seeds), not as
-// strings: a set costs 20–40 B per id depending on where its table is in
+// strings: a set costs 21–43 B per id depending on where its table is in
 // its growth, against 60 B and up for a map of strings. The seeds are the
 // process's, shared by every set, so the one digest the decoder takes of a
 // record's id is looked up in the window's own set and in the sets of what
@@ -28,15 +28,30 @@ func digestOf(id []byte) digest {
 
 // IDSet is a set of event ids. It is not safe for concurrent use; a set
 // handed to a walk (Known) must not change while the walk runs.
+//
+// It is an open-addressing table of digests with linear probing: a digest
+// is already uniformly random, so its first half indexes the table
+// without hashing again, and a lookup or insert touches one cache line
+// almost always. A slot costs 16 bytes; the table doubles at 3/4 full, so
+// a set holds an id in 21–43 bytes. The all-zero digest marks an empty
+// slot; an id whose digest is all zero (one in 2¹²⁸) is kept in zero.
 type IDSet struct {
-	// m maps the first half of a digest to the second; ids whose first
-	// halves collide (about n²/2⁶⁵) go to overflow, so the set stays exact.
-	m        map[uint64]uint64
-	overflow map[digest]struct{}
+	slots []digest
+	n     int  // digests in slots
+	zero  bool // the all-zero digest is in the set
 }
 
 // NewIDSet returns an empty set.
-func NewIDSet() *IDSet { return &IDSet{m: make(map[uint64]uint64)} }
+func NewIDSet() *IDSet { return NewIDSetSize(0) }
+
+// NewIDSetSize returns an empty set that holds n ids before it grows.
+func NewIDSetSize(n int) *IDSet {
+	size := 16
+	for size*3/4 < n {
+		size *= 2
+	}
+	return &IDSet{slots: make([]digest, size)}
+}
 
 // Add inserts id and reports whether it was new.
 func (s *IDSet) Add(id string) bool { return s.add(digestOf([]byte(id))) }
@@ -49,50 +64,84 @@ func (s *IDSet) Len() int {
 	if s == nil {
 		return 0
 	}
-	return len(s.m) + len(s.overflow)
+	if s.zero {
+		return s.n + 1
+	}
+	return s.n
+}
+
+// find returns the slot of k, or of the empty slot where k would go.
+func (s *IDSet) find(k digest) int {
+	mask := len(s.slots) - 1
+	for i := int(k[0]) & mask; ; i = (i + 1) & mask {
+		if v := s.slots[i]; v == k || v == (digest{}) {
+			return i
+		}
+	}
 }
 
 func (s *IDSet) has(k digest) bool {
-	v, ok := s.m[k[0]]
-	if !ok {
-		return false
+	if k == (digest{}) {
+		return s.zero
 	}
-	if v == k[1] {
-		return true
-	}
-	_, ok = s.overflow[k]
-	return ok
+	return s.slots[s.find(k)] == k
 }
 
 // add inserts k and reports whether it was new.
 func (s *IDSet) add(k digest) bool {
-	v, ok := s.m[k[0]]
-	if !ok {
-		s.m[k[0]] = k[1]
-		return true
+	if k == (digest{}) {
+		was := s.zero
+		s.zero = true
+		return !was
 	}
-	if v == k[1] {
+	i := s.find(k)
+	if s.slots[i] == k {
 		return false
 	}
-	if _, ok := s.overflow[k]; ok {
-		return false
+	if (s.n+1)*4 > len(s.slots)*3 {
+		s.grow()
+		i = s.find(k)
 	}
-	if s.overflow == nil {
-		s.overflow = make(map[digest]struct{})
-	}
-	s.overflow[k] = struct{}{}
+	s.slots[i] = k
+	s.n++
 	return true
 }
 
-// remove forgets k (the undo of a successful add).
+func (s *IDSet) grow() {
+	old := s.slots
+	s.slots = make([]digest, 2*len(old))
+	for _, v := range old {
+		if v != (digest{}) {
+			s.slots[s.find(v)] = v
+		}
+	}
+}
+
+// remove forgets k (the undo of a successful add). Linear probing keeps
+// every digest reachable from its home slot without gaps, so the digests
+// after the freed slot are moved back into it where their probe allows
+// (backward-shift deletion, no tombstones).
 func (s *IDSet) remove(k digest) {
-	if _, ok := s.overflow[k]; ok {
-		delete(s.overflow, k)
+	if k == (digest{}) {
+		s.zero = false
 		return
 	}
-	if v, ok := s.m[k[0]]; ok && v == k[1] {
-		delete(s.m, k[0])
+	i := s.find(k)
+	if s.slots[i] != k {
+		return
 	}
+	mask := len(s.slots) - 1
+	for j := (i + 1) & mask; s.slots[j] != (digest{}); j = (j + 1) & mask {
+		home := int(s.slots[j][0]) & mask
+		// j's digest may fill the hole at i unless its home lies
+		// cyclically in (i, j].
+		if (j > i && (home <= i || home > j)) || (j < i && home <= i && home > j) {
+			s.slots[i] = s.slots[j]
+			i = j
+		}
+	}
+	s.slots[i] = digest{}
+	s.n--
 }
 
 // HeldSet is what a sink already holds for one window: every event id of
