@@ -27,9 +27,10 @@ type walk struct {
 // Walk buffers: how many decoded pages a walk may hold ready (each ~0.5 MB
 // of Arrow buffers for 1,000 events) before it waits for the encoder. The
 // encoder takes pages in bursts while the walk's pace is set by the server,
-// so some slack lets both run on (bench/REPORT.md has the measurements).
-// With several orgs (or backfill windows) in parallel the cores are busy
-// anyway and the slack is shared out, down to 2 pages.
+// so some slack lets both run on instead of waiting for each other. With
+// several orgs (or backfill windows) in parallel the cores are busy anyway
+// and more slack only costs memory, so it is shared out, down to 2 pages.
+// The sizes are measured choices: see bench/DECISIONS.md.
 const (
 	maxWalkBuffer = 12
 	minWalkBuffer = 2

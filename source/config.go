@@ -12,8 +12,10 @@ import (
 )
 
 // Config is the `source:` section: how to talk to the Events API. Every point
-// that events-api.md calls unknown is a field here, so users adapt to the
-// real server by configuration, not by patching code.
+// the API's documentation leaves open (pagination, parameter and field
+// names, date or timestamp bounds, page sizes, rate limits; the "Unknown"
+// list of docs/events-api.md) is a field here, so users adapt to the real
+// server by configuration, not by patching code.
 type Config struct {
 	// BaseURL is the API root, e.g. https://vault.example.com/api.
 	BaseURL string `yaml:"base_url"`

@@ -41,8 +41,9 @@ func (d *Decoder) materialize(body []byte) arrow.RecordBatch {
 
 // strings builds string column c of the page's rows straight from the
 // spans: one offsets buffer, one data buffer and, if a row is null, a
-// validity bitmap. (Appending value by value through a BinaryBuilder cost
-// 7% of a sync's CPU.)
+// validity bitmap, sized from the spans. (A BinaryBuilder would append
+// value by value, each a call and a capacity check, regrowing as it goes:
+// a visible share of a sync's CPU.)
 func (d *Decoder) strings(body []byte, c, rows int) arrow.Array {
 	offBuf := d.buffer(arrow.Int32Traits.BytesRequired(rows + 1))
 	offs := arrow.Int32Traits.CastFromBytes(offBuf.Bytes())

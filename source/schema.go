@@ -28,10 +28,12 @@ const (
 // TimestampType is the Arrow type of the timestamp columns: microseconds, UTC.
 var TimestampType = &arrow.TimestampType{Unit: arrow.Microsecond, TimeZone: "UTC"}
 
-// Schema is the one declared record schema (design.md), in a fixed column
-// order. It is never inferred from data. DictionaryColumns are plain
-// strings here: the Parquet writer dictionary-encodes them (see
-// perf-notes.md for why not Arrow dictionaries).
+// Schema is the one declared record schema (README.md, "Record schema"), in
+// a fixed column order. It is never inferred from data. DictionaryColumns
+// are plain strings here and the Parquet writer dictionary-encodes them
+// per row group: arrow-go's dictionary builders keep growing across
+// batches, and its Parquet writer silently falls back to plain encoding
+// for a column whose dictionary has grown past its limit.
 var Schema = arrow.NewSchema([]arrow.Field{
 	{Name: "event_id", Type: arrow.BinaryTypes.String, Nullable: false},
 	{Name: "org_id", Type: arrow.BinaryTypes.String, Nullable: false},
@@ -50,12 +52,11 @@ var Schema = arrow.NewSchema([]arrow.Field{
 
 // DictionaryColumns are dictionary-encoded by the Parquet writer: their
 // values repeat within a row group (one org; a few dozen actions, titles,
-// categories and severities; an org's users and resources). Dictionaries
-// on title, actor and resource made the simulator's realistic files 10%
-// smaller at no CPU cost, because zstd then compresses small indexes
-// instead of the strings (bench/REPORT.md); sinks/pqenc gathers each
-// dictionary per row group itself, which made them cheaper still. Where a
-// column's dictionary would pass the writer's limit (1 MiB), that row
-// group falls back to plain encoding. Event ids, IPs, detail and
-// timestamps stay plain.
+// categories and severities; an org's users and resources), so zstd
+// compresses small indexes instead of the strings, for smaller files at
+// no extra CPU (bench/DECISIONS.md); sinks/pqenc gathers each dictionary
+// per row group itself. Where a column's dictionary would pass the
+// writer's limit (1 MiB), that row group falls back to plain encoding.
+// Event ids, IPs, detail and timestamps stay plain: their values are
+// (nearly) unique, and a dictionary of them would only cost.
 var DictionaryColumns = []string{"org_id", "action", "category", "severity", "title", "actor", "resource"}

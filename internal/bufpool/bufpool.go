@@ -2,16 +2,14 @@
 // is handed back and gives them out again.
 //
 // Arrow's Go allocator leaves freed buffers to the garbage collector, so a
-// sync allocated ~1.1 GB per million events, all of it short-lived: each
-// decoded page's column buffers (~300 KB, freed once the page is encoded)
-// and, until the Parquet writer kept its own buffers (sinks/pqenc), its
-// page and column-chunk buffers. Every byte of it brought the next
-// collection nearer. A Pool hands a freed buffer to the next request of
-// its size class instead: the decoder's next page reuses what the encoder
-// just released. Measured on a 1.2M-event sync, the bytes allocated went
-// from 1.31 GB to 0.74 GB and the collections from 46 to 26-27; counted with
-// cachegrind, a sync runs ~2.2% fewer instructions, for ~4 MiB more peak
-// RSS (the idle buffers).
+// sync would allocate a gigabyte or so per million events, all of it
+// short-lived: each decoded page's column buffers (~300 KB, freed once the
+// page is encoded), and every byte of it brings the next collection
+// nearer. A Pool hands a freed buffer to the next request of its size
+// class instead: the decoder's next page reuses what the encoder just
+// released. That makes a sync allocate less, collect less often and run
+// fewer instructions, for a few MiB more peak RSS (the idle buffers); the
+// figures are in bench/DECISIONS.md.
 //
 // A Pool is only as safe as its callers: a buffer must not be used after
 // it is freed (Arrow's contract for every allocator, which the garbage
@@ -39,9 +37,9 @@ const (
 
 // DefaultLimit bounds the bytes a Pool keeps idle: a few decoded pages
 // or a row group's worth of buffers. Idle buffers are live heap to the
-// garbage collector and resident memory, so a larger pool costs peak RSS:
-// limits of 4 to 32 MiB counted the same instructions within noise, and
-// 16 MiB cost ~2-3 MiB more peak RSS than 8.
+// garbage collector and resident memory, so a larger pool costs peak RSS
+// while saving no work once the pages in flight fit (limits compared in
+// bench/DECISIONS.md).
 const DefaultLimit = 8 << 20
 
 // Default is the process's pool: the decoder allocates its Arrow buffers
@@ -94,8 +92,8 @@ func (p *Pool) Allocate(n int) []byte {
 
 // AllocateUnzeroed is Allocate for a caller that writes every one of the
 // n bytes before reading any: a recycled buffer is not cleared first. The
-// decoder fills its column buffers so; clearing them was 1.4% of a sync's
-// CPU time (pprof), a second pass over ~300 KB per page.
+// decoder fills its column buffers so, and clearing them would be a second
+// pass over ~300 KB per page.
 func (p *Pool) AllocateUnzeroed(n int) []byte {
 	b, _ := p.get(n)
 	return b

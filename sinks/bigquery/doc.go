@@ -173,7 +173,7 @@
 // at 1,249 to stay within BigQuery's 10,000 parameters, and a script over
 // the limit fails before it is sent.
 //
-// The limits that matter (BigQuery quotas page): 1,500 table modifications
+// The BigQuery quotas that matter here: 1,500 table modifications
 // (load/copy/query-destination jobs) per table per day; 100,000 load jobs per
 // project per day; DML statements do not count toward the per-table limit;
 // 10,000 partitions per table.

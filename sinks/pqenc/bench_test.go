@@ -27,30 +27,10 @@ import (
 // the prebuilt input batches (it includes garbage not yet collected, which is
 // what drives RSS).
 //
-// Measured here (2 shared cores, 256k events/file, 2 runs each, noise
-// ±15%; 2026-11-26, pages built by pages.go). Synthetic events compress
-// better than real ones (perf-notes: ~71-75 B/event with zstd), so compare
-// bytes/event between rows, not to prod.
-//
-//	codec        rows  MB/s in  events/s  bytes/event  peak-heap-MB
-//	zstd-default  16k      597   1.21M     23.3          41
-//	zstd-default  32k      581   1.17M     22.4          13
-//	zstd-default  64k      638   1.29M     19.8          20
-//	zstd-default 128k      629   1.27M     19.3          29
-//	zstd-1        16k      691   1.40M     26.8          13
-//	zstd-1        32k      687   1.39M     25.3           6
-//	zstd-1        64k      786   1.59M     22.6           9
-//	zstd-1       128k      812   1.64M     22.1          12
-//	snappy        16k      805   1.63M     43.4          52
-//	snappy        32k      912   1.84M     41.9          17
-//	snappy        64k      950   1.92M     38.7          17
-//	snappy       128k      934   1.89M     37.8          33
-//
-// Chosen: zstd level 1 (~75% of snappy's speed at ~60% of its bytes) and
-// 32k-row groups. Larger groups encode faster here, but a group's pages
-// are held until it closes: in `vaultsink sync` 64k-row groups cost ~6 MiB
-// more peak RSS for no measurable CPU (README, Performance), and the
-// daemon has to fit several orgs' row groups in 128 MiB.
+// Synthetic events compress better than real ones, so compare bytes/event
+// between codecs and row-group sizes, not with production files. The
+// table behind the defaults (zstd level 1, 32k-row groups) is in
+// bench/DECISIONS.md.
 func BenchmarkEncode(b *testing.B) {
 	const (
 		batchRows  = 1000

@@ -32,11 +32,11 @@ import (
 // file is the same whatever the number of goroutines
 // (TestParallelColumnsSameFile).
 //
-// One goroutine is the default (DefaultEncodeWorkers): a sync keeps both
-// cores busy with one encoding goroutine (fetch and decode run beside
-// it), and a second one only added hand-offs: 3-6% more CPU per event, no
-// faster (interleaved runs, 2026-11-26; README, Performance). It still
-// pays where cores idle while one big window encodes.
+// One goroutine is the default (DefaultEncodeWorkers): in a sync, fetch
+// and decode run beside the encoding goroutine and keep the other cores
+// busy, so more encoding goroutines only add hand-offs, costing CPU per
+// event without shortening the sync (bench/DECISIONS.md). More pay where
+// cores idle while one big window encodes.
 
 // column is one leaf column of source.Schema in a Writer, with its share
 // of the current row group.
@@ -82,8 +82,9 @@ const (
 	pageReserve = 4 + binary.MaxVarintLen32 + maxPageRows/8
 )
 
-// Rough bytes per event of each column before compression, measured on
-// the simulator's realistic events; unknown columns come last.
+// Rough bytes per event of each column before compression, as in the
+// simulator's realistic events: only their order matters, so that the
+// biggest columns are handed out first; unknown columns come last.
 var columnWeights = map[string]int{
 	"detail": 118, "event_id": 34, "actor": 28, "resource": 27, "title": 21,
 	"source_ip": 19, "timestamp": 8, "ingested_at": 8,

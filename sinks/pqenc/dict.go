@@ -15,9 +15,8 @@ import (
 //
 // Handed plain strings, arrow-go dictionary-encodes every value through its
 // generic memo table (an interface conversion, an allocation and a hash per
-// value): ~90 ns a value, 0.7 CPU-s per million events for the seven
-// dictionary columns, a fifth of a sync's CPU (profile of `vaultsink
-// sync`). Instead each dictionary column of the current row group is
+// value), which for the seven dictionary columns is a large share of a
+// sync's CPU. Instead each dictionary column of the current row group is
 // gathered here — a map from value to index, the indexes, a validity
 // bitmap — and at the end of the row group written as one dictionary page
 // and the pages of its indexes (finishDict, columns.go); its statistics
@@ -33,8 +32,8 @@ type dictColumn struct {
 	// hash is already another value's (about never). Keyed by hash, the
 	// map holds no pointers: the garbage collector does not scan it, and
 	// no key is allocated. Keyed by strings, the few thousand values of a
-	// row group were 3/4 of the live heap objects that every collection
-	// marked, each a fresh allocation in every row group.
+	// row group would be most of the live heap objects that every
+	// collection marks, each a fresh allocation in every row group.
 	index    map[uint64]int32
 	overflow map[string]int32
 	offsets  []int32 // dictionary value i is data[offsets[i]:offsets[i+1]]
@@ -131,10 +130,9 @@ func (d *dictColumn) add(arr *array.String) {
 // and, past 16 bytes, middle eight bytes, and its length) remembers the
 // index the map gave. A value of up to 16 bytes is wholly in those words
 // and its slot (cacheSlot), so they alone confirm a hit; a longer one is
-// compared with the dictionary's bytes. Counted with cachegrind,
-// BenchmarkDictAdd went from 296 to 192 instructions per value and a
-// `vaultsink sync` from 24,956 to 24,410 per event: the map hashes every
-// byte and probes a table, where a hit here is a few loads and compares.
+// compared with the dictionary's bytes. The map hashes every byte and
+// probes a table, where a hit here is a few loads and compares; the
+// instruction counts are in bench/DECISIONS.md.
 func (d *dictColumn) indexes(idx, offs []int32, data []byte) {
 	cache := &d.cache
 	for i := range idx {

@@ -11,13 +11,13 @@ import (
 // writers, whose general machinery (per-value definition levels run
 // through an RLE encoder, per-batch statistics, pooled page buffers
 // memset on release and regrown after every garbage collection, a copy of
-// each page into a bytes.Buffer before compression) cost as much CPU as
-// zstd's entropy stage: encoding on one core took ~25% less CPU per event
-// with pages built here (benchreport's encode stage, 1.42-1.47 -> 1.07-1.13
-// CPU-s per million events; README, Performance). arrow-go
-// still provides the schema, the statistics' encoding and the footer
-// (metadata builders), and every test reads the files back with arrow-go,
-// DuckDB or parquet-go.
+// each page into a bytes.Buffer before compression) costs about as much
+// CPU as zstd's entropy stage. The pages of this flat schema need none of
+// it: values are appended straight from the Arrow buffers and definition
+// levels taken from the validity bits (the saving: bench/DECISIONS.md).
+// arrow-go still provides the schema, the statistics' encoding and the
+// footer (metadata builders), and every test reads the files back with
+// arrow-go, DuckDB or parquet-go.
 //
 // The pages written (Parquet format, parquet.thrift):
 //   - data pages V1: [definition levels][values], compressed together.

@@ -31,32 +31,33 @@ import (
 	"github.com/vaultsink/vaultsink/source"
 )
 
-// Defaults, chosen by BenchmarkEncode on one core (numbers in bench_test.go).
+// Defaults. Each trades encode CPU against file size and peak memory; the
+// measurements behind them are in bench/DECISIONS.md, to be repeated
+// before one is changed.
 const (
-	// DefaultCompression is zstd: half the bytes of snappy for ~10% less
-	// throughput, and every warehouse reader takes it.
+	// DefaultCompression is zstd: far fewer bytes than snappy for a little
+	// less throughput, and every warehouse reader takes it.
 	DefaultCompression = "zstd"
-	// DefaultZstdLevel is zstd's fastest level: 10-30% more throughput than
-	// the default level (3) for ~10% larger files.
+	// DefaultZstdLevel is zstd's fastest level: higher levels buy a little
+	// size for much more CPU on this data.
 	DefaultZstdLevel = 1
-	// DefaultRowGroupRows: 32k rows (~13 MB of input, ~1 MB encoded) peaked
-	// ~25 MiB of heap below 64k rows and ~30 MiB below 128k, for files only
-	// 13-20% larger; the daemon has to fit several orgs' row groups in 128 MiB.
+	// DefaultRowGroupRows: a row group's pages are held until it closes, so
+	// its size bounds the encoder's memory. 32k rows (~13 MB of input,
+	// ~1 MB encoded) keep that small for files a little larger than bigger
+	// groups give; the daemon has to fit several orgs' row groups in 128 MiB.
 	DefaultRowGroupRows = 32768
 	// DataPageBytes is the uncompressed size at which a column's data page
-	// is compressed and closed. Measured when arrow-go's column writers
-	// built the pages: its default (1 MiB) kept up to a MiB of uncompressed
-	// values per column, and 256 KiB pages cut the peak RSS of a 1M-event
-	// sync from ~134 to ~108 MiB and its CPU by a few percent, for files
-	// ~1% larger (128 KiB: ~100 MiB, +2%; `vaultsink sync`, bench/REPORT.md).
+	// is compressed and closed. Each column keeps one open page of
+	// uncompressed values, so this bounds what a row group holds
+	// uncompressed per column; smaller pages compress slightly worse and
+	// add page headers.
 	DataPageBytes = 256 << 10
 	// MaxRowGroupRows bounds the memory a misconfiguration can cost.
 	MaxRowGroupRows = 1 << 20
-	// DefaultEncodeWorkers: one goroutine encodes a file's columns. Two
-	// (one per core here) spent 3-6% more CPU per event for about the same
-	// wall time in interleaved runs of a 1.2M-event `vaultsink sync` (36
-	// pairs in four batches): the other core is busy fetching and decoding
-	// anyway, and every hand-off wakes a thread. See columns.go.
+	// DefaultEncodeWorkers: one goroutine encodes a file's columns. In a
+	// sync the other cores are busy fetching and decoding, so a second
+	// encoding goroutine only adds hand-offs, each of which wakes a
+	// thread: more CPU per event for no shorter sync. See columns.go.
 	DefaultEncodeWorkers = 1
 	// MaxEncodeWorkers bounds encode_workers; GOMAXPROCS bounds it further.
 	MaxEncodeWorkers = 16
@@ -155,9 +156,8 @@ type Writer struct {
 
 	// Batches are coalesced up to coalesceRows before they are encoded:
 	// each column write costs per call (a goroutine hand-off, a type
-	// switch, the statistics' merge), so page-sized batches of 1,000 rows
-	// spent ~15% of the encode CPU on overhead with arrow-go's column
-	// writers (perf profile of `vaultsink sync`; bench/REPORT.md).
+	// switch, the statistics' merge), a cost that page-sized batches of
+	// 1,000 rows would pay for every page.
 	pending     []arrow.RecordBatch
 	pendingRows int64
 	maxPending  int64
@@ -206,8 +206,8 @@ func newWriterWorkers(w io.Writer, meta Meta, opts Options, mem memory.Allocator
 		props = append(props, parquet.WithDictionaryFor(c, true))
 	}
 	// Min/max statistics serve pruning only on columns that queries filter
-	// by; on long free text they cost encode time (a profile put them at
-	// 5-7% of encoding) and bytes in every footer for no reader benefit.
+	// by; on long free text they cost encode time (comparing every value)
+	// and bytes in every footer for no reader benefit.
 	for _, c := range NoStatsColumns {
 		props = append(props, parquet.WithStatsFor(c, false))
 	}
@@ -331,9 +331,10 @@ func (w *Writer) flushPending() error {
 	return nil
 }
 
-// coalesceRows: 4,096-row batches saved as much CPU as 16,384-row ones
-// (encode 2.6-2.8 -> 2.2 CPU-s per million events) for a quarter of the
-// memory held while coalescing (~2 MB).
+// coalesceRows: batches of 4,096 rows pay the per-call cost of a column
+// write rarely enough that larger ones save no more CPU, and hold a
+// quarter of the memory of 16,384-row ones while coalescing (about 2 MB;
+// bench/DECISIONS.md).
 func coalesceRows(rowGroup int) int64 {
 	return int64(min(rowGroup, 4096))
 }

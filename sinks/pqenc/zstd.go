@@ -12,20 +12,19 @@ import (
 // is the documented way to do so); reading still goes through arrow-go's.
 //
 // arrow-go keeps its zstd encoders in a sync.Pool, which every garbage
-// collection empties: a `vaultsink sync` of a million events built ~570 new
-// encoders, each allocating a 1 MiB history window (alloc profile, 15% of
-// all bytes allocated). Here encoders live in a plain free list and are
-// reused for the life of the process; at most one per concurrently
-// compressing goroutine is ever created.
+// collection empties, so a sync keeps building new encoders, each
+// allocating a 1 MiB history window. Here encoders live in a plain free
+// list and are reused for the life of the process; at most one per
+// concurrently compressing goroutine is ever created.
 //
 // The encoder options match arrow-go's except two. Entropy coding of
 // literals in blocks where no match was found, which zstd leaves off at
 // its fastest level because it costs time on incompressible data (random
-// event ids) and gains little. And no content checksum: a frame's xxhash
-// was 0.7% of a sync's instructions, and Parquet's reference writer
-// (Arrow C++, ZSTD_compress with default parameters) writes none either:
-// readers do not expect it, and integrity in transit and at rest is the
-// storage's (the S3 sink's uploads carry checksums by default).
+// event ids) and gains little. And no content checksum: hashing every
+// frame costs CPU for nothing a reader checks, and Parquet's reference
+// writer (Arrow C++, ZSTD_compress with default parameters) writes none
+// either: readers do not expect it, and integrity in transit and at rest
+// is the storage's (the S3 sink's uploads carry checksums by default).
 // The output is standard zstd either way.
 type zstdCodec struct {
 	base compress.Codec // arrow-go's codec: decoding and streams

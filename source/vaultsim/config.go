@@ -6,7 +6,8 @@ import (
 	"time"
 )
 
-// Profile selects the response shape (events-api.md, "Variant profiles").
+// Profile selects the response shape (docs/events-api.md, "Variant
+// profiles").
 type Profile string
 
 // The profiles the simulator serves.

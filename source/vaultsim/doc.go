@@ -1,6 +1,7 @@
 // Package vaultsim is a deterministic, fast simulator of the VaultTerm Events
-// API (the "Simulator contract" of events-api.md), used by tests, demos and
-// benchmarks in place of the real service.
+// API (the contract it serves is in docs/events-api.md, "Simulator
+// contract"), used by tests, demos and benchmarks in place of the real
+// service.
 //
 // History is generated lazily: an event's content is a pure function of
 // (seed, org, hour, index), so the same Config always serves the same events,
