@@ -78,6 +78,7 @@ func (e *Engine) Run(stop, work context.Context, d DaemonOptions) error {
 		}()
 	}
 	e.log.Info("daemon started", "orgs", len(e.o.Orgs), "schedule", d.Schedule)
+	e.readCheckpoints(stop, work)
 	tick()
 	for {
 		next := sched.Next(e.now())

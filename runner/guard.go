@@ -143,15 +143,6 @@ func (st *orgState) committed(w source.Window, r sinks.Result) {
 	})
 }
 
-// setQuiet publishes how long the org has had no events: from the end of
-// its last window with events to its checkpoint.
-func (e *Engine) setQuiet(cp *checkpoint.Checkpoint) {
-	if cp.LastData == nil || cp.End.IsZero() {
-		return
-	}
-	e.m.Quiet.WithLabelValues(cp.Org).Set(max(0, cp.End.Sub(cp.LastData.End).Seconds()))
-}
-
 // apiNow is the API's current time, by the Date headers of its answers;
 // this host's clock when the API sends none. A window is closed once its
 // end is settle behind it, so a skew between the clocks never commits a

@@ -318,7 +318,6 @@ func (h *holder) release(res *Result) checkpoint.Checkpoint {
 	if res.Err == nil && res.Status == StatusCurrent {
 		cp.LastSuccess = now
 		cp.LastError = ""
-		h.e.m.LastSuccess.WithLabelValues(cp.Org).Set(float64(now.Unix()))
 	} else if res.Err != nil {
 		cp.LastError = clip.String(res.Err.Error(), checkpoint.MaxLastErrorBytes)
 	}

@@ -1,6 +1,8 @@
 package runner
 
 import (
+	"time"
+
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/vaultsink/vaultsink/internal/metrics"
@@ -15,19 +17,25 @@ type Metrics struct {
 	BytesWritten   *prometheus.CounterVec   // org
 	Quarantined    *prometheus.CounterVec   // org
 	Errors         *prometheus.CounterVec   // org, stage
-	Lag            *prometheus.GaugeVec     // org
-	LastSuccess    *prometheus.GaugeVec     // org
 	Running        prometheus.Gauge
 	Vanished       *prometheus.CounterVec // org
 	Changed        *prometheus.CounterVec // org
 	Suspect        *prometheus.CounterVec // org, reason
-	Quiet          *prometheus.GaugeVec   // org
 	ClockOffset    prometheus.Gauge
 	LeaseLost      *prometheus.CounterVec // org
+
+	// fresh reports the checkpoint gauges (lag, quiet spell, last
+	// success) of every org at scrape time.
+	fresh *freshness
 }
 
-func newMetrics(reg prometheus.Registerer) *Metrics {
+// newMetrics builds the collectors on reg; now is the clock the lag is
+// computed with at scrape time. The counters alerts watch for a single
+// increment start at zero for every org: a series that appears with the
+// value 1 shows Prometheus no increase.
+func newMetrics(reg prometheus.Registerer, now func() time.Time, orgs []OrgSpec) *Metrics {
 	m := &Metrics{
+		fresh: newFreshness(now),
 		Windows: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "vaultsink_run_windows_total", Help: "Windows processed, by result (committed: new events written; unchanged: nothing new; empty: nothing held; failed; aborted).",
 		}, []string{"org", "result"}),
@@ -47,12 +55,6 @@ func newMetrics(reg prometheus.Registerer) *Metrics {
 		Errors: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "vaultsink_run_errors_total", Help: "Failed org runs, by stage (auth, token, source, sink, checkpoint, lease).",
 		}, []string{"org", "stage"}),
-		Lag: prometheus.NewGaugeVec(prometheus.GaugeOpts{
-			Name: "vaultsink_checkpoint_lag_seconds", Help: "Now minus the org's checkpoint: how far behind the mirror is.",
-		}, []string{"org"}),
-		LastSuccess: prometheus.NewGaugeVec(prometheus.GaugeOpts{
-			Name: "vaultsink_checkpoint_last_success_timestamp_seconds", Help: "Unix time of the org's last run without error.",
-		}, []string{"org"}),
 		Running: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "vaultsink_run_orgs_running", Help: "Org runs in progress.",
 		}),
@@ -65,9 +67,6 @@ func newMetrics(reg prometheus.Registerer) *Metrics {
 		Suspect: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "vaultsink_run_suspect_windows_total", Help: "Windows held back because the API answered, but not with the org's events: reason foreign (another org's records) or empty (no events while the API no longer serves a window that had some).",
 		}, []string{"org", "reason"}),
-		Quiet: prometheus.NewGaugeVec(prometheus.GaugeOpts{
-			Name: "vaultsink_checkpoint_quiet_seconds", Help: "How long before the org's checkpoint its last window with events ended: a long quiet spell can also be a token that fails closed.",
-		}, []string{"org"}),
 		LeaseLost: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "vaultsink_lease_lost_total", Help: "Org runs stopped because another process took the org's lease (a stale writer fenced out).",
 		}, []string{"org"}),
@@ -84,15 +83,18 @@ func newMetrics(reg prometheus.Registerer) *Metrics {
 	m.BytesWritten = metrics.Register(reg, m.BytesWritten)
 	m.Quarantined = metrics.Register(reg, m.Quarantined)
 	m.Errors = metrics.Register(reg, m.Errors)
-	m.Lag = metrics.Register(reg, m.Lag)
-	m.LastSuccess = metrics.Register(reg, m.LastSuccess)
 	m.Running = metrics.Register(reg, m.Running)
 	m.Vanished = metrics.Register(reg, m.Vanished)
 	m.Changed = metrics.Register(reg, m.Changed)
 	m.Suspect = metrics.Register(reg, m.Suspect)
-	m.Quiet = metrics.Register(reg, m.Quiet)
 	m.ClockOffset = metrics.Register(reg, m.ClockOffset)
 	m.LeaseLost = metrics.Register(reg, m.LeaseLost)
+	m.fresh = metrics.Register(reg, m.fresh)
 	metrics.Register(reg, pipeclock.Collector)
+	for _, spec := range orgs {
+		m.LeaseLost.WithLabelValues(spec.Org.ID)
+		m.Suspect.WithLabelValues(spec.Org.ID, "foreign")
+		m.Suspect.WithLabelValues(spec.Org.ID, "empty")
+	}
 	return m
 }

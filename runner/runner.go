@@ -63,7 +63,8 @@ type Engine struct {
 	now    func() time.Time
 	busy   sync.Map // org -> struct{}: runs in progress
 	warned sync.Map // warnings given once per process
-	idle   sync.Map // org -> idleUntil: daemon passes skip the org until then
+	idle   sync.Map // org -> time.Time: daemon passes skip the org until then
+	held   sync.Map // org -> heldBack: a permanent error holds the org back until then
 
 	clockMu     sync.Mutex
 	clockProbed bool
@@ -88,7 +89,7 @@ func New(o Options) *Engine {
 	if o.LeaseTTL <= 0 {
 		o.LeaseTTL = 10 * time.Minute
 	}
-	return &Engine{o: o, m: newMetrics(o.Registerer), log: o.Log, now: o.Now}
+	return &Engine{o: o, m: newMetrics(o.Registerer, o.Now, o.Orgs), log: o.Log, now: o.Now}
 }
 
 // Result is how one org's run ended.
@@ -213,30 +214,25 @@ func (e *Engine) syncOrg(stop, work context.Context, spec OrgSpec, lookback bool
 	log := e.log.With("org", org)
 
 	now := e.apiNow(work, spec)
-	if v, ok := e.idle.Load(org); ok && !lookback {
-		if i := v.(idleUntil); now.Before(i.until) {
-			e.m.Lag.WithLabelValues(org).Set(now.Sub(i.end).Seconds())
-			res.Status, res.End = StatusCurrent, i.end
-			return res
-		}
+	if until, ok := e.idle.Load(org); ok && !lookback && now.Before(until.(time.Time)) {
+		res.Status, res.End = StatusCurrent, e.m.fresh.end(org)
+		return res
 	}
 	e.idle.Delete(org)
-	cp, err := e.readCheckpoint(work, org)
-	if err != nil {
-		return e.fail(log, res, "checkpoint", err)
+	if v, ok := e.held.Load(org); ok {
+		if hb := v.(heldBack); e.now().Before(hb.until) {
+			res.Status, res.End = StatusFailed, e.m.fresh.end(org)
+			res.Err = fmt.Errorf("held back until %s after a permanent error: %w", hb.until.UTC().Format(time.RFC3339), hb.err)
+			return res
+		}
+		e.held.Delete(org)
 	}
+	cp, due, err := e.look(work, spec, now, lookback, log)
 	res.End = cp.End
-	if err := e.guard(spec, cp, now); err != nil {
-		return e.fail(log, res, "checkpoint", err)
-	}
-	due, err := e.due(spec, cp, now, lookback)
 	if err != nil {
 		return e.fail(log, res, "checkpoint", err)
 	}
-	e.publishLag(spec, cp, now)
-	e.warnStart(spec, cp, log)
 	if !due {
-		e.rememberIdle(spec, cp, now)
 		res.Status = StatusCurrent
 		return res
 	}
@@ -256,11 +252,7 @@ func (e *Engine) syncOrg(stop, work context.Context, spec OrgSpec, lookback bool
 	}
 	res.End = cp.End
 	h, ctx := e.hold(work, cp, log)
-	defer func() {
-		final := h.release(&res)
-		e.setQuiet(&final)
-		e.publishLag(spec, final, now)
-	}()
+	defer func() { e.m.fresh.seen(spec, h.release(&res)) }()
 
 	start := cp.End
 	if start.IsZero() {
@@ -297,7 +289,7 @@ func (e *Engine) syncOrg(stop, work context.Context, spec OrgSpec, lookback bool
 		}
 		crashAt("after-checkpoint")
 		res.End = w.End
-		e.m.Lag.WithLabelValues(org).Set(now.Sub(w.End).Seconds())
+		h.with(func(cp *checkpoint.Checkpoint) { e.m.fresh.seen(spec, *cp) })
 		return nil
 	})
 	if errors.Is(err, ErrLeaseLost) || errors.Is(context.Cause(ctx), ErrLeaseLost) {
@@ -319,17 +311,24 @@ func (e *Engine) syncOrg(stop, work context.Context, spec OrgSpec, lookback bool
 	return res
 }
 
+// permanentHold is how long a daemon leaves an org alone after an error
+// that retrying cannot fix (sinks.ErrPermanent: access denied, a missing
+// bucket or dataset, an invalid table): one attempt per hold instead of one
+// per tick, each failing pass saying why, until an operator fixes the cause
+// (a restart retries at once).
+const permanentHold = 15 * time.Minute
+
+// heldBack is an org's hold after a permanent error.
+type heldBack struct {
+	until time.Time
+	err   error
+}
+
 // idleRecheck bounds how long a daemon trusts an idle org's checkpoint
 // without reading it: a checkpoint set or reset by an operator while the
 // daemon runs is acted on within this time (or when the org's next window
 // closes, if sooner).
 const idleRecheck = 15 * time.Minute
-
-// idleUntil is when a daemon pass next looks at an idle org, and the
-// checkpoint end it last read (for the lag gauge meanwhile).
-type idleUntil struct {
-	until, end time.Time
-}
 
 // rememberIdle records that org has nothing due before its next window
 // closes, as judged by now (the API's clock).
@@ -342,7 +341,7 @@ func (e *Engine) rememberIdle(spec OrgSpec, cp checkpoint.Checkpoint, now time.T
 	if limit := now.Add(idleRecheck); until.After(limit) {
 		until = limit
 	}
-	e.idle.Store(spec.Org.ID, idleUntil{until: until, end: end})
+	e.idle.Store(spec.Org.ID, until)
 }
 
 // readCheckpoint reads the org's checkpoint (an empty one when it has none).
@@ -374,13 +373,28 @@ func (e *Engine) due(spec OrgSpec, cp checkpoint.Checkpoint, now time.Time, look
 	return len(fresh)+len(redo) > 0, err
 }
 
-// publishLag sets the org's lag gauge from its checkpoint.
-func (e *Engine) publishLag(spec OrgSpec, cp checkpoint.Checkpoint, now time.Time) {
-	end := cp.End
-	if end.IsZero() {
-		end = spec.Start
+// look reads the org's checkpoint and judges it by now (the API's clock):
+// refused by guard, due, or idle until its next window closes (remembered,
+// so that daemon passes skip the org meanwhile). Every error is of the
+// checkpoint stage.
+func (e *Engine) look(ctx context.Context, spec OrgSpec, now time.Time, lookback bool, log *slog.Logger) (checkpoint.Checkpoint, bool, error) {
+	cp, err := e.readCheckpoint(ctx, spec.Org.ID)
+	if err != nil {
+		return cp, false, err
 	}
-	e.m.Lag.WithLabelValues(spec.Org.ID).Set(now.Sub(end).Seconds())
+	e.m.fresh.seen(spec, cp)
+	if err := e.guard(spec, cp, now); err != nil {
+		return cp, false, err
+	}
+	due, err := e.due(spec, cp, now, lookback)
+	if err != nil {
+		return cp, false, err
+	}
+	e.warnStart(spec, cp, log)
+	if !due {
+		e.rememberIdle(spec, cp, now)
+	}
+	return cp, due, nil
 }
 
 // warnStart reports, once per process and org, a configured start earlier
@@ -435,6 +449,13 @@ func (e *Engine) fail(log *slog.Logger, res Result, stage string, err error) Res
 	e.m.Errors.WithLabelValues(res.Org, stage).Inc()
 	res.Status = StatusFailed
 	res.Err = err
+	if errors.Is(err, sinks.ErrPermanent) {
+		until := e.now().Add(permanentHold)
+		e.held.Store(res.Org, heldBack{until: until, err: err})
+		log.Error("org run failed; retrying cannot fix this error, so the org is held back until it is fixed", "stage", stage, "err", err,
+			"permanent", true, "retry_at", until.UTC().Format(time.RFC3339))
+		return res
+	}
 	log.Error("org run failed", "stage", stage, "err", err)
 	return res
 }
