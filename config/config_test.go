@@ -11,6 +11,7 @@ import (
 
 	"go.yaml.in/yaml/v3"
 
+	"github.com/vaultsink/vaultsink/checkpoint"
 	"github.com/vaultsink/vaultsink/internal/secret"
 )
 
@@ -297,20 +298,37 @@ func TestValidationCollectsAllErrors(t *testing.T) {
 	}
 }
 
+// TestCheckpointDefaultsToFile: no checkpoint section, an empty one and
+// one without a type key all mean the file store, as the example says.
 func TestCheckpointDefaultsToFile(t *testing.T) {
 	testEnv(t)
 	data := mustRead(t, "testdata/minimal.good.yaml")
 	data = data[:strings.Index(data, "checkpoint:")]
-	c, err := Parse([]byte(data), "nocheckpoint.yaml")
-	if hasFile := contains(checkpointTypes(), DefaultCheckpoint); hasFile {
-		if err != nil {
-			t.Fatal(err)
-		}
-		if c.Checkpoint.Type != DefaultCheckpoint {
-			t.Errorf("checkpoint type = %q", c.Checkpoint.Type)
-		}
-	} else if err == nil || !strings.Contains(err.Error(), `checkpoint.type: "file" (the default)`) {
-		t.Fatalf("err = %v", err)
+	for name, section := range map[string]string{
+		"none":    "",
+		"empty":   "checkpoint:\n",
+		"no type": "checkpoint:\n  path: ./state-here\n",
+	} {
+		t.Run(name, func(t *testing.T) {
+			c, err := Parse([]byte(data+section), "nocheckpoint.yaml")
+			if !contains(checkpointTypes(), DefaultCheckpoint) {
+				if err == nil || !strings.Contains(err.Error(), `checkpoint.type: "file" (the default)`) {
+					t.Fatalf("err = %v", err)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if c.Checkpoint.Type != DefaultCheckpoint {
+				t.Errorf("checkpoint type = %q", c.Checkpoint.Type)
+			}
+			if strings.Contains(section, "path:") {
+				if fc, ok := c.Checkpoint.Config.(*checkpoint.FileConfig); !ok || fc.Path != "./state-here" {
+					t.Errorf("checkpoint config = %#v, want the file store at ./state-here", c.Checkpoint.Config)
+				}
+			}
+		})
 	}
 }
 

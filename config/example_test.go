@@ -13,7 +13,7 @@ import (
 	// The example's section types.
 	"github.com/vaultsink/vaultsink/checkpoint"
 	"github.com/vaultsink/vaultsink/sinks"
-	_ "github.com/vaultsink/vaultsink/sinks/local"
+	_ "github.com/vaultsink/vaultsink/sinks/all"
 )
 
 const examplePath = "../deploy/config.example.yaml"
@@ -73,33 +73,31 @@ checkpoint: {type: file, path: ./state}
 	}
 }
 
-// Every option of Config, source.Config and the example's sink and
-// checkpoint types appears in the example, so the example cannot fall
-// behind the code.
+// Every option of Config (source, orgs and their overrides, the top
+// level), and of every sink and checkpoint store registered by sinks/all,
+// appears in the example: in the active sections or in a commented-out
+// alternative one. So the example cannot fall behind the code.
 func TestExampleDocumentsEveryOption(t *testing.T) {
 	data, err := os.ReadFile(examplePath)
 	if err != nil {
 		t.Fatal(err)
 	}
-	var doc yaml.Node
-	if err := yaml.Unmarshal(data, &doc); err != nil {
-		t.Fatal(err)
+	docs := []*yaml.Node{parseExample(t, data)}
+	for _, alt := range alternativeSections(string(data)) {
+		docs = append(docs, parseExample(t, []byte(alt)))
 	}
 	have := map[string]bool{}
-	nodePaths(doc.Content[0], "", have)
+	for _, d := range docs {
+		sectionPaths(d.Content[0], have)
+	}
 
 	want := map[string]bool{}
 	typePaths(reflect.TypeFor[Config](), "", want)
-	sc, err := sinks.New("local")
-	if err != nil {
-		t.Fatal(err)
+	nSinks := registeredPaths(t, "sink", sinks.Types(), newSink, want)
+	nStores := registeredPaths(t, "checkpoint", checkpoint.Types(), newCheckpoint, want)
+	if nSinks < 3 || nStores < 2 {
+		t.Fatalf("%d sinks and %d checkpoint stores registered; sinks/all is not imported", nSinks, nStores)
 	}
-	typePaths(reflect.TypeOf(sc).Elem(), "sink", want)
-	cc, err := checkpoint.New("file")
-	if err != nil {
-		t.Fatal(err)
-	}
-	typePaths(reflect.TypeOf(cc).Elem(), "checkpoint", want)
 
 	var missing []string
 	for p := range want {
@@ -111,8 +109,173 @@ func TestExampleDocumentsEveryOption(t *testing.T) {
 	if len(missing) > 0 {
 		t.Errorf("deploy/config.example.yaml does not document:\n  %s", strings.Join(missing, "\n  "))
 	}
-	if len(want) < 60 {
+	if len(want) < 130 {
 		t.Errorf("only %d options found by reflection; the walk is broken", len(want))
+	}
+}
+
+// registeredPaths adds the options of every registered type of a section
+// as "kind(type).key", leaving out this package's test types, and returns
+// how many types it walked.
+func registeredPaths(t *testing.T, kind string, names []string, newCfg func(string) (any, error), want map[string]bool) int {
+	t.Helper()
+	own := reflect.TypeFor[Config]().PkgPath()
+	n := 0
+	for _, name := range names {
+		cfg, err := newCfg(name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if typ := reflect.TypeOf(cfg).Elem(); typ.PkgPath() != own {
+			typePaths(typ, kind+"("+name+")", want)
+			n++
+		}
+	}
+	return n
+}
+
+// TestExampleAlternativesLoad: each commented-out section of the example,
+// put in place of the active one, loads, and states the defaults of every
+// key it does not mark as an example.
+func TestExampleAlternativesLoad(t *testing.T) {
+	exampleEnv(t)
+	data, err := os.ReadFile(examplePath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	alts := alternativeSections(string(data))
+	if len(alts) < 3 {
+		t.Fatalf("%d commented-out sections in the example, want the s3 and bigquery sinks and the s3 store", len(alts))
+	}
+	for _, alt := range alts {
+		full := parseExample(t, []byte(alt)).Content[0]
+		kind := full.Content[0].Value // sink or checkpoint
+		name := kind + " " + sectionType(full.Content[1], kind)
+		t.Run(name, func(t *testing.T) {
+			c, err := Parse(replaceSection(t, data, full), examplePath+" with "+name)
+			if err != nil {
+				t.Fatal(err)
+			}
+			// Keep only the keys marked "example" (and the type): what
+			// loads must equal the full section.
+			var min []string
+			for _, l := range strings.Split(alt, "\n") {
+				if l == kind+":" || strings.Contains(l, "# example") || strings.HasPrefix(strings.TrimSpace(l), "type:") {
+					min = append(min, l)
+				}
+			}
+			d, err := Parse(replaceSection(t, data, parseExample(t, []byte(strings.Join(min, "\n"))).Content[0]), "minimal "+name)
+			if err != nil {
+				t.Fatal(err)
+			}
+			a, _ := yaml.Marshal(map[string]any{kind: section(c, kind)})
+			b, _ := yaml.Marshal(map[string]any{kind: section(d, kind)})
+			if diff := lineDiff(string(a), string(b)); diff != "" {
+				t.Errorf("the section's values differ from the defaults (-example +defaults):\n%s", diff)
+			}
+		})
+	}
+}
+
+func section(c *Config, kind string) any {
+	if kind == "sink" {
+		return c.Sink
+	}
+	return c.Checkpoint
+}
+
+// alternativeSections returns the example's commented-out sections,
+// uncommented: a "# sink:" or "# checkpoint:" line and the "#   " lines
+// after it.
+func alternativeSections(text string) []string {
+	var out []string
+	var cur []string
+	flush := func() {
+		if cur != nil {
+			out = append(out, strings.Join(cur, "\n")+"\n")
+			cur = nil
+		}
+	}
+	for _, l := range strings.Split(text, "\n") {
+		switch {
+		case l == "# sink:" || l == "# checkpoint:":
+			flush()
+			cur = []string{strings.TrimPrefix(l, "# ")}
+		case cur != nil && strings.HasPrefix(l, "#   "):
+			cur = append(cur, strings.TrimPrefix(l, "# "))
+		default:
+			flush()
+		}
+	}
+	flush()
+	return out
+}
+
+func parseExample(t *testing.T, data []byte) *yaml.Node {
+	t.Helper()
+	var doc yaml.Node
+	if err := yaml.Unmarshal(data, &doc); err != nil {
+		t.Fatalf("%v in:\n%s", err, data)
+	}
+	if doc.Kind != yaml.DocumentNode || doc.Content[0].Kind != yaml.MappingNode {
+		t.Fatalf("not a mapping:\n%s", data)
+	}
+	return &doc
+}
+
+// replaceSection returns the example with its top-level key given by the
+// one-key mapping alt replaced by alt's value (and, for a sink, without the
+// orgs' sink overrides).
+func replaceSection(t *testing.T, example []byte, alt *yaml.Node) []byte {
+	t.Helper()
+	doc := parseExample(t, example)
+	root := doc.Content[0]
+	for i := 0; i+1 < len(root.Content); i += 2 {
+		switch k := root.Content[i].Value; {
+		case k == alt.Content[0].Value:
+			root.Content[i+1] = alt.Content[1]
+		case k == "orgs" && alt.Content[0].Value == "sink":
+			// An org's sink override holds keys of the active sink type.
+			for _, org := range root.Content[i+1].Content {
+				for j := 0; j+1 < len(org.Content); j += 2 {
+					if org.Content[j].Value == "sink" {
+						org.Content = append(org.Content[:j], org.Content[j+2:]...)
+						break
+					}
+				}
+			}
+		}
+	}
+	out, err := yaml.Marshal(doc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+// sectionType is the type a sink or checkpoint section chooses.
+func sectionType(n *yaml.Node, kind string) string {
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		if n.Content[i].Value == "type" {
+			return n.Content[i+1].Value
+		}
+	}
+	if kind == "checkpoint" {
+		return DefaultCheckpoint
+	}
+	return ""
+}
+
+// sectionPaths adds the YAML paths of a document to out, with the top-level
+// sink and checkpoint keys under "sink(TYPE)" and "checkpoint(TYPE)".
+func sectionPaths(root *yaml.Node, out map[string]bool) {
+	for i := 0; i+1 < len(root.Content); i += 2 {
+		k, v := root.Content[i].Value, root.Content[i+1]
+		out[k] = true
+		if (k == "sink" || k == "checkpoint") && v.Kind == yaml.MappingNode {
+			k += "(" + sectionType(v, k) + ")"
+		}
+		nodePaths(v, k, out)
 	}
 }
 

@@ -9,6 +9,7 @@ import (
 	"math"
 	"os"
 	"reflect"
+	"regexp"
 	"sort"
 	"strconv"
 	"strings"
@@ -65,7 +66,7 @@ func parse(data []byte, src string, lookup func(string) (string, bool)) (*Config
 		if errors.Is(err, io.EOF) {
 			return nil, fmt.Errorf("%s: empty config", src)
 		}
-		return nil, fmt.Errorf("%s: %w", src, err)
+		return nil, syntaxError(src, data, err)
 	}
 	var more yaml.Node
 	if err := dec.Decode(&more); !errors.Is(err, io.EOF) {
@@ -85,7 +86,7 @@ func parse(data []byte, src string, lookup func(string) (string, bool)) (*Config
 	for _, f := range d.deferred {
 		f()
 	}
-	if _, given := d.lines["checkpoint"]; !given && c.Checkpoint.Config == nil {
+	if c.Checkpoint.Type == "" { // no section, or an empty one
 		cfg, err := checkpoint.New(DefaultCheckpoint)
 		if err != nil {
 			d.errs = append(d.errs, fmt.Errorf("%s: checkpoint.type: %q (the default): %v; add a checkpoint section", src, DefaultCheckpoint, err))
@@ -105,6 +106,74 @@ func parse(data []byte, src string, lookup func(string) (string, bool)) (*Config
 		return nil, d.locate(err)
 	}
 	return c, nil
+}
+
+// Bounds of the search for a syntax error's line: a config is a few
+// kilobytes, and past these the line yaml.v3 gives is kept.
+const (
+	maxSyntaxScanBytes = 1 << 20
+	maxSyntaxScanLines = 2000
+)
+
+// yamlErrLine is the position yaml.v3 writes into a syntax error.
+var yamlErrLine = regexp.MustCompile(`^yaml: line ([0-9]+): (.*)$`)
+
+// syntaxError reports a YAML syntax error on the line that holds it.
+// yaml.v3 gives the line where the enclosing construct starts (a list, a
+// quoted text), and counts it from 0 for parser errors, so its "line 3"
+// may mean a problem on line 6. The problem is on the last line of the
+// shortest part of the file, from that line on, that yaml.v3 refuses with
+// the same words.
+func syntaxError(src string, data []byte, err error) error {
+	problem, from := strings.TrimPrefix(err.Error(), "yaml: "), 1
+	if m := yamlErrLine.FindStringSubmatch(err.Error()); m != nil {
+		problem = m[2]
+		from, _ = strconv.Atoi(m[1])
+	}
+	line, ok := problemLine(data, max(from, 1), problem)
+	if !ok {
+		return fmt.Errorf("%s: YAML syntax error: %s", src, strings.TrimPrefix(err.Error(), "yaml: "))
+	}
+	return fmt.Errorf("%s:%d: YAML syntax error: %s", src, line, problem)
+}
+
+// problemLine finds the first line n >= from such that lines 1..n fail to
+// parse with problem.
+func problemLine(data []byte, from int, problem string) (int, bool) {
+	if len(data) > maxSyntaxScanBytes {
+		return 0, false
+	}
+	end, line := 0, 0
+	next := func() {
+		if i := bytes.IndexByte(data[end:], '\n'); i >= 0 {
+			end += i + 1
+		} else {
+			end = len(data)
+		}
+		line++
+	}
+	for line < from-1 && end < len(data) {
+		next()
+	}
+	for range maxSyntaxScanLines {
+		if end == len(data) {
+			break
+		}
+		next()
+		var n yaml.Node
+		err := yaml.NewDecoder(bytes.NewReader(data[:end])).Decode(&n)
+		if err == nil {
+			continue
+		}
+		got := strings.TrimPrefix(err.Error(), "yaml: ")
+		if m := yamlErrLine.FindStringSubmatch(err.Error()); m != nil {
+			got = m[2]
+		}
+		if got == problem {
+			return line, true
+		}
+	}
+	return 0, false
 }
 
 // decoder walks the YAML node tree into Go values by reflection. yaml.v3's
@@ -285,7 +354,7 @@ func (d *decoder) value(path string, n *yaml.Node, v reflect.Value) {
 	case checkpointType:
 		sec := v.Addr().Interface().(*CheckpointSection)
 		var cfg any
-		sec.Type, cfg = d.section(path, n, "checkpoint", newCheckpoint)
+		sec.Type, cfg = d.section(path, n, "checkpoint", DefaultCheckpoint, newCheckpoint)
 		sec.Config, _ = cfg.(checkpoint.Config)
 		return
 	}
@@ -662,9 +731,10 @@ func types(kind string) string {
 	return strings.Join(t, ", ")
 }
 
-// section decodes a registry-chosen section: its `type` key picks the
-// concrete config, into which the other keys decode strictly.
-func (d *decoder) section(path string, n *yaml.Node, kind string, newCfg func(string) (any, error)) (string, any) {
+// section decodes a registry-chosen section: its `type` key, or def when
+// it has none (def "" makes the key required), picks the concrete config,
+// into which the other keys decode strictly.
+func (d *decoder) section(path string, n *yaml.Node, kind, def string, newCfg func(string) (any, error)) (string, any) {
 	n = d.deref(n)
 	if n.Kind != yaml.MappingNode {
 		d.fail(n, path, "", "must be a mapping with a type key, not "+kindName(n))
@@ -677,14 +747,20 @@ func (d *decoder) section(path string, n *yaml.Node, kind string, newCfg func(st
 			break
 		}
 	}
-	if typNode == nil {
+	typ := def
+	switch {
+	case typNode != nil:
+		d.lines[path+".type"] = typNode.Line
+		s, ok := d.scalar(path+".type", d.deref(typNode), false)
+		if !ok {
+			return "", nil
+		}
+		typ = s
+	case def == "":
 		d.fail(n, path+".type", "missing", "required: one of "+types(kind))
 		return "", nil
-	}
-	d.lines[path+".type"] = typNode.Line
-	typ, ok := d.scalar(path+".type", d.deref(typNode), false)
-	if !ok {
-		return "", nil
+	default:
+		typNode = n // a section without type: is the default type's
 	}
 	cfg, err := newCfg(typ)
 	if err != nil {
@@ -738,7 +814,7 @@ func (d *decoder) orgSink(path string, n *yaml.Node, dst *SinkSection) {
 }
 
 func (d *decoder) sinkSection(path string, n *yaml.Node) (string, sinks.Config) {
-	typ, cfg := d.section(path, n, "sink", newSink)
+	typ, cfg := d.section(path, n, "sink", "", newSink)
 	c, _ := cfg.(sinks.Config)
 	return typ, c
 }

@@ -23,7 +23,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/vaultsink/vaultsink/checkpoint"
 	"github.com/vaultsink/vaultsink/config"
+	"github.com/vaultsink/vaultsink/sinks/local"
 )
 
 // binVersion is baked into the test build through the Dockerfile's
@@ -679,6 +681,41 @@ func TestSystemdUnits(t *testing.T) {
 		env := string(readFile(t, "deploy/systemd/vaultsink.env.example"))
 		if !regexp.MustCompile(`(?m)^VT_TOKEN_ORG_1=`).MatchString(env) {
 			t.Error("vaultsink.env.example does not show a VT_TOKEN_ORG_1= line")
+		}
+	})
+
+	t.Run("production config", func(t *testing.T) {
+		// What the README installs as /etc/vaultsink/config.yaml: it loads,
+		// holds no secret, and writes only where the unit lets it.
+		readme := string(readFile(t, "deploy/systemd/README.md"))
+		if !strings.Contains(readme, "install -m 0644 deploy/systemd/config.yaml /etc/vaultsink/config.yaml") {
+			t.Error("README.md does not install deploy/systemd/config.yaml as /etc/vaultsink/config.yaml")
+		}
+		if strings.Contains(readme, "deploy/config.example.yaml /etc/vaultsink") {
+			t.Error("README.md installs the reference example as the production config")
+		}
+		text := readFile(t, "deploy/systemd/config.yaml")
+		t.Setenv("VT_TOKEN_ORG_1", "vt_secret_TEST")
+		c, err := config.Parse(text, "deploy/systemd/config.yaml")
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, o := range c.Orgs {
+			if !o.Token.Empty() {
+				t.Errorf("org %s: an inline token in the shipped config", o.ID)
+			}
+		}
+		u := parseUnit(string(readFile(t, "deploy/systemd/vaultsink.service")))
+		writable, _ := u.get("Service", "ReadWritePaths")
+		sink, ok := c.Sink.Config.(*local.Config)
+		store, ok2 := c.Checkpoint.Config.(*checkpoint.FileConfig)
+		if !ok || !ok2 {
+			t.Fatalf("sink %q, checkpoint %q: want local and file", c.Sink.Type, c.Checkpoint.Type)
+		}
+		for key, p := range map[string]string{"sink.path": sink.Path, "checkpoint.path": store.Path} {
+			if !strings.HasPrefix(p, writable+"/") {
+				t.Errorf("%s %s is outside the unit's ReadWritePaths=%s", key, p, writable)
+			}
 		}
 	})
 

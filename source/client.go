@@ -192,7 +192,7 @@ func (c *Client) fetch(ctx context.Context, org Org, token string, u *url.URL, b
 		if ctx.Err() != nil {
 			return response{}, ctx.Err()
 		}
-		return response{}, &retryable{reason: "network", err: scrubURLError(err)}
+		return response{}, &retryable{reason: "network", err: networkError(u, err)}
 	}
 	defer resp.Body.Close()
 	code := strconv.Itoa(resp.StatusCode)
@@ -206,7 +206,7 @@ func (c *Client) fetch(ctx context.Context, org Org, token string, u *url.URL, b
 		if ctx.Err() != nil {
 			return response{}, ctx.Err()
 		}
-		return response{}, &retryable{reason: "network", err: fmt.Errorf("read body: %w", scrubURLError(err))}
+		return response{}, &retryable{reason: "network", err: fmt.Errorf("read body: %w", unwrapURLError(err))}
 	}
 	if int64(len(body)) > c.cfg.MaxPageBytes {
 		return response{}, fmt.Errorf("%w: org %s: page larger than source.max_page_bytes (%d bytes): lower source.page_size or raise the limit", ErrRequest, org.ID, c.cfg.MaxPageBytes)
@@ -228,7 +228,14 @@ func (c *Client) fetch(ctx context.Context, org Org, token string, u *url.URL, b
 		return response{}, apiError(org.ID, s, body,
 			"the token lacks the events scope or the org's plan lacks the Events API (Enterprise): create an org API token with the events scope", ErrAuth)
 	default:
-		return response{}, apiError(org.ID, s, body, "the server refused the request: check source.params and source.time_format", ErrRequest)
+		e := apiError(org.ID, s, body, refusedHint(s, c.events), ErrRequest)
+		if title, ok := htmlPage(resp.Header.Get("Content-Type"), body); ok {
+			// A proxy's or another server's page, not the API: its markup
+			// says nothing, where it came from says everything.
+			e.Message = title
+			e.Hint = htmlHint(c.events)
+		}
+		return response{}, e
 	}
 }
 
@@ -300,16 +307,6 @@ func apiError(org string, status int, body []byte, hint string, class error) *AP
 		e.Message = clip.Bytes(bytes.TrimSpace(body), maxRawBodyBytes)
 	}
 	return e
-}
-
-// scrubURLError drops the URL from *url.Error: it holds query parameters
-// (a cursor), which is noise in logs; the operation and cause remain.
-func scrubURLError(err error) error {
-	var ue *url.Error
-	if errors.As(err, &ue) {
-		return fmt.Errorf("%s: %w", ue.Op, ue.Err)
-	}
-	return err
 }
 
 func parseRetryAfter(v string) time.Duration {

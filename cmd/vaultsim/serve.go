@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -11,6 +12,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/vaultsink/vaultsink/source/vaultsim"
@@ -91,6 +93,13 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if err != nil {
 		return fmt.Errorf("serve: %w", err)
 	}
+	// Listen before writing tokens: a caller that waits for the token
+	// files must not go on to talk to whatever holds the port.
+	ln, err := listen(o.addr)
+	if err != nil {
+		return err
+	}
+	defer ln.Close()
 	if o.tokensOut != "" {
 		b, _ := json.MarshalIndent(sim.Creds(), "", "  ")
 		if err := os.WriteFile(o.tokensOut, append(b, '\n'), 0o600); err != nil {
@@ -101,10 +110,6 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		if err := writeTokenFiles(o.tokensDir, sim.Creds()); err != nil {
 			return fmt.Errorf("serve: %w", err)
 		}
-	}
-	ln, err := net.Listen("tcp", o.addr)
-	if err != nil {
-		return fmt.Errorf("serve: listen: %w", err)
 	}
 	hs := sim.HTTPServer()
 	eff := sim.Config()
@@ -128,6 +133,19 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	st := sim.Requests()
 	log.Info("vaultsim stopped", "requests", st.Total, "events", st.Events)
 	return nil
+}
+
+// listen binds addr. The error of a taken port says what to do, since
+// the usual cause is another simulator (or any server) left running.
+func listen(addr string) (net.Listener, error) {
+	ln, err := net.Listen("tcp", addr)
+	if errors.Is(err, syscall.EADDRINUSE) {
+		return nil, fmt.Errorf("serve: cannot listen on %s: the address is already in use by another process: stop it, or pick another --addr (port 0 picks a free one; the URL is printed on stdout)", addr)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("serve: cannot listen on %s: %w", addr, err)
+	}
+	return ln, nil
 }
 
 // quirks lists the imperfect-API options in effect, for the start log line.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"regexp"
+	"strings"
 	"time"
 	"unicode/utf8"
 
@@ -115,6 +116,45 @@ var (
 	reLabelV   = regexp.MustCompile(`^[\p{Ll}\p{Lo}\p{N}_-]*$`)               // 0-63
 )
 
+// projectRule is what reProject accepts, in words.
+const projectRule = "6-30 lowercase letters, digits and hyphens, starting with a letter and not ending with a hyphen, " +
+	"optionally after a domain and a colon (example.com:my-project)"
+
+// projectProblem names the first part of projectRule that p breaks.
+func projectProblem(p string) string {
+	id := p
+	if i := strings.LastIndexByte(p, ':'); i >= 0 {
+		id = p[i+1:]
+		if d := p[:i]; !reProject.MatchString(d+":aaaaaa") || len(d) > 253 {
+			return fmt.Sprintf("%q before the colon is not a domain name", truncate(d, 40))
+		}
+	}
+	n := utf8.RuneCountInString(id)
+	switch {
+	case n == 0:
+		return "it is empty"
+	case n < 6:
+		return fmt.Sprintf("%q is too short (%d of at least 6 characters)", id, n)
+	case n > 30:
+		return fmt.Sprintf("it is too long (%d of at most 30 characters)", n)
+	}
+	for _, r := range id {
+		switch {
+		case r >= 'A' && r <= 'Z':
+			return "it has upper-case letters (a project's id, not its display name, goes here)"
+		case !(r >= 'a' && r <= 'z' || r >= '0' && r <= '9' || r == '-'):
+			return fmt.Sprintf("it holds %q, which is not a lowercase letter, digit or hyphen", r)
+		}
+	}
+	switch {
+	case id[0] < 'a' || id[0] > 'z':
+		return fmt.Sprintf("it starts with %q, not a letter (a project number is not the project id)", id[0])
+	case id[len(id)-1] == '-':
+		return "it ends with a hyphen"
+	}
+	return "it is too long with its domain"
+}
+
 // fits reports whether s matches re and has at most max characters.
 func fits(re *regexp.Regexp, s string, max int) bool {
 	return utf8.RuneCountInString(s) <= max && re.MatchString(s)
@@ -133,7 +173,7 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("project: required (the Google Cloud project id)")
 	}
 	if !reProject.MatchString(c.Project) || len(c.Project) > 30+1+253 {
-		return fmt.Errorf("project: %q is not a valid project id (6-30 lowercase letters, digits and hyphens, starting with a letter; a domain-scoped id is example.com:my-project)", c.Project)
+		return fmt.Errorf("project: %q is not a valid project id: %s (a project id is %s)", truncate(c.Project, 80), projectProblem(c.Project), projectRule)
 	}
 	if c.Location != "" && !reLocation.MatchString(c.Location) {
 		return fmt.Errorf("location: %q is not a BigQuery location (e.g. US, EU, europe-west1)", c.Location)
