@@ -30,7 +30,7 @@ export CGO_ENABLED ?= 1
 # rule depends on this stamp, which is newer than every binary built before it.
 TOOLCHAIN_STAMP := $(TOOLS)/.built-with-$(GOTOOLCHAIN)
 
-.PHONY: all build test test-long chaos bench demo vet tools systemd-analyze valgrind vulncheck fuzz clean
+.PHONY: all build test test-long chaos bench demo vet tools systemd-analyze valgrind nodejs cxx vulncheck fuzz clean architecture
 
 all: build
 
@@ -39,9 +39,19 @@ build:
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN)/vaultsim ./cmd/vaultsim
 
 # Everything the tests need that is not a Go module import: the real S3 server,
-# ZetaSQL for the BigQuery stand-in, and systemd-analyze (Debian package
-# systemd) to verify the unit files.
-tools: $(TOOLS)/versitygw $(TOOLS)/zetasql/.installed $(TOOLS)/govulncheck $(VAULTSINK_VULNDB) systemd-analyze
+# ZetaSQL for the BigQuery stand-in, systemd-analyze (Debian package
+# systemd) to verify the unit files, and promtool for the alert rules.
+tools: cxx $(TOOLS)/versitygw $(TOOLS)/zetasql/.installed $(TOOLS)/govulncheck $(VAULTSINK_VULNDB) systemd-analyze $(TOOLS)/promtool
+
+# promtool checks and unit-tests deploy/prometheus: the one binary (48 MB) out
+# of Debian's prometheus package (19 MB download), which installed would also
+# start a Prometheus server. Without it the rule tests fail under make.
+$(TOOLS)/promtool:
+	@mkdir -p $@.tmp && cd $@.tmp && { apt-get download prometheus >/dev/null 2>&1 || \
+	  { [ "$$(id -u)" = 0 ] && apt-get update -qq && apt-get download prometheus >/dev/null; }; } && \
+	  dpkg-deb --fsys-tarfile prometheus_*.deb | tar -x ./usr/bin/promtool && mv usr/bin/promtool $@ || \
+	  echo "note: could not take promtool from Debian's prometheus package (apt-get download, dpkg-deb); the alert-rule tests will fail"; \
+	  rm -rf $@.tmp
 
 $(TOOLCHAIN_STAMP):
 	@mkdir -p $(TOOLS)
@@ -75,6 +85,15 @@ apt_tool = @command -v $(1) >/dev/null 2>&1 || { \
 systemd-analyze:
 	$(call apt_tool,systemd-analyze,systemd,for systemd-analyze verify,the unit-file test will skip)
 
+# A C and C++ compiler: DuckDB, the tests' independent Parquet reader, is a
+# cgo package over a C++ library. The shipped binaries need neither.
+cxx:
+	$(call apt_tool,g++,g++,DuckDB's cgo driver in the tests,the packages that read Parquet back with DuckDB will not build)
+
+# Node.js and npm run Google's ZetaSQL analyzer for the BigQuery stand-in.
+nodejs:
+	$(call apt_tool,npm,nodejs npm,ZetaSQL for the BigQuery stand-in,the BigQuery stand-in tests will skip)
+
 # valgrind's cachegrind counts the instructions per event in `make bench`.
 valgrind:
 	$(call apt_tool,valgrind,valgrind,instruction counts in make bench,the report will say so)
@@ -86,7 +105,7 @@ $(TOOLS)/versitygw: $(TOOLCHAIN_STAMP)
 # The npm package, into .tools/zetasql with the machine's npm. Without Node.js
 # the BigQuery tests skip, saying so; the stamp names the package so that a
 # new version reinstalls.
-$(TOOLS)/zetasql/.installed: Makefile
+$(TOOLS)/zetasql/.installed: Makefile | nodejs
 	@if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then \
 	  echo "note: node or npm not found: ZetaSQL ($(ZETASQL_PACKAGE)) is not installed and the BigQuery stand-in tests will skip (Debian: apt-get install nodejs npm)"; \
 	else \
@@ -120,5 +139,36 @@ bench: build valgrind
 demo: build
 	@bash deploy/demo/demo.sh
 
+# Release: static binaries (linux, darwin; amd64, arm64), an SPDX SBOM per
+# binary, the multi-arch OCI image (dist/oci, an OCI layout, and
+# dist/vaultsink-$(VERSION)-oci.tar) and SHA256SUMS, all into $(DIST), built
+# by tools/release with go-containerregistry: no Docker engine. The image's CA
+# bundle is Debian's ca-certificates; the same commit, Go release and bundle
+# give the same digests. Tag the commit first (git tag v0.2.0) for a clean
+# version.
+.PHONY: release image-push ca-certificates
+DIST := dist
+CA_BUNDLE := /etc/ssl/certs/ca-certificates.crt
+
+ca-certificates:
+	$(call apt_tool,update-ca-certificates,ca-certificates,the CA bundle of the release image,make release fails without $(CA_BUNDLE))
+
+release: ca-certificates
+	rm -rf $(DIST)
+	$(GO) run ./tools/release dist -out $(DIST) -version $(VERSION) -certs $(CA_BUNDLE) \
+	  -certs-origin "$$(dpkg-query -W -f='Debian ca-certificates $${Version}' ca-certificates 2>/dev/null)"
+
+# Push the image index of `make release` (every platform) with the
+# credentials of `docker login` or a credential helper (~/.docker/config.json;
+# no Docker engine needed): make image-push IMAGE=ghcr.io/you/vaultsink:v0.2.0
+image-push:
+	@[ -n "$(IMAGE)" ] || { echo "usage: make image-push IMAGE=REGISTRY/REPO:TAG (after make release)"; exit 2; }
+	$(GO) run ./tools/release push -layout $(DIST)/oci -image $(IMAGE)
+
 clean:
-	rm -rf $(BIN) demo-out
+	rm -rf $(BIN) demo-out $(DIST)
+
+# Regenerate the import graph in docs/architecture.md from the tree
+# (internal/archtest keeps it true and the layers in order).
+architecture:
+	$(GO) test ./internal/archtest/ -run TestGraphDocumented -update
