@@ -116,6 +116,8 @@ func loadManifests(t *testing.T) *manifests {
 			case "monitoring.coreos.com/v1 ServiceMonitor":
 				o := &serviceMonitor{}
 				m.monitors, obj = append(m.monitors, o), o
+			case "monitoring.coreos.com/v1 PrometheusRule":
+				obj = &prometheusRule{}
 			default:
 				t.Fatalf("%s doc %d: unexpected %s %s", base, i, tm.APIVersion, tm.Kind)
 			}
@@ -529,7 +531,7 @@ func TestKubernetesManifests(t *testing.T) {
 			}
 		}
 		// Everything is applied except the documented alternatives.
-		optional := map[string]bool{"cronjob.yaml": true, "servicemonitor.yaml": true, "secret.example.yaml": true}
+		optional := map[string]bool{"cronjob.yaml": true, "servicemonitor.yaml": true, "prometheusrule.yaml": true, "secret.example.yaml": true}
 		for f := range m.files {
 			if !listed[f] && !optional[f] {
 				t.Errorf("%s is neither in kustomization.yaml nor a documented optional file", f)
