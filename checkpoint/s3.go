@@ -18,19 +18,20 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/aws-sdk-go-v2/service/s3/types"
 
-	s3sink "github.com/vaultsink/vaultsink/sinks/s3"
+	"github.com/vaultsink/vaultsink/internal/s3client"
 )
 
 // DefaultS3Prefix is where the S3 store keeps checkpoints unless configured.
 const DefaultS3Prefix = "vaultsink/state"
 
 // S3Config is the `checkpoint:` section of type s3. Credentials, region,
-// endpoint and checksums are the S3 sink's settings.
+// endpoint and checksums are the S3 sink's settings (s3client.ClientConfig).
 type S3Config struct {
-	s3sink.ClientConfig `yaml:",inline"`
-	Bucket              string `yaml:"bucket"`
-	// Prefix holds one <org>.json per org; keep it outside the sink's data
-	// prefix (s3sink.Overlaps tells) so table readers never scan state.
+	s3client.ClientConfig `yaml:",inline"`
+	Bucket                string `yaml:"bucket"`
+	// Prefix holds one <org>.json per org; it must lie outside the sink's
+	// areas (the config loader checks, by Areas) so table readers never
+	// scan state.
 	Prefix string `yaml:"prefix"`
 }
 
@@ -57,6 +58,9 @@ func (c *S3Config) Validate() error {
 	}
 	return nil
 }
+
+// Areas is where the store writes, as s3://bucket/prefix.
+func (c *S3Config) Areas() []string { return []string{"s3://" + c.Bucket + "/" + c.Prefix} }
 
 // Build creates the store.
 func (c *S3Config) Build(ctx context.Context, log *slog.Logger) (Store, error) {
@@ -99,7 +103,7 @@ func NewS3Store(ctx context.Context, cfg S3Config, log *slog.Logger) (*S3Store, 
 	if err := cfg.Validate(); err != nil {
 		return nil, fmt.Errorf("s3 checkpoint config: %w", err)
 	}
-	client, err := s3sink.NewClient(ctx, cfg.ClientConfig)
+	client, err := s3client.NewClient(ctx, cfg.ClientConfig)
 	if err != nil {
 		return nil, fmt.Errorf("s3 checkpoint client: %w", err)
 	}
@@ -121,7 +125,7 @@ func (s *S3Store) fail(op, s3op string, err error, key, org string) error {
 	if org != "" {
 		what = "checkpoint of org " + org
 	}
-	return fmt.Errorf("%s: %w", op, s3sink.Classify(s3sink.OpError(s3op, err), s.bucket, key, what))
+	return fmt.Errorf("%s: %w", op, s3client.Classify(s3client.OpError(s3op, err), ErrPermanent, s.bucket, key, what))
 }
 
 // Get returns the org's checkpoint with Version set to the object's ETag.

@@ -12,8 +12,7 @@ import (
 
 	"github.com/vaultsink/vaultsink/checkpoint"
 	"github.com/vaultsink/vaultsink/checkpoint/checkpointtest"
-	"github.com/vaultsink/vaultsink/sinks"
-	s3sink "github.com/vaultsink/vaultsink/sinks/s3"
+	"github.com/vaultsink/vaultsink/internal/s3client"
 	"github.com/vaultsink/vaultsink/sinks/s3/s3test"
 )
 
@@ -90,7 +89,7 @@ func TestS3StoreCAS(t *testing.T) {
 func TestS3StoreCorrupt(t *testing.T) {
 	srv := s3test.Versity(t)
 	st := newS3Store(t, srv, "vaultsink/state")
-	client, err := s3sink.NewClient(context.Background(), srv.ClientConfig())
+	client, err := s3client.NewClient(context.Background(), srv.ClientConfig())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -119,7 +118,7 @@ func TestS3StoreAccessDenied(t *testing.T) {
 	bad.SecretKey = "wrong"
 	st := newS3Store(t, &bad, "")
 	_, err := st.Put(context.Background(), checkpointtest.Full("org_x"))
-	if !errors.Is(err, sinks.ErrPermanent) || !strings.Contains(err.Error(), "s3:PutObject") {
+	if !errors.Is(err, checkpoint.ErrPermanent) || !strings.Contains(err.Error(), "s3:PutObject") {
 		t.Fatalf("Put with a wrong secret = %v, want a permanent error naming s3:PutObject", err)
 	}
 }

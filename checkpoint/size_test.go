@@ -14,7 +14,7 @@ import (
 
 	"github.com/vaultsink/vaultsink/checkpoint"
 	"github.com/vaultsink/vaultsink/checkpoint/checkpointtest"
-	s3sink "github.com/vaultsink/vaultsink/sinks/s3"
+	"github.com/vaultsink/vaultsink/internal/s3client"
 	"github.com/vaultsink/vaultsink/sinks/s3/s3test"
 )
 
@@ -60,7 +60,7 @@ func TestFileGetTooLarge(t *testing.T) {
 func TestS3GetTooLarge(t *testing.T) {
 	srv := s3test.Versity(t)
 	st := newS3Store(t, srv, "vaultsink/state")
-	client, err := s3sink.NewClient(context.Background(), srv.ClientConfig())
+	client, err := s3client.NewClient(context.Background(), srv.ClientConfig())
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -194,6 +194,10 @@ var (
 	// MaxDocBytes. Put refuses it before writing anything, so a store never
 	// holds a document it cannot read back.
 	ErrTooLarge = errors.New("checkpoint document too large")
+	// ErrPermanent marks store errors that retrying cannot fix (access
+	// denied, a missing bucket): the runner holds the org back instead of
+	// retrying on every tick, as for a sink's sinks.ErrPermanent.
+	ErrPermanent = errors.New("permanent checkpoint store error")
 )
 
 // MaxDocBytes is the largest checkpoint document a store writes and reads

@@ -29,8 +29,8 @@ import (
 	"github.com/vaultsink/vaultsink/checkpoint"
 	"github.com/vaultsink/vaultsink/internal/durfmt"
 	"github.com/vaultsink/vaultsink/internal/secret"
+	"github.com/vaultsink/vaultsink/internal/yamlstrict"
 	"github.com/vaultsink/vaultsink/sinks"
-	s3sink "github.com/vaultsink/vaultsink/sinks/s3"
 	"github.com/vaultsink/vaultsink/source"
 )
 
@@ -179,19 +179,17 @@ func (l *Log) SetDefaults() {
 }
 
 // Resolved is an org's effective settings: its overrides laid over the
-// top-level values.
+// top-level values. It is the one shape of an org's settings: the runner
+// takes it as it is (runner.OrgSpec embeds it, beside the sink built from
+// SinkSection).
 type Resolved struct {
-	ID         string
-	Credential source.Credential
-	// Source is the top-level source section with the org's rate limit.
-	Source    source.Config
-	Window    time.Duration
-	Start     time.Time
-	Lookback  int
-	RateLimit float64
-	// Sink is the org's own section, or &Config.Sink: orgs whose Sink
+	Org      source.Org    // id, credential and rate limit: what the API client needs
+	Window   time.Duration // divides 24h
+	Start    time.Time     // where a new checkpoint begins (aligned to Window)
+	Lookback int
+	// SinkSection is the org's own section, or &Config.Sink: orgs whose
 	// pointers are equal can share one built sink.
-	Sink *SinkSection
+	SinkSection *SinkSection
 }
 
 // OrgSettings returns the effective settings of org id.
@@ -206,14 +204,11 @@ func (c *Config) OrgSettings(id string) (Resolved, bool) {
 
 func (c *Config) resolve(o *Org) Resolved {
 	r := Resolved{
-		ID:         o.ID,
-		Credential: o.Credential,
-		Source:     c.Source,
-		Window:     c.Window,
-		Start:      c.Start,
-		Lookback:   c.Lookback,
-		RateLimit:  c.Source.RateLimit,
-		Sink:       &c.Sink,
+		Org:         source.Org{ID: o.ID, Credential: o.Credential, RateLimit: c.Source.RateLimit},
+		Window:      c.Window,
+		Start:       c.Start,
+		Lookback:    c.Lookback,
+		SinkSection: &c.Sink,
 	}
 	if o.Window != nil {
 		r.Window = *o.Window
@@ -225,11 +220,10 @@ func (c *Config) resolve(o *Org) Resolved {
 		r.Lookback = *o.Lookback
 	}
 	if o.RateLimit != nil {
-		r.RateLimit = *o.RateLimit
+		r.Org.RateLimit = *o.RateLimit
 	}
-	r.Source.RateLimit = r.RateLimit
 	if o.Sink != nil {
-		r.Sink = o.Sink
+		r.SinkSection = o.Sink
 	}
 	return r
 }
@@ -300,7 +294,7 @@ func (c *Config) Validate() error {
 	}
 	v.section("sink", c.Sink.Type, c.Sink.Config)
 	v.section("checkpoint", c.Checkpoint.Type, c.Checkpoint.Config)
-	c.validateS3Layout(v)
+	c.validateAreas(v)
 
 	if len(c.Orgs) == 0 {
 		v.bad("orgs", "[]", "at least one org is required")
@@ -420,7 +414,7 @@ func (v *validator) credential(p string, cr source.Credential) {
 	}
 	switch {
 	case cr.TokenEnv != "":
-		if !validVarName(cr.TokenEnv) {
+		if !yamlstrict.ValidVarName(cr.TokenEnv) {
 			v.bad(p+".token_env", strconv.Quote(cr.TokenEnv), "not an environment variable name")
 		} else if _, err := cr.Resolve(); err != nil {
 			v.bad(p+".token_env", cr.TokenEnv, "is unset or empty in the environment")
@@ -581,22 +575,32 @@ func checkSchedule(spec string) error {
 	return nil
 }
 
-// validateS3Layout keeps S3 checkpoints out of the data and quarantine
-// prefixes: a Hive reader scanning the table prefix must never see state.
-func (c *Config) validateS3Layout(v *validator) {
-	cp, ok := c.Checkpoint.Config.(*checkpoint.S3Config)
+// areas is implemented by sink and checkpoint sections whose types keep
+// objects in a namespace they may share (S3 buckets): Areas returns where
+// they write, as URLs such as s3://bucket/prefix (see sinks.AreasOverlap).
+type areas interface{ Areas() []string }
+
+// validateAreas keeps checkpoints out of every sink's areas (the S3 sink's
+// data and quarantine prefixes): a Hive reader scanning the table prefix
+// must never see state.
+func (c *Config) validateAreas(v *validator) {
+	cp, ok := c.Checkpoint.Config.(areas)
 	if !ok {
 		return
 	}
 	check := func(field string, sec *SinkSection) {
-		sc, ok := sec.Config.(*s3sink.Config)
-		if !ok || sc.Bucket != cp.Bucket {
+		sa, ok := sec.Config.(areas)
+		if !ok {
 			return
 		}
-		for _, p := range []string{sc.Prefix, sc.QuarantinePrefix} {
-			if p != "" && s3sink.Overlaps(p, cp.Prefix) {
-				v.bad("checkpoint.prefix", strconv.Quote(cp.Prefix), "overlaps "+field+" prefix "+strconv.Quote(p)+" in the same bucket: keep checkpoints outside the data")
-				return
+		for _, s := range sa.Areas() {
+			for _, a := range cp.Areas() {
+				if sinks.AreasOverlap(a, s) {
+					_, cpPrefix := sinks.SplitArea(a)
+					_, prefix := sinks.SplitArea(s)
+					v.bad("checkpoint.prefix", strconv.Quote(cpPrefix), "overlaps "+field+" prefix "+strconv.Quote(prefix)+" in the same bucket: keep checkpoints outside the data")
+					return
+				}
 			}
 		}
 	}

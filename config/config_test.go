@@ -206,16 +206,16 @@ func TestOrgSettings(t *testing.T) {
 			if !ok {
 				t.Fatal("not found")
 			}
-			if r.Window != w.window || !r.Start.Equal(w.start) || r.Lookback != w.lookback || r.RateLimit != w.rate || r.Source.RateLimit != w.rate {
-				t.Errorf("got window %v start %v lookback %d rate %v/%v", r.Window, r.Start, r.Lookback, r.RateLimit, r.Source.RateLimit)
+			if r.Window != w.window || !r.Start.Equal(w.start) || r.Lookback != w.lookback || r.Org.RateLimit != w.rate {
+				t.Errorf("got window %v start %v lookback %d rate %v", r.Window, r.Start, r.Lookback, r.Org.RateLimit)
 			}
-			if !reflect.DeepEqual(r.Sink.Config, w.sink) {
-				t.Errorf("sink = %+v, want %+v", r.Sink.Config, w.sink)
+			if !reflect.DeepEqual(r.SinkSection.Config, w.sink) {
+				t.Errorf("sink = %+v, want %+v", r.SinkSection.Config, w.sink)
 			}
-			if (r.Sink == &c.Sink) != w.sharedSink {
-				t.Errorf("shares the top-level sink: %v, want %v", r.Sink == &c.Sink, w.sharedSink)
+			if (r.SinkSection == &c.Sink) != w.sharedSink {
+				t.Errorf("shares the top-level sink: %v, want %v", r.SinkSection == &c.Sink, w.sharedSink)
 			}
-			tok, err := r.Credential.Resolve()
+			tok, err := r.Org.Credential.Resolve()
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -244,42 +244,6 @@ func TestExpansionCannotInjectStructure(t *testing.T) {
 	}
 	if c.Window != time.Hour {
 		t.Errorf("window = %v", c.Window)
-	}
-}
-
-func TestExpand(t *testing.T) {
-	env := map[string]string{"A": "alpha", "EMPTY": ""}
-	lookup := func(k string) (string, bool) { v, ok := env[k]; return v, ok }
-	tests := []struct{ in, want, err string }{
-		{"plain", "plain", ""},
-		{"${A}", "alpha", ""},
-		{"x${A}y${A}", "xalphayalpha", ""},
-		{"$$", "$", ""},
-		{"$${A}", "${A}", ""},
-		{"a$b$", "a$b$", ""},
-		{"${B:-dflt}", "dflt", ""},
-		{"${EMPTY:-dflt}", "dflt", ""},
-		{"${EMPTY}", "", ""},
-		{"${A:-dflt}", "alpha", ""},
-		{"${B:-}", "", ""},
-		{"${B}", "", "environment variable B is not set"},
-		{"${A", "", "unterminated"},
-		{"${}", "", "invalid variable name"},
-		{"${1A}", "", "invalid variable name"},
-	}
-	for _, tt := range tests {
-		t.Run(tt.in, func(t *testing.T) {
-			got, err := expand(tt.in, lookup)
-			if tt.err != "" {
-				if err == nil || !strings.Contains(err.Error(), tt.err) {
-					t.Fatalf("err = %v, want %q", err, tt.err)
-				}
-				return
-			}
-			if err != nil || got != tt.want {
-				t.Fatalf("got %q, %v; want %q", got, err, tt.want)
-			}
-		})
 	}
 }
 

@@ -9,6 +9,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/vaultsink/vaultsink/config"
+
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/vaultsink/vaultsink/checkpoint"
@@ -80,8 +82,7 @@ func TestDayOfPasses(t *testing.T) {
 	store := &countingStore{Store: file, gets: map[string]int{}, puts: map[string]int{}}
 	var specs []OrgSpec
 	for _, c := range sim.Creds() {
-		specs = append(specs, OrgSpec{Org: source.Org{ID: c.OrgID, Credential: source.Credential{Token: secret.New(c.Token)}},
-			Start: day.Add(-time.Hour), Window: time.Hour, Lookback: 1, Sink: sink})
+		specs = append(specs, OrgSpec{Resolved: config.Resolved{Org: source.Org{ID: c.OrgID, Credential: source.Credential{Token: secret.New(c.Token)}}, Start: day.Add(-time.Hour), Window: time.Hour, Lookback: 1}, Sink: sink})
 	}
 	replicas := []*Engine{}
 	for i := range 2 {

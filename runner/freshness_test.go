@@ -9,6 +9,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/vaultsink/vaultsink/config"
+
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/vaultsink/vaultsink/checkpoint"
@@ -83,8 +85,7 @@ func newFreshnessEnv(t *testing.T, concurrency int) *freshnessEnv {
 		if c.OrgID == "org_3" {
 			start = f.base
 		}
-		specs = append(specs, OrgSpec{Org: source.Org{ID: c.OrgID, Credential: source.Credential{Token: secret.New(c.Token)}},
-			Start: start, Window: time.Hour, Sink: sink})
+		specs = append(specs, OrgSpec{Resolved: config.Resolved{Org: source.Org{ID: c.OrgID, Credential: source.Credential{Token: secret.New(c.Token)}}, Start: start, Window: time.Hour}, Sink: sink})
 	}
 	f.engine = New(Options{Source: client, Store: store, Orgs: specs, Settle: 5 * time.Minute, Concurrency: concurrency,
 		Owner: OwnerID("freshness"), Registerer: f.reg, Now: f.now})

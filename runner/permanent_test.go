@@ -10,6 +10,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/vaultsink/vaultsink/config"
+
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/vaultsink/vaultsink/internal/secret"
@@ -73,7 +75,7 @@ func TestPermanentErrorHoldsOrgBack(t *testing.T) {
 	org := source.Org{ID: "org_1", Credential: source.Credential{Token: secret.New(sim.Creds()[0].Token)}}
 	e := New(Options{
 		Source: client, Store: store, Registerer: reg, Settle: time.Minute, Now: clock,
-		Orgs: []OrgSpec{{Org: org, Start: start, Window: time.Hour, Sink: sink}},
+		Orgs: []OrgSpec{{Resolved: config.Resolved{Org: org, Start: start, Window: time.Hour}, Sink: sink}},
 	})
 	ctx := context.Background()
 

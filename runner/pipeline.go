@@ -50,7 +50,7 @@ func (e *Engine) startWalk(ctx context.Context, spec OrgSpec, o *opened, near []
 	k := &walk{o: o, pages: make(chan source.Page, buffer), done: make(chan struct{}), cancel: cancel, then: then}
 	go func() {
 		defer close(k.done)
-		k.st, k.err = e.o.Source.WalkWith(wctx, spec.Org, o.w, e.o.Mem, source.WalkOptions{Known: known}, func(p source.Page) error {
+		k.st, k.err = e.o.Source.Walk(wctx, spec.Org, o.w, e.o.Mem, source.WalkOptions{Known: known}, func(p source.Page) error {
 			select {
 			case k.pages <- p:
 				return nil

@@ -12,6 +12,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/vaultsink/vaultsink/config"
+
 	"github.com/apache/arrow-go/v18/arrow/memory"
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -100,7 +102,7 @@ func TestLookahead(t *testing.T) {
 	engine := func(sink sinks.Sink, mem memory.Allocator) *Engine {
 		return New(Options{
 			Source: client, Store: store, Registerer: reg, Settle: time.Minute, Mem: mem,
-			Orgs: []OrgSpec{{Org: org, Start: start, Window: time.Hour, Sink: sink}},
+			Orgs: []OrgSpec{{Resolved: config.Resolved{Org: org, Start: start, Window: time.Hour}, Sink: sink}},
 			Now:  func() time.Time { return start.Add(5 * time.Hour) },
 		})
 	}

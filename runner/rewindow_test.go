@@ -10,6 +10,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/vaultsink/vaultsink/config"
+
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/vaultsink/vaultsink/checkpoint"
@@ -53,7 +55,7 @@ func (a *archive) engine(window time.Duration, lookback int, sink sinks.Sink) *E
 		sink = a.sink
 	}
 	return New(Options{Source: a.src, Store: a.store, Registerer: prometheus.NewRegistry(), Settle: 5 * time.Minute,
-		Owner: "test", Orgs: []OrgSpec{{Org: a.org, Start: a.start, Window: window, Lookback: lookback, Sink: sink}},
+		Owner: "test", Orgs: []OrgSpec{{Resolved: config.Resolved{Org: a.org, Start: a.start, Window: window, Lookback: lookback}, Sink: sink}},
 		Now: func() time.Time { return a.now }})
 }
 
@@ -120,7 +122,7 @@ func TestRewindow(t *testing.T) {
 	}
 	a.exact(time.Hour) // nothing was written
 
-	res, err := a.engine(24*time.Hour, 1, nil).Rewindow(context.Background(), OrgSpec{Org: a.org, Start: start, Window: 24 * time.Hour, Sink: a.sink})
+	res, err := a.engine(24*time.Hour, 1, nil).Rewindow(context.Background(), OrgSpec{Resolved: config.Resolved{Org: a.org, Start: start, Window: 24 * time.Hour}, Sink: a.sink})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -138,7 +140,7 @@ func TestRewindow(t *testing.T) {
 	a.exact(24 * time.Hour)
 
 	// And back to 15 minutes, through a span of 24h units.
-	if _, err := a.engine(15*time.Minute, 1, nil).Rewindow(context.Background(), OrgSpec{Org: a.org, Start: start, Window: 15 * time.Minute, Sink: a.sink}); err != nil {
+	if _, err := a.engine(15*time.Minute, 1, nil).Rewindow(context.Background(), OrgSpec{Resolved: config.Resolved{Org: a.org, Start: start, Window: 15 * time.Minute}, Sink: a.sink}); err != nil {
 		t.Fatal(err)
 	}
 	a.exact(15 * time.Minute)
@@ -189,7 +191,7 @@ func TestRewindowCrashSafe(t *testing.T) {
 			}
 			f := &flakyRewriter{Sink: a.sink}
 			f.failAt.Store(failAt)
-			spec := OrgSpec{Org: a.org, Start: start, Window: 24 * time.Hour, Sink: f}
+			spec := OrgSpec{Resolved: config.Resolved{Org: a.org, Start: start, Window: 24 * time.Hour}, Sink: f}
 			if _, err := a.engine(24*time.Hour, 0, f).Rewindow(context.Background(), spec); err == nil {
 				t.Fatalf("the rewrite did not stop at step %d", failAt)
 			}

@@ -14,6 +14,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/vaultsink/vaultsink/config"
+
 	"github.com/apache/arrow-go/v18/arrow/memory"
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -24,13 +26,11 @@ import (
 	"github.com/vaultsink/vaultsink/source"
 )
 
-// OrgSpec is one org's effective settings.
+// OrgSpec is one org's settings (as config resolves them) with the sink
+// built from them.
 type OrgSpec struct {
-	Org      source.Org
-	Start    time.Time     // where a new checkpoint begins (aligned to Window)
-	Window   time.Duration // divides 24h
-	Lookback int
-	Sink     sinks.Sink
+	config.Resolved
+	Sink sinks.Sink
 }
 
 // Options configure an Engine.
@@ -312,8 +312,8 @@ func (e *Engine) syncOrg(stop, work context.Context, spec OrgSpec, lookback bool
 }
 
 // permanentHold is how long a daemon leaves an org alone after an error
-// that retrying cannot fix (sinks.ErrPermanent: access denied, a missing
-// bucket or dataset, an invalid table): one attempt per hold instead of one
+// that retrying cannot fix (sinks.ErrPermanent, checkpoint.ErrPermanent:
+// access denied, a missing bucket or dataset, an invalid table): one attempt per hold instead of one
 // per tick, each failing pass saying why, until an operator fixes the cause
 // (a restart retries at once).
 const permanentHold = 15 * time.Minute
@@ -449,7 +449,7 @@ func (e *Engine) fail(log *slog.Logger, res Result, stage string, err error) Res
 	e.m.Errors.WithLabelValues(res.Org, stage).Inc()
 	res.Status = StatusFailed
 	res.Err = err
-	if errors.Is(err, sinks.ErrPermanent) {
+	if errors.Is(err, sinks.ErrPermanent) || errors.Is(err, checkpoint.ErrPermanent) {
 		until := e.now().Add(permanentHold)
 		e.held.Store(res.Org, heldBack{until: until, err: err})
 		log.Error("org run failed; retrying cannot fix this error, so the org is held back until it is fixed", "stage", stage, "err", err,

@@ -14,6 +14,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/vaultsink/vaultsink/config"
+
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/vaultsink/vaultsink/checkpoint"
@@ -97,7 +99,7 @@ func TestSyncUnsortedWindow(t *testing.T) {
 	org := source.Org{ID: "org_1", Credential: source.Credential{Token: secret.New("tok")}}
 	e := New(Options{
 		Source: client, Store: store, Log: log, Registerer: reg, Settle: 5 * time.Minute,
-		Orgs: []OrgSpec{{Org: org, Start: start, Window: time.Hour, Sink: sink}},
+		Orgs: []OrgSpec{{Resolved: config.Resolved{Org: org, Start: start, Window: time.Hour}, Sink: sink}},
 		Now:  func() time.Time { return start.Add(2*time.Hour + 10*time.Minute) },
 	})
 	sum := e.Sync(context.Background(), context.Background())

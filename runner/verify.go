@@ -157,6 +157,25 @@ type VerifySummary struct {
 	CrossChecked  bool
 }
 
+// Add counts o's windows, events and findings into s (for a total over
+// orgs; the per-org fields keep s's).
+func (s *VerifySummary) Add(o VerifySummary) {
+	s.Windows += o.Windows
+	s.NotSynced += o.NotSynced
+	s.Differ += o.Differ
+	s.PagingDiffers += o.PagingDiffers
+	s.Units += o.Units
+	s.API += o.API
+	s.Sink += o.Sink
+	s.Missing += o.Missing
+	s.QuarantineOnly += o.QuarantineOnly
+	s.Extra += o.Extra
+	s.Duplicated += o.Duplicated
+	s.Outside += o.Outside
+	s.Adjacent += o.Adjacent
+	s.Findings = append(s.Findings, o.Findings...)
+}
+
 // OK reports whether nothing differs and no finding (other than info) was
 // made.
 func (s VerifySummary) OK() bool {
@@ -607,7 +626,7 @@ func (v *verifier) compare(ctx context.Context, k int, rows []vrow, held, prev m
 // walk returns the distinct ids the API returns for w.
 func (v *verifier) walk(ctx context.Context, w source.Window) (map[string]struct{}, error) {
 	ids := map[string]struct{}{}
-	_, err := v.e.o.Source.WalkWith(ctx, v.spec.Org, w, nil, source.WalkOptions{}, func(p source.Page) error {
+	_, err := v.e.o.Source.Walk(ctx, v.spec.Org, w, nil, source.WalkOptions{}, func(p source.Page) error {
 		if p.Rec == nil {
 			return nil
 		}

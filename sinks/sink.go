@@ -17,6 +17,7 @@ import (
 
 	"github.com/apache/arrow-go/v18/arrow"
 
+	"github.com/vaultsink/vaultsink/internal/check"
 	"github.com/vaultsink/vaultsink/source"
 )
 
@@ -215,8 +216,14 @@ type Stater interface {
 	Stat(ctx context.Context, w source.Window) (exists bool, events int64, err error)
 }
 
-// Checker is implemented by sinks that can prove they are writable without
-// writing a window (check-config --connect).
+// Checker is implemented by a sink type's Config: it checks, from the
+// configuration alone and without building the sink, that the sink it
+// builds would work (`vaultsink check-config --connect`). Check creates
+// nothing (no directory, dataset or table) and writes nothing but probe
+// objects it removes again; it reports every finding, going on past a
+// failed one where the next can still tell something. section is the
+// section's path in the config file ("sink", "orgs[2].sink"), which the
+// hints name keys under.
 type Checker interface {
-	Check(ctx context.Context) error
+	Check(ctx context.Context, section string) []check.Result
 }

@@ -28,7 +28,7 @@ const (
 // TimestampType is the Arrow type of the timestamp columns: microseconds, UTC.
 var TimestampType = &arrow.TimestampType{Unit: arrow.Microsecond, TimeZone: "UTC"}
 
-// Schema is the one declared record schema (README.md, "Record schema"), in
+// Schema is the one declared record schema (docs/how-it-works.md, "Record schema"), in
 // a fixed column order. It is never inferred from data. DictionaryColumns
 // are plain strings here and the Parquet writer dictionary-encodes them
 // per row group: arrow-go's dictionary builders keep growing across

@@ -55,12 +55,7 @@ type WalkOptions struct {
 //
 // Every event_id of the window is remembered (about 30 B each), so an id is
 // yielded once whatever the order of the events.
-func (c *Client) Walk(ctx context.Context, org Org, w Window, mem memory.Allocator, fn func(Page) error) (WalkStats, error) {
-	return c.WalkWith(ctx, org, w, mem, WalkOptions{}, fn)
-}
-
-// WalkWith is Walk with options.
-func (c *Client) WalkWith(ctx context.Context, org Org, w Window, mem memory.Allocator, opts WalkOptions, fn func(Page) error) (WalkStats, error) {
+func (c *Client) Walk(ctx context.Context, org Org, w Window, mem memory.Allocator, opts WalkOptions, fn func(Page) error) (WalkStats, error) {
 	var st WalkStats
 	token, err := org.Credential.Resolve()
 	if err != nil {
@@ -420,7 +415,7 @@ var errEnough = errors.New("enough")
 // only until a page has a row of the org.
 func (c *Client) Probe(ctx context.Context, org Org, w Window) (bool, error) {
 	found := false
-	_, err := c.WalkWith(ctx, org, w, nil, WalkOptions{}, func(p Page) error {
+	_, err := c.Walk(ctx, org, w, nil, WalkOptions{}, func(p Page) error {
 		if p.Rec != nil {
 			p.Rec.Release()
 		}

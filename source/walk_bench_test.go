@@ -32,7 +32,7 @@ func BenchmarkWalk(b *testing.B) {
 	b.ReportAllocs()
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
-		st, err := c.Walk(context.Background(), org, w, mem, func(p source.Page) error {
+		st, err := c.Walk(context.Background(), org, w, mem, source.WalkOptions{}, func(p source.Page) error {
 			if p.Rec != nil {
 				p.Rec.Release()
 			}

@@ -81,7 +81,7 @@ func walk(t *testing.T, c *source.Client, org source.Org, w source.Window) (walk
 	mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
 	defer mem.AssertSize(t, 0)
 	var out walked
-	st, err := c.Walk(context.Background(), org, w, mem, func(p source.Page) error {
+	st, err := c.Walk(context.Background(), org, w, mem, source.WalkOptions{}, func(p source.Page) error {
 		out.quar = append(out.quar, p.Quarantined...)
 		if p.Rec == nil {
 			return nil

@@ -2,31 +2,29 @@ package main
 
 import (
 	"context"
-	"errors"
-	"flag"
 	"fmt"
-	"io"
 	"log/slog"
-	"os"
+	"slices"
 	"strings"
 	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
-	"golang.org/x/term"
+	"github.com/spf13/cobra"
 
 	"github.com/vaultsink/vaultsink/checkpoint"
 	"github.com/vaultsink/vaultsink/config"
+	"github.com/vaultsink/vaultsink/internal/durfmt"
 	"github.com/vaultsink/vaultsink/runner"
 	"github.com/vaultsink/vaultsink/sinks"
-	_ "github.com/vaultsink/vaultsink/sinks/all" // register every sink type
 	"github.com/vaultsink/vaultsink/source"
 )
 
 // app is everything a command needs, built from the config file.
 type app struct {
 	cfg    *config.Config
+	con    *console
 	log    *slog.Logger
 	reg    *prometheus.Registry
 	client *source.Client
@@ -42,33 +40,17 @@ type commonFlags struct {
 	logLevel string
 }
 
-func newFlagSet(name string, stderr io.Writer, c *commonFlags) *flag.FlagSet {
-	fs := flag.NewFlagSet(name, flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	fs.StringVar(&c.config, "config", "", "path to the YAML config (required)")
-	fs.StringVar(&c.logLevel, "log-level", "", "override log.level: debug, info, warn, error")
-	return fs
-}
-
-func parseFlags(fs *flag.FlagSet, args []string, c *commonFlags) error {
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return &exitError{code: exitOK, err: errors.New("")}
-		}
-		return &exitError{code: exitUsage, err: errors.New("")}
-	}
-	if fs.NArg() > 0 {
-		return usageError("%s: unexpected argument %q", fs.Name(), fs.Arg(0))
-	}
-	if c.config == "" {
-		return usageError("%s: --config is required", fs.Name())
-	}
-	return nil
+func (c *commonFlags) add(cmd *cobra.Command) {
+	cmd.Flags().StringVar(&c.config, "config", "", "path to the YAML config (required)")
+	cmd.Flags().StringVar(&c.logLevel, "log-level", "", "override log.level: debug, info, warn, error")
 }
 
 // loadConfig reads and validates the config; any error is a usage error,
 // so the process exits 2 before touching anything.
 func loadConfig(c commonFlags) (*config.Config, error) {
+	if c.config == "" {
+		return nil, usageError("--config is required")
+	}
 	cfg, err := config.Load(c.config)
 	if err != nil {
 		return nil, &exitError{code: exitUsage, err: fmt.Errorf("config %s:\n%w", c.config, err)}
@@ -79,43 +61,61 @@ func loadConfig(c commonFlags) (*config.Config, error) {
 	return cfg, nil
 }
 
-func newLogger(l config.Log, w io.Writer) (*slog.Logger, error) {
-	var level slog.Level
-	if err := level.UnmarshalText([]byte(l.Level)); err != nil {
-		return nil, usageError("log.level: %q: must be debug, info, warn or error", l.Level)
-	}
-	opts := &slog.HandlerOptions{Level: level}
-	format := l.Format
-	if format == "auto" {
-		format = "json"
-		if f, ok := w.(*os.File); ok && term.IsTerminal(int(f.Fd())) {
-			format = "text"
+// checkOrgs returns a usage error naming the configured orgs when an id
+// of ids is not one of them.
+func checkOrgs(cfg *config.Config, ids []string) error {
+	for _, id := range ids {
+		if _, ok := cfg.OrgSettings(id); !ok {
+			return unknownOrg(cfg, id)
 		}
 	}
-	if format == "text" {
-		return slog.New(slog.NewTextHandler(w, opts)), nil
-	}
-	return slog.New(slog.NewJSONHandler(w, opts)), nil
+	return nil
 }
 
-// open loads the config named by c and builds the app: the common start of
-// every command that runs the job. The caller closes the app.
-func open(ctx context.Context, c commonFlags, stderr io.Writer) (*app, error) {
+func unknownOrg(cfg *config.Config, id string) error {
+	ids := make([]string, 0, len(cfg.Orgs))
+	for _, o := range cfg.Orgs {
+		ids = append(ids, o.ID)
+	}
+	return usageError("--org %q is not in the config (its orgs: %s)", id, strings.Join(ids, ", "))
+}
+
+// open loads the config named by c and builds the app for the orgs only
+// (every org when only is empty): the common start of every command that
+// runs the job. The caller closes the app.
+func open(ctx context.Context, c commonFlags, con *console, only []string) (*app, error) {
 	cfg, err := loadConfig(c)
 	if err != nil {
 		return nil, err
 	}
-	return build(ctx, cfg, c.config, stderr)
+	if err := checkOrgs(cfg, only); err != nil {
+		return nil, err
+	}
+	return build(ctx, cfg, c.config, con, only)
+}
+
+// openWriting is open for the commands that write (run, sync, backfill):
+// it also logs the fencing each sink provides, and returns the work
+// context (see workContext). done ends the work context and closes the app.
+func openWriting(ctx context.Context, c commonFlags, con *console, only []string) (a *app, work context.Context, done func(), err error) {
+	a, err = open(ctx, c, con, only)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	a.probeFencing(ctx)
+	work, cancel := a.workContext(ctx)
+	return a, work, func() { cancel(); a.Close() }, nil
 }
 
 // build constructs the client, store, sinks and engine for cfg, read from
-// path (quoted in the repair commands errors print).
-func build(ctx context.Context, cfg *config.Config, path string, stderr io.Writer) (*app, error) {
-	log, err := newLogger(cfg.Log, stderr)
+// path (quoted in the repair commands errors print), for the orgs only
+// (every org when only is empty).
+func build(ctx context.Context, cfg *config.Config, path string, con *console, only []string) (*app, error) {
+	log, err := newLogger(cfg.Log, con)
 	if err != nil {
 		return nil, err
 	}
-	a := &app{cfg: cfg, log: log, reg: prometheus.NewRegistry(), sinks: map[*config.SinkSection]sinks.Sink{}}
+	a := &app{cfg: cfg, con: con, log: log, reg: prometheus.NewRegistry(), sinks: map[*config.SinkSection]sinks.Sink{}}
 	a.reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	buildInfo := prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "vaultsink_build_info", Help: "Build version."}, []string{"version"})
 	buildInfo.WithLabelValues(version).Set(1)
@@ -131,23 +131,20 @@ func build(ctx context.Context, cfg *config.Config, path string, stderr io.Write
 	}
 	env := sinks.Env{Logger: log, Registerer: a.reg, Version: version}
 	for _, o := range cfg.Orgs {
+		if len(only) > 0 && !slices.Contains(only, o.ID) {
+			continue
+		}
 		r, _ := cfg.OrgSettings(o.ID)
-		snk, ok := a.sinks[r.Sink]
+		snk, ok := a.sinks[r.SinkSection]
 		if !ok {
-			snk, err = r.Sink.Config.Build(ctx, env)
+			snk, err = r.SinkSection.Config.Build(ctx, env)
 			if err != nil {
 				a.Close()
-				return nil, fmt.Errorf("sink (%s) for org %s: %w", r.Sink.Type, o.ID, err)
+				return nil, fmt.Errorf("sink (%s) for org %s: %w", r.SinkSection.Type, o.ID, err)
 			}
-			a.sinks[r.Sink] = snk
+			a.sinks[r.SinkSection] = snk
 		}
-		a.specs = append(a.specs, runner.OrgSpec{
-			Org:      source.Org{ID: r.ID, Credential: r.Credential, RateLimit: r.RateLimit},
-			Start:    r.Start,
-			Window:   r.Window,
-			Lookback: r.Lookback,
-			Sink:     snk,
-		})
+		a.specs = append(a.specs, runner.OrgSpec{Resolved: r, Sink: snk})
 	}
 	a.engine = runner.New(runner.Options{
 		Source:      a.client,
@@ -199,11 +196,7 @@ func (a *app) spec(id string) (runner.OrgSpec, error) {
 			return s, nil
 		}
 	}
-	var ids []string
-	for _, s := range a.specs {
-		ids = append(ids, s.Org.ID)
-	}
-	return runner.OrgSpec{}, usageError("--org %q is not in the config (orgs: %s)", id, strings.Join(ids, ", "))
+	return runner.OrgSpec{}, unknownOrg(a.cfg, id)
 }
 
 // workContext returns a context that outlives stop by grace: when stop is
@@ -213,7 +206,8 @@ func (a *app) spec(id string) (runner.OrgSpec, error) {
 // that ignores its context), the process exits hardStop after the grace
 // all the same: an uncommitted window is redone by the next run, and a
 // lease not released expires.
-func workContext(stop context.Context, grace time.Duration) (context.Context, context.CancelFunc) {
+func (a *app) workContext(stop context.Context) (context.Context, context.CancelFunc) {
+	grace := a.cfg.ShutdownGrace
 	work, cancel := context.WithCancel(context.WithoutCancel(stop))
 	ended := make(chan struct{})
 	var once sync.Once
@@ -241,9 +235,8 @@ func workContext(stop context.Context, grace time.Duration) (context.Context, co
 		case <-ended:
 			return
 		}
-		fmt.Fprintf(os.Stderr, "vaultsink: still not stopped %s after shutdown_grace (%s) ended; exiting now: "+
-			"windows not committed are redone by the next run\n", hardStop, grace)
-		os.Exit(exitFailed)
+		a.con.exit(exitFailed, fmt.Sprintf("still not stopped %s after shutdown_grace (%s) ended; exiting now: "+
+			"windows not committed are redone by the next run", durfmt.String(hardStop), durfmt.String(grace)))
 	}()
 	return work, end
 }
@@ -252,10 +245,10 @@ func workContext(stop context.Context, grace time.Duration) (context.Context, co
 // is made to exit.
 const hardStop = 10 * time.Second
 
-// parseTime accepts RFC 3339 or a bare date (UTC midnight).
-func parseTime(flagName, v string) (time.Time, error) {
+// parseTime accepts RFC 3339 or a bare date (UTC midnight) for flag name.
+func parseTime(name, v string) (time.Time, error) {
 	if v == "" {
-		return time.Time{}, usageError("--%s is required", flagName)
+		return time.Time{}, usageError("--%s is required", name)
 	}
 	if t, err := time.Parse(time.RFC3339, v); err == nil {
 		return t.UTC(), nil
@@ -263,5 +256,5 @@ func parseTime(flagName, v string) (time.Time, error) {
 	if t, err := time.Parse(time.DateOnly, v); err == nil {
 		return t, nil
 	}
-	return time.Time{}, usageError("--%s %q: want RFC 3339 (2026-06-01T10:00:00Z) or a date (2026-06-01)", flagName, v)
+	return time.Time{}, usageError("--%s %q: want RFC 3339 (2026-06-01T10:00:00Z) or a date (2026-06-01)", name, v)
 }

@@ -14,8 +14,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 
+	"github.com/vaultsink/vaultsink/internal/s3client"
 	"github.com/vaultsink/vaultsink/sinks/bigquery/bqtest"
-	s3sink "github.com/vaultsink/vaultsink/sinks/s3"
 	"github.com/vaultsink/vaultsink/sinks/s3/s3test"
 )
 
@@ -58,7 +58,7 @@ var sinksUnderTest = []sinkUnderTest{
 		}
 		damage := func(t *testing.T, e *e2e) {
 			ctx := context.Background()
-			cl, err := s3sink.NewClient(ctx, srv.ClientConfig())
+			cl, err := s3client.NewClient(ctx, srv.ClientConfig())
 			if err != nil {
 				t.Fatal(err)
 			}

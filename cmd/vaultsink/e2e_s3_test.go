@@ -13,6 +13,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 
+	"github.com/vaultsink/vaultsink/internal/s3client"
 	s3sink "github.com/vaultsink/vaultsink/sinks/s3"
 	"github.com/vaultsink/vaultsink/sinks/s3/s3test"
 )
@@ -25,7 +26,7 @@ func s3YAML(srv *s3test.Server, typ, extra string) string {
 func deletePrefix(t *testing.T, srv *s3test.Server, prefix string) {
 	t.Helper()
 	ctx := context.Background()
-	cl, err := s3sink.NewClient(ctx, srv.ClientConfig())
+	cl, err := s3client.NewClient(ctx, srv.ClientConfig())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -70,7 +71,7 @@ func TestE2ES3(t *testing.T) {
 	if after := contentDigest(t, db, dir2); !mapsEqual(before, after) {
 		t.Fatal("contents changed after a checkpoint-less rerun")
 	}
-	cl, _ := s3sink.NewClient(context.Background(), srv.ClientConfig())
+	cl, _ := s3client.NewClient(context.Background(), srv.ClientConfig())
 	if ups, err := s3sink.ListIncompleteUploads(context.Background(), cl, srv.Bucket, ""); err != nil || len(ups) != 0 {
 		t.Fatalf("incomplete uploads left: %v %v", ups, err)
 	}

@@ -7,74 +7,110 @@ import (
 	"io"
 	"time"
 
+	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
+
 	"github.com/vaultsink/vaultsink/runner"
 	"github.com/vaultsink/vaultsink/sinks"
 )
 
-// cmdVerify compares the sink with the API (runner.Engine.Verify does the
+func newVerifyCmd(e *env) *cobra.Command {
+	var (
+		c        commonFlags
+		orgs     []string
+		from, to string
+		verbose  bool
+	)
+	cmd := &cobra.Command{
+		Use:   "verify --config F [--org O]... --from T --to T [-v]",
+		Short: "Compare the sink with the API, window by window",
+		Long: `verify lists everything the sink holds for each org (every org, or those named
+by --org) and the range (any key, any window size) and compares it with what the
+API returns, window by window: missing, extra and duplicated ids ("first 5 of
+N"), overlapping units, rows outside their unit's range, boundary events found
+only in quarantine, and (with auto or page pagination) a cross-check of each
+window against its sub-windows that a truncating walk cannot match. It does not
+rely on the keys or the walk a sync used, so it can disagree with sync. Windows
+not closed yet or past the checkpoint are "not synced yet". It writes nothing.
+
+It prints each window that differs (every window with -v) and the findings on
+stdout, then a summary line that starts "verify: N windows, ...".
+
+` + timesNote + `
+
+Exit 0 when everything matches, 3 when a window differs or a finding is
+reported, 1 when the check itself failed, 2 on bad flags or config.`,
+		Example: `  vaultsink verify --config vaultsink.yaml --from 2026-06-01 --to 2026-06-02
+  vaultsink verify --config vaultsink.yaml --org org_1 --from 2026-06-01T10:00:00Z --to 2026-06-01T14:00:00Z -v`,
+		DisableFlagsInUseLine: true,
+		RunE: e.runE(func(ctx context.Context) error {
+			return e.verify(ctx, c, orgs, from, to, verbose)
+		}),
+	}
+	c.add(cmd)
+	fl := cmd.Flags()
+	fl.StringSliceVar(&orgs, "org", nil, "only these orgs: repeat the flag or give a comma list (default every org)")
+	fl.StringVar(&from, "from", "", "first instant, RFC 3339 or date (required)")
+	fl.StringVar(&to, "to", "", "end, exclusive (required)")
+	fl.BoolVarP(&verbose, "verbose", "v", false, "print every window, not only those that differ")
+	// -v was a flag named "v": --v still works.
+	fl.SetNormalizeFunc(func(_ *pflag.FlagSet, name string) pflag.NormalizedName {
+		if name == "v" {
+			name = "verbose"
+		}
+		return pflag.NormalizedName(name)
+	})
+	return cmd
+}
+
+// verify compares the sink with the API (runner.Engine.Verify does the
 // work) and prints what differs: exit 0 when everything matches, 3 when a
 // window differs or a finding is reported.
-func cmdVerify(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	var c commonFlags
-	fs := newFlagSet("verify", stderr, &c)
-	org := fs.String("org", "", "only this org (default: every org)")
-	from := fs.String("from", "", "first instant, RFC 3339 or date (required)")
-	to := fs.String("to", "", "end, exclusive (required)")
-	verbose := fs.Bool("v", false, "print every window, not only those that differ")
-	if err := parseFlags(fs, args, &c); err != nil {
-		return err
-	}
-	f, err := parseTime("from", *from)
+func (e *env) verify(ctx context.Context, c commonFlags, orgs []string, from, to string, verbose bool) error {
+	f, err := parseTime("from", from)
 	if err != nil {
 		return err
 	}
-	t, err := parseTime("to", *to)
+	t, err := parseTime("to", to)
 	if err != nil {
 		return err
 	}
 	if !f.Before(t) {
-		return usageError("verify: --from %s is not before --to %s", *from, *to)
+		return usageError("--from %s is not before --to %s", from, to)
 	}
-	a, err := open(ctx, c, stderr)
+	a, err := open(ctx, c, e.con, orgs)
 	if err != nil {
 		return err
 	}
 	defer a.Close()
-	specs := a.specs
-	if *org != "" {
-		s, err := a.spec(*org)
-		if err != nil {
-			return err
-		}
-		specs = []runner.OrgSpec{s}
-	}
+	stdout, specs := e.stdout, a.specs
 	for _, s := range specs {
 		if _, ok := s.Sink.(sinks.Inventory); !ok {
-			return usageError("verify: the sink of org %s cannot list what it holds", s.Org.ID)
+			return usageError("the sink of org %s cannot list what it holds", s.Org.ID)
 		}
 	}
-	tty := isTerminal(stderr)
+	tty := e.con.tty()
 	var total runner.VerifySummary
 	findings, infos, seen := 0, 0, 0
 	for _, s := range specs {
 		sum, err := a.engine.Verify(ctx, s, f, t, func(v runner.VerifyWindow) {
 			seen++
-			if v.Differs() || *verbose {
+			if v.Differs() || verbose {
 				printVerifyWindow(stdout, v)
 			}
 			if tty {
-				fmt.Fprintf(stderr, "\rverified %d windows", seen)
+				fmt.Fprintf(e.con, "\rverified %s", plural(seen, "window", "windows"))
 			} else if seen%100 == 0 {
 				a.log.Info("verify progress", "windows", seen)
 			}
 		})
 		if err != nil {
 			if tty {
-				fmt.Fprintln(stderr)
+				fmt.Fprintln(e.con)
 			}
 			return err
 		}
-		if *verbose {
+		if verbose {
 			cp, cross := "none", "off (cursor or link pagination, or date bounds)"
 			if sum.Checkpoint {
 				cp = sum.CheckpointEnd.UTC().Format(time.RFC3339)
@@ -95,29 +131,21 @@ func cmdVerify(ctx context.Context, args []string, stdout, stderr io.Writer) err
 			}
 			fmt.Fprintf(stdout, "%-8s %s %s: %s: %s\n", label, sum.Org, fd.Kind, fd.Unit, fd.Detail)
 		}
-		total.Windows += sum.Windows
-		total.NotSynced += sum.NotSynced
-		total.Differ += sum.Differ
-		total.PagingDiffers += sum.PagingDiffers
-		total.API += sum.API
-		total.Sink += sum.Sink
-		total.Missing += sum.Missing
-		total.QuarantineOnly += sum.QuarantineOnly
-		total.Extra += sum.Extra
-		total.Duplicated += sum.Duplicated
-		total.Outside += sum.Outside
-		total.Adjacent += sum.Adjacent
+		total.Add(sum)
 	}
 	if tty {
-		fmt.Fprintln(stderr)
+		fmt.Fprintln(e.con)
 	}
 	// The summary's start is parsed by tests and scripts: keep its shape.
-	fmt.Fprintf(stdout, "verify: %d windows, %d events in the API, %d rows in the sink: %d missing, %d extra, %d duplicated; %d windows differ "+
-		"(%d events only in quarantine, %d rows outside their unit, %d windows with disagreeing API paging); %d windows not synced yet; %d findings",
-		total.Windows, total.API, total.Sink, total.Missing, total.Extra, total.Duplicated, total.Differ,
-		total.QuarantineOnly, total.Outside, total.PagingDiffers, total.NotSynced, findings)
+	fmt.Fprintf(stdout, "verify: %s, %s in the API, %s in the sink: %d missing, %d extra, %d duplicated; %s "+
+		"(%s only in quarantine, %s outside their unit, %s with disagreeing API paging); %s not synced yet; %s",
+		plural(total.Windows, "window", "windows"), plural(total.API, "event", "events"), plural(total.Sink, "row", "rows"),
+		total.Missing, total.Extra, total.Duplicated, plural(total.Differ, "window differs", "windows differ"),
+		plural(total.QuarantineOnly, "event", "events"), plural(total.Outside, "row", "rows"), plural(total.PagingDiffers, "window", "windows"),
+		plural(total.NotSynced, "window", "windows"), plural(findings, "finding", "findings"))
 	if total.Adjacent > 0 {
-		fmt.Fprintf(stdout, "; %d ids the API returns in a window are archived once in an adjacent one", total.Adjacent)
+		fmt.Fprintf(stdout, "; %s archived once in an adjacent one",
+			plural(total.Adjacent, "id the API returns in a window is", "ids the API returns in a window are"))
 	}
 	if infos > 0 {
 		fmt.Fprintf(stdout, " (and %d for information)", infos)

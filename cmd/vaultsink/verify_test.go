@@ -23,11 +23,11 @@ import (
 	"github.com/apache/arrow-go/v18/arrow/memory"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 
+	"github.com/vaultsink/vaultsink/internal/s3client"
 	"github.com/vaultsink/vaultsink/sinks"
 	"github.com/vaultsink/vaultsink/sinks/bigquery/bqtest"
 	"github.com/vaultsink/vaultsink/sinks/pqenc"
 	"github.com/vaultsink/vaultsink/sinks/pqread"
-	s3sink "github.com/vaultsink/vaultsink/sinks/s3"
 	"github.com/vaultsink/vaultsink/sinks/s3/s3test"
 	"github.com/vaultsink/vaultsink/sinks/sinktest"
 	"github.com/vaultsink/vaultsink/source"
@@ -297,7 +297,7 @@ func TestVerifyDamage(t *testing.T) {
 			fmt.Sprintf(`(?m)^DIFFERS +%s .* sink=0 units=0 missing=%d `, regexp.QuoteMeta(v.hour(2).String()), n2),
 			fmt.Sprintf(`(?m)^FINDING .* key-mismatch: %s: its key names window %s, its footer %s`,
 				regexp.QuoteMeta(sinks.ObjectKey(v.hour(2))), regexp.QuoteMeta(v.hour(2).Range()), regexp.QuoteMeta(v.hour(1).Range())),
-			`; 1 windows differ `)
+			`; 1 window differs `)
 		if strings.Contains(out, v.hour(1).String()) {
 			t.Errorf("the moved unit's own window is reported:\n%s", out)
 		}
@@ -349,7 +349,7 @@ func TestVerifyDamage(t *testing.T) {
 		expectLines(t, out,
 			fmt.Sprintf(`(?m)^DIFFERS +%s .* missing=0 extra=0 duplicated=0 quarantine-only=1 outside=0$`, regexp.QuoteMeta(w.String())),
 			fmt.Sprintf(`(?m)^ +only in quarantine \(a boundary event the sync set aside\): 1: %s$`, ev.ID),
-			`\(1 events only in quarantine,`)
+			`\(1 event only in quarantine,`)
 		if code != exitDiffers {
 			t.Fatalf("exit %d, want %d", code, exitDiffers)
 		}
@@ -461,7 +461,7 @@ func TestVerifyBigQuery(t *testing.T) {
 		fmt.Sprintf(`(?m)^DIFFERS +%s .* missing=0 extra=0 duplicated=1 `, regexp.QuoteMeta(hour(3).String())),
 		fmt.Sprintf(`(?m)^ +duplicated: 1: %s$`, doubled),
 		fmt.Sprintf(`(?m)^DIFFERS +%s .* missing=0 extra=0 duplicated=0 quarantine-only=1 `, regexp.QuoteMeta(hour(4).String())),
-		`; 3 windows differ \(1 events only in quarantine, 0 rows outside their unit, 0 windows with disagreeing API paging\); 0 windows not synced yet; 0 findings`)
+		`; 3 windows differ \(1 event only in quarantine, 0 rows outside their unit, 0 windows with disagreeing API paging\); 0 windows not synced yet; 0 findings`)
 }
 
 // TestVerifyRedelivered: an API that delivers some events a second time,
@@ -509,7 +509,7 @@ func TestVerifyS3(t *testing.T) {
 		return source.Window{Org: org, Start: s, End: s.Add(time.Hour)}
 	}
 	ctx := context.Background()
-	cl, err := s3sink.NewClient(ctx, srv.ClientConfig())
+	cl, err := s3client.NewClient(ctx, srv.ClientConfig())
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -13,6 +13,7 @@ import (
 
 	"github.com/apache/arrow-go/v18/arrow/memory"
 
+	"github.com/vaultsink/vaultsink/internal/s3client"
 	s3sink "github.com/vaultsink/vaultsink/sinks/s3"
 	"github.com/vaultsink/vaultsink/sinks/s3/s3test"
 	"github.com/vaultsink/vaultsink/sinks/sinktest"
@@ -118,7 +119,7 @@ func peakRSS() uint64 {
 // writes to versitygw, 8 MiB parts, one part in flight while the next fills.
 func BenchmarkS3Upload(b *testing.B) {
 	srv := s3test.Versity(b)
-	client, err := s3sink.NewClient(context.Background(), srv.ClientConfig())
+	client, err := s3client.NewClient(context.Background(), srv.ClientConfig())
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -14,9 +14,8 @@
 // Quarantined records go, as JSON lines, under a sibling quarantine prefix
 // that readers of the table never scan.
 //
-// The package also builds the S3 client (NewClient) that the S3 checkpoint
-// store shares, so both accept the same credential, endpoint and checksum
-// settings.
+// The S3 client, its settings (ClientConfig) and the classification of its
+// errors are internal/s3client's, which the S3 checkpoint store shares.
 //
 // Permissions the sink needs on arn:aws:s3:::<bucket>/<prefix>/* and the
 // quarantine prefix: s3:PutObject, s3:AbortMultipartUpload, s3:GetObject

@@ -1,96 +1,12 @@
 package s3
 
 import (
-	"errors"
-	"fmt"
-	"net/http"
-	"strings"
-
-	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
-	"github.com/aws/smithy-go"
-
+	"github.com/vaultsink/vaultsink/internal/s3client"
 	"github.com/vaultsink/vaultsink/sinks"
 )
 
-// opErr is an S3 call that failed, before it is given its bucket and key.
-type opErr struct {
-	op  string // S3 operation, e.g. "UploadPart 3"
-	err error
-}
-
-func (e *opErr) Error() string { return strings.ToLower(e.op[:1]) + e.op[1:] + ": " + e.err.Error() }
-func (e *opErr) Unwrap() error { return e.err }
-
-// OpError records which S3 operation (e.g. "PutObject") failed, for Classify.
-func OpError(op string, err error) error { return &opErr{op: op, err: err} }
-
-// apiCode is the S3 error code of err, or "".
-func apiCode(err error) string {
-	var ae smithy.APIError
-	if errors.As(err, &ae) {
-		return ae.ErrorCode()
-	}
-	return ""
-}
-
-func httpStatus(err error) int {
-	var re *awshttp.ResponseError
-	if errors.As(err, &re) {
-		return re.HTTPStatusCode()
-	}
-	return 0
-}
-
-// permissionFor names the IAM action an S3 operation needs.
-func permissionFor(op string) string {
-	op, _, _ = strings.Cut(op, " ")
-	switch op {
-	case "PutObject", "CreateMultipartUpload", "UploadPart", "CompleteMultipartUpload":
-		return "s3:PutObject"
-	case "AbortMultipartUpload":
-		return "s3:AbortMultipartUpload"
-	case "GetObject", "HeadObject":
-		return "s3:GetObject"
-	case "ListObjectsV2":
-		return "s3:ListBucket"
-	case "ListMultipartUploads":
-		return "s3:ListBucketMultipartUploads"
-	case "DeleteObject":
-		return "s3:DeleteObject"
-	case "CopyObject":
-		return "s3:GetObject and s3:PutObject"
-	}
-	return "s3:" + op
-}
-
-// Classify turns a failed S3 call into the error callers see: it names the
-// bucket and key (and what) and, for errors no retry can fix (access denied,
-// bad credentials, missing bucket), wraps sinks.ErrPermanent with the
-// permission or setting to check. The checkpoint store uses it too.
-func Classify(err error, bucket, key, what string) error {
-	if err == nil {
-		return nil
-	}
-	op := "s3 request"
-	var oe *opErr
-	if errors.As(err, &oe) {
-		op = oe.op
-	}
-	where := fmt.Sprintf("s3://%s/%s", bucket, key)
-	if what != "" {
-		where += " (" + what + ")"
-	}
-	code := apiCode(err)
-	switch code {
-	case "InvalidAccessKeyId", "SignatureDoesNotMatch", "AuthorizationHeaderMalformed", "ExpiredToken", "InvalidToken":
-		return fmt.Errorf("%s: %w: %w: the credentials were refused (%s); check access_key_id/secret_access_key or role_arn, which need %s",
-			where, sinks.ErrPermanent, err, code, permissionFor(op))
-	case "NoSuchBucket", "InvalidBucketName":
-		return fmt.Errorf("%s: %w: %w: check the bucket name and region", where, sinks.ErrPermanent, err)
-	}
-	if code == "AccessDenied" || code == "AllAccessDisabled" || httpStatus(err) == http.StatusForbidden {
-		return fmt.Errorf("%s: %w: %w: access denied; the credentials likely lack %s on arn:aws:s3:::%s/%s (or kms:GenerateDataKey/kms:Decrypt with sse: aws:kms)",
-			where, sinks.ErrPermanent, err, permissionFor(op), bucket, key)
-	}
-	return fmt.Errorf("%s: %w", where, err)
+// classify is s3client.Classify with the sink's marker of errors no retry
+// can fix, sinks.ErrPermanent, on which the runner holds the org back.
+func classify(err error, bucket, key, what string) error {
+	return s3client.Classify(err, sinks.ErrPermanent, bucket, key, what)
 }

@@ -10,6 +10,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 
+	"github.com/vaultsink/vaultsink/internal/s3client"
 	"github.com/vaultsink/vaultsink/sinks"
 	"github.com/vaultsink/vaultsink/sinks/pqread"
 	"github.com/vaultsink/vaultsink/source"
@@ -37,7 +38,7 @@ func (s *Sink) list(ctx context.Context, prefix string, fn func(object) error) e
 	for {
 		page, err := s.client.ListObjectsV2(ctx, in)
 		if err != nil {
-			return Classify(OpError("ListObjectsV2", err), s.cfg.Bucket, prefix, "")
+			return classify(s3client.OpError("ListObjectsV2", err), s.cfg.Bucket, prefix, "")
 		}
 		for _, o := range page.Contents {
 			obj := object{key: aws.ToString(o.Key), etag: aws.ToString(o.ETag), size: aws.ToInt64(o.Size)}
@@ -99,7 +100,7 @@ func (s *Sink) footer(ctx context.Context, o object) (pqread.Footer, error) {
 	f, err := pqread.ReadFooter(ra)
 	if err != nil {
 		if ra.err != nil {
-			return f, Classify(ra.err, s.cfg.Bucket, o.key, "")
+			return f, classify(ra.err, s.cfg.Bucket, o.key, "")
 		}
 		return f, fmt.Errorf("s3://%s/%s: %w", s.cfg.Bucket, o.key, err)
 	}
@@ -144,10 +145,10 @@ func (s *Sink) QuarantinedIn(ctx context.Context, org string, from, to time.Time
 		}
 		out, err := s.client.GetObject(ctx, &s3.GetObjectInput{Bucket: &s.cfg.Bucket, Key: &o.key})
 		if err != nil {
-			if isNotFound(err) {
+			if s3client.IsNotFound(err) {
 				return nil // replaced or removed since the listing
 			}
-			return Classify(OpError("GetObject", err), s.cfg.Bucket, o.key, "quarantine")
+			return classify(s3client.OpError("GetObject", err), s.cfg.Bucket, o.key, "quarantine")
 		}
 		defer out.Body.Close()
 		if err := sinks.QuarantineLines(out.Body, from, to, fn); err != nil {

@@ -13,6 +13,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/aws-sdk-go-v2/service/s3/types"
 
+	"github.com/vaultsink/vaultsink/internal/s3client"
 	"github.com/vaultsink/vaultsink/sinks"
 )
 
@@ -117,7 +118,7 @@ func (w *partWriter) flushPart() error {
 			Tagging:              w.p.tagging,
 		})
 		if err != nil {
-			return w.fail(OpError("CreateMultipartUpload", err))
+			return w.fail(s3client.OpError("CreateMultipartUpload", err))
 		}
 		w.uploadID = aws.ToString(out.UploadId)
 	}
@@ -139,7 +140,7 @@ func (w *partWriter) flushPart() error {
 			ContentLength: aws.Int64(int64(len(buf))),
 		})
 		if err != nil {
-			done <- partResult{err: uploadGone(OpError(fmt.Sprintf("UploadPart %d", num), err), w.p)}
+			done <- partResult{err: uploadGone(s3client.OpError(fmt.Sprintf("UploadPart %d", num), err), w.p)}
 			return
 		}
 		if w.onPart != nil {
@@ -217,7 +218,7 @@ func (w *partWriter) complete() (etag string, err error) {
 			// A condition that fails on a retry may have failed against our
 			// own first attempt, which succeeded but lost its answer: the
 			// upload token tells.
-			if cerr := conditionFailed(OpError("PutObject", err), w.p); errors.Is(cerr, sinks.ErrFenced) {
+			if cerr := conditionFailed(s3client.OpError("PutObject", err), w.p); errors.Is(cerr, sinks.ErrFenced) {
 				if tag, ok := w.completedByUs(); ok {
 					w.closed = true
 					w.buf = nil
@@ -225,7 +226,7 @@ func (w *partWriter) complete() (etag string, err error) {
 				}
 				return "", w.fail(cerr)
 			}
-			return "", w.fail(OpError("PutObject", err))
+			return "", w.fail(s3client.OpError("PutObject", err))
 		}
 		w.closed = true
 		w.buf = nil
@@ -253,21 +254,21 @@ func (w *partWriter) complete() (etag string, err error) {
 		// response finds the upload gone. The object's upload token, set at
 		// CreateMultipartUpload, tells whether it is ours.
 		var nsu *types.NoSuchUpload
-		if errors.As(err, &nsu) || apiCode(err) == "NoSuchUpload" {
+		if errors.As(err, &nsu) || s3client.APICode(err) == "NoSuchUpload" {
 			if tag, ok := w.completedByUs(); ok {
 				w.closed = true
 				return tag, nil
 			}
-			return "", w.fail(uploadGone(OpError("CompleteMultipartUpload", err), w.p))
+			return "", w.fail(uploadGone(s3client.OpError("CompleteMultipartUpload", err), w.p))
 		}
-		if cerr := conditionFailed(OpError("CompleteMultipartUpload", err), w.p); errors.Is(cerr, sinks.ErrFenced) {
+		if cerr := conditionFailed(s3client.OpError("CompleteMultipartUpload", err), w.p); errors.Is(cerr, sinks.ErrFenced) {
 			if tag, ok := w.completedByUs(); ok {
 				w.closed = true
 				return tag, nil
 			}
 			return "", w.fail(cerr)
 		}
-		return "", w.fail(OpError("CompleteMultipartUpload", err))
+		return "", w.fail(s3client.OpError("CompleteMultipartUpload", err))
 	}
 	w.closed = true
 	w.uploadID = ""
@@ -308,8 +309,8 @@ func (w *partWriter) abort(ctx context.Context) error {
 	_, err := w.client.AbortMultipartUpload(ctx, &s3.AbortMultipartUploadInput{
 		Bucket: &w.p.bucket, Key: &w.p.key, UploadId: &w.uploadID,
 	})
-	if err != nil && apiCode(err) != "NoSuchUpload" {
-		return OpError("AbortMultipartUpload", err)
+	if err != nil && s3client.APICode(err) != "NoSuchUpload" {
+		return s3client.OpError("AbortMultipartUpload", err)
 	}
 	w.uploadID = ""
 	return nil
@@ -322,7 +323,7 @@ func conditionFailed(err error, p objectParams) error {
 	if p.ifMatch == nil && p.ifNoneMatch == nil {
 		return err
 	}
-	code, status := apiCode(err), httpStatus(err)
+	code, status := s3client.APICode(err), s3client.HTTPStatus(err)
 	switch {
 	case code == "PreconditionFailed" || status == http.StatusPreconditionFailed,
 		code == "ConditionalRequestConflict" || status == http.StatusConflict,
@@ -340,7 +341,7 @@ func uploadGone(err error, p objectParams) error {
 		return err
 	}
 	var nsu *types.NoSuchUpload
-	if errors.As(err, &nsu) || apiCode(err) == "NoSuchUpload" {
+	if errors.As(err, &nsu) || s3client.APICode(err) == "NoSuchUpload" {
 		return fmt.Errorf("%w: the multipart upload of s3://%s/%s was aborted by another writer, which committed the window: %w", sinks.ErrFenced, p.bucket, p.key, err)
 	}
 	return err

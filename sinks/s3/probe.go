@@ -13,6 +13,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/aws-sdk-go-v2/service/s3/types"
 
+	"github.com/vaultsink/vaultsink/internal/s3client"
 	"github.com/vaultsink/vaultsink/sinks"
 )
 
@@ -57,16 +58,16 @@ func (s *Sink) ProbeConditionalWrites(ctx context.Context) (ConditionalWrites, e
 		return err
 	}
 	if err := put(); err != nil {
-		return c, Classify(OpError("PutObject", err), s.cfg.Bucket, key, "the conditional-write probe")
+		return c, classify(s3client.OpError("PutObject", err), s.cfg.Bucket, key, "the conditional-write probe")
 	}
 	err := put()
 	c.Put = refused(err)
 	if err != nil && !c.Put {
-		return c, Classify(OpError("PutObject", err), s.cfg.Bucket, key, "the conditional-write probe")
+		return c, classify(s3client.OpError("PutObject", err), s.cfg.Bucket, key, "the conditional-write probe")
 	}
 	up, err := s.client.CreateMultipartUpload(ctx, &s3.CreateMultipartUploadInput{Bucket: &s.cfg.Bucket, Key: &key})
 	if err != nil {
-		return c, Classify(OpError("CreateMultipartUpload", err), s.cfg.Bucket, key, "the conditional-write probe")
+		return c, classify(s3client.OpError("CreateMultipartUpload", err), s.cfg.Bucket, key, "the conditional-write probe")
 	}
 	abort := func() {
 		_, _ = s.client.AbortMultipartUpload(context.WithoutCancel(ctx), &s3.AbortMultipartUploadInput{Bucket: &s.cfg.Bucket, Key: &key, UploadId: up.UploadId})
@@ -75,7 +76,7 @@ func (s *Sink) ProbeConditionalWrites(ctx context.Context) (ConditionalWrites, e
 		PartNumber: aws.Int32(1), Body: bytes.NewReader([]byte("probe")), ContentLength: aws.Int64(5)})
 	if err != nil {
 		abort()
-		return c, Classify(OpError("UploadPart", err), s.cfg.Bucket, key, "the conditional-write probe")
+		return c, classify(s3client.OpError("UploadPart", err), s.cfg.Bucket, key, "the conditional-write probe")
 	}
 	_, err = s.client.CompleteMultipartUpload(ctx, &s3.CompleteMultipartUploadInput{Bucket: &s.cfg.Bucket, Key: &key, UploadId: up.UploadId,
 		MultipartUpload: &types.CompletedMultipartUpload{Parts: []types.CompletedPart{{ETag: part.ETag, PartNumber: aws.Int32(1)}}},
@@ -83,7 +84,7 @@ func (s *Sink) ProbeConditionalWrites(ctx context.Context) (ConditionalWrites, e
 	c.Multipart = refused(err)
 	if err != nil && !c.Multipart {
 		abort()
-		return c, Classify(OpError("CompleteMultipartUpload", err), s.cfg.Bucket, key, "the conditional-write probe")
+		return c, classify(s3client.OpError("CompleteMultipartUpload", err), s.cfg.Bucket, key, "the conditional-write probe")
 	}
 	if c.Multipart {
 		abort()

@@ -12,18 +12,12 @@ import (
 	"github.com/apache/arrow-go/v18/parquet/file"
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
-	"github.com/aws/aws-sdk-go-v2/service/s3/types"
 
+	"github.com/vaultsink/vaultsink/internal/s3client"
 	"github.com/vaultsink/vaultsink/sinks/pqenc"
 	"github.com/vaultsink/vaultsink/sinks/pqread"
 	"github.com/vaultsink/vaultsink/source"
 )
-
-func isNotFound(err error) bool {
-	var nsk *types.NoSuchKey
-	var nf *types.NotFound
-	return errors.As(err, &nsk) || errors.As(err, &nf) || apiCode(err) == "NoSuchKey" || httpStatus(err) == 404
-}
 
 // EventIDs calls fn with every event_id in w's object; a window without an
 // object has none. The object is downloaded to a temporary file and read one
@@ -50,10 +44,10 @@ func (s *Sink) Stat(ctx context.Context, w source.Window) (exists bool, events i
 	what := fmt.Sprintf("org %s, window %s", w.Org, w.Range())
 	head, err := s.client.HeadObject(ctx, &s3.HeadObjectInput{Bucket: &s.cfg.Bucket, Key: &key})
 	if err != nil {
-		if isNotFound(err) {
+		if s3client.IsNotFound(err) {
 			return false, 0, nil
 		}
-		return false, 0, Classify(OpError("HeadObject", err), s.cfg.Bucket, key, what)
+		return false, 0, classify(s3client.OpError("HeadObject", err), s.cfg.Bucket, key, what)
 	}
 	if v, ok := head.Metadata[metaEvents]; ok {
 		n, perr := strconv.ParseInt(v, 10, 64)
@@ -66,7 +60,7 @@ func (s *Sink) Stat(ctx context.Context, w source.Window) (exists bool, events i
 	pr, err := file.NewParquetReader(ra)
 	if err != nil {
 		if ra.err != nil {
-			return true, 0, Classify(ra.err, s.cfg.Bucket, key, what)
+			return true, 0, classify(ra.err, s.cfg.Bucket, key, what)
 		}
 		return true, 0, fmt.Errorf("s3://%s/%s (%s): read parquet footer: %w", s.cfg.Bucket, key, what, err)
 	}
@@ -100,7 +94,7 @@ func (r *rangeReader) ReadAt(p []byte, off int64) (int, error) {
 		Range: aws.String(fmt.Sprintf("bytes=%d-%d", off, end)),
 	})
 	if err != nil {
-		r.err = OpError("GetObject", err)
+		r.err = s3client.OpError("GetObject", err)
 		return 0, r.err
 	}
 	defer out.Body.Close()
@@ -152,10 +146,10 @@ func ListIncompleteUploads(ctx context.Context, client *s3.Client, bucket, prefi
 	for {
 		page, err := client.ListMultipartUploads(ctx, in)
 		if err != nil {
-			if apiCode(err) == "NoSuchUpload" {
+			if s3client.APICode(err) == "NoSuchUpload" {
 				return out, nil // gofakes3's answer when there are none
 			}
-			return nil, Classify(OpError("ListMultipartUploads", err), bucket, prefix, "")
+			return nil, classify(s3client.OpError("ListMultipartUploads", err), bucket, prefix, "")
 		}
 		for _, u := range page.Uploads {
 			out = append(out, Upload{Key: aws.ToString(u.Key), UploadID: aws.ToString(u.UploadId), Initiated: aws.ToTime(u.Initiated)})

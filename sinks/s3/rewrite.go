@@ -12,6 +12,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/aws-sdk-go-v2/service/s3/types"
 
+	"github.com/vaultsink/vaultsink/internal/s3client"
 	"github.com/vaultsink/vaultsink/sinks"
 	"github.com/vaultsink/vaultsink/sinks/pqenc"
 	"github.com/vaultsink/vaultsink/sinks/pqread"
@@ -96,11 +97,11 @@ func (s *Sink) Stage(ctx context.Context, w source.Window, fill func(write func(
 	}
 	if err := pw.Close(); err != nil {
 		_ = up.abort(ctx)
-		return 0, Classify(err, s.cfg.Bucket, key, "")
+		return 0, classify(err, s.cfg.Bucket, key, "")
 	}
 	if _, err := up.complete(); err != nil {
 		_ = up.abort(ctx)
-		return 0, Classify(err, s.cfg.Bucket, key, "")
+		return 0, classify(err, s.cfg.Bucket, key, "")
 	}
 	return pw.Rows(), nil
 }
@@ -126,10 +127,10 @@ func (s *Sink) Publish(ctx context.Context, w source.Window) error {
 		in.TaggingDirective = types.TaggingDirectiveReplace
 	}
 	if _, err := s.client.CopyObject(ctx, in); err != nil {
-		return Classify(OpError("CopyObject", err), s.cfg.Bucket, dst, "")
+		return classify(s3client.OpError("CopyObject", err), s.cfg.Bucket, dst, "")
 	}
 	if _, err := s.client.DeleteObject(ctx, &s3.DeleteObjectInput{Bucket: &s.cfg.Bucket, Key: &src}); err != nil {
-		return Classify(OpError("DeleteObject", err), s.cfg.Bucket, src, "")
+		return classify(s3client.OpError("DeleteObject", err), s.cfg.Bucket, src, "")
 	}
 	return nil
 }
@@ -138,7 +139,7 @@ func (s *Sink) Publish(ctx context.Context, w source.Window) error {
 func (s *Sink) Remove(ctx context.Context, u sinks.UnitInfo) error {
 	key := s.objectKey(u)
 	if _, err := s.client.DeleteObject(ctx, &s3.DeleteObjectInput{Bucket: &s.cfg.Bucket, Key: &key}); err != nil {
-		return Classify(OpError("DeleteObject", err), s.cfg.Bucket, key, "")
+		return classify(s3client.OpError("DeleteObject", err), s.cfg.Bucket, key, "")
 	}
 	return nil
 }

@@ -24,6 +24,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	promreg "github.com/vaultsink/vaultsink/internal/metrics"
+	"github.com/vaultsink/vaultsink/internal/s3client"
 	"github.com/vaultsink/vaultsink/sinks"
 	"github.com/vaultsink/vaultsink/sinks/pqenc"
 	"github.com/vaultsink/vaultsink/sinks/pqread"
@@ -104,7 +105,7 @@ func New(ctx context.Context, cfg Config, env sinks.Env) (*Sink, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, fmt.Errorf("s3 sink config: %w", err)
 	}
-	client, err := NewClient(ctx, cfg.ClientConfig)
+	client, err := s3client.NewClient(ctx, cfg.ClientConfig)
 	if err != nil {
 		return nil, fmt.Errorf("s3 sink client: %w", err)
 	}
@@ -177,10 +178,10 @@ func (u *unit) readHeld(ctx context.Context) error {
 func (s *Sink) download(ctx context.Context, key, what string) (*os.File, string, error) {
 	out, err := s.client.GetObject(ctx, &s3.GetObjectInput{Bucket: &s.cfg.Bucket, Key: &key})
 	if err != nil {
-		if isNotFound(err) {
+		if s3client.IsNotFound(err) {
 			return nil, "", nil
 		}
-		return nil, "", Classify(OpError("GetObject", err), s.cfg.Bucket, key, what)
+		return nil, "", classify(s3client.OpError("GetObject", err), s.cfg.Bucket, key, what)
 	}
 	defer out.Body.Close()
 	f, err := os.CreateTemp("", "vaultsink-s3-*.parquet")
@@ -190,7 +191,7 @@ func (s *Sink) download(ctx context.Context, key, what string) (*os.File, string
 	if _, err := io.Copy(f, out.Body); err != nil {
 		f.Close()
 		os.Remove(f.Name())
-		return nil, "", Classify(OpError("GetObject", err), s.cfg.Bucket, key, what)
+		return nil, "", classify(s3client.OpError("GetObject", err), s.cfg.Bucket, key, what)
 	}
 	return f, aws.ToString(out.ETag), nil
 }
@@ -270,7 +271,7 @@ type unit struct {
 }
 
 func (u *unit) errorf(err error, key string) error {
-	return Classify(err, u.s.cfg.Bucket, key, fmt.Sprintf("org %s, window %s", u.w.Org, u.w.Range()))
+	return classify(err, u.s.cfg.Bucket, key, fmt.Sprintf("org %s, window %s", u.w.Org, u.w.Range()))
 }
 
 // Write encodes rec into the window's object, uploading parts as they fill.
@@ -449,8 +450,8 @@ func (u *unit) commitQuarantine(ctx context.Context) error {
 	qkey := u.s.QuarantineKey(u.w)
 	if u.nQuar == 0 {
 		_, err := u.s.client.DeleteObject(ctx, &s3.DeleteObjectInput{Bucket: &u.s.cfg.Bucket, Key: &qkey})
-		if err != nil && !isNotFound(err) {
-			return u.errorf(OpError("DeleteObject", err), qkey)
+		if err != nil && !s3client.IsNotFound(err) {
+			return u.errorf(s3client.OpError("DeleteObject", err), qkey)
 		}
 		return nil
 	}

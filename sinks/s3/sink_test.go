@@ -20,6 +20,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/vaultsink/vaultsink/internal/s3client"
 	"github.com/vaultsink/vaultsink/internal/secret"
 	"github.com/vaultsink/vaultsink/sinks"
 	s3sink "github.com/vaultsink/vaultsink/sinks/s3"
@@ -425,7 +426,7 @@ func TestConfig(t *testing.T) {
 				if err != nil {
 					t.Fatal(err)
 				}
-				if c.QuarantinePrefix != "vaultterm/_quarantine" || c.PartSize != s3sink.DefaultPartSize || c.Checksums != s3sink.ChecksumsWhenSupported {
+				if c.QuarantinePrefix != "vaultterm/_quarantine" || c.PartSize != s3sink.DefaultPartSize || c.Checksums != s3client.ChecksumsWhenSupported {
 					t.Fatalf("defaults not applied: %+v", c)
 				}
 				return
@@ -434,24 +435,6 @@ func TestConfig(t *testing.T) {
 				t.Fatalf("err = %v, want one naming %s", err, tc.wantErr)
 			}
 		})
-	}
-}
-
-func TestOverlaps(t *testing.T) {
-	tests := []struct {
-		a, b string
-		want bool
-	}{
-		{"a/b", "a/b/c", true},
-		{"a/b/", "a/b", true},
-		{"a/b", "a/bc", false},
-		{"vaultsink/state", "vaultterm/events", false},
-		{"", "x", true},
-	}
-	for _, tc := range tests {
-		if got := s3sink.Overlaps(tc.a, tc.b); got != tc.want {
-			t.Errorf("Overlaps(%q, %q) = %v, want %v", tc.a, tc.b, got, tc.want)
-		}
 	}
 }
 

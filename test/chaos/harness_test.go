@@ -466,7 +466,7 @@ func finish(t *testing.T, cfg string, s *simProc, f *figures) {
 	if v.killed || v.code != 0 {
 		t.Fatalf("verify: %s\n%s\n%s", v, v.stdout, tail(v.stderr, 20))
 	}
-	m := regexp.MustCompile(`verify: (\d+) windows, (\d+) events in the API, (\d+) rows in the sink: (\d+) missing, (\d+) extra, (\d+) duplicated; (\d+) windows differ`).FindStringSubmatch(v.stdout)
+	m := regexp.MustCompile(`verify: (\d+) windows?, (\d+) events? in the API, (\d+) rows? in the sink: (\d+) missing, (\d+) extra, (\d+) duplicated; (\d+) windows? differs?`).FindStringSubmatch(v.stdout)
 	if m == nil {
 		t.Fatalf("verify printed no summary:\n%s", v.stdout)
 	}

@@ -10,6 +10,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 
+	"github.com/vaultsink/vaultsink/internal/s3client"
 	s3sink "github.com/vaultsink/vaultsink/sinks/s3"
 	"github.com/vaultsink/vaultsink/sinks/s3/s3test"
 )
@@ -66,7 +67,7 @@ func TestChaosS3(t *testing.T) {
 func checkUploads(t *testing.T, srv *s3test.Server, f *figures) {
 	t.Helper()
 	ctx := context.Background()
-	cl, err := s3sink.NewClient(ctx, srv.ClientConfig())
+	cl, err := s3client.NewClient(ctx, srv.ClientConfig())
 	if err != nil {
 		t.Fatal(err)
 	}

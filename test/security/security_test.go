@@ -28,9 +28,9 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 
+	"github.com/vaultsink/vaultsink/internal/s3client"
 	"github.com/vaultsink/vaultsink/internal/secret"
 	"github.com/vaultsink/vaultsink/internal/testbin"
-	s3sink "github.com/vaultsink/vaultsink/sinks/s3"
 	"github.com/vaultsink/vaultsink/sinks/s3/s3test"
 	"github.com/vaultsink/vaultsink/source"
 	"github.com/vaultsink/vaultsink/source/vaultsim"
@@ -292,7 +292,7 @@ func scrapeDaemon(t *testing.T, l *leakCheck, env []string, cfgPath string) stri
 func scanBucket(t *testing.T, l *leakCheck, srv *s3test.Server) {
 	t.Helper()
 	ctx := context.Background()
-	cl, err := s3sink.NewClient(ctx, srv.ClientConfig())
+	cl, err := s3client.NewClient(ctx, srv.ClientConfig())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -442,7 +442,7 @@ func newClient(t *testing.T, base string, mod func(*source.Config), logw io.Writ
 func walkAll(c *source.Client, sim *vaultsim.Running, start time.Time) error {
 	org := source.Org{ID: "org_1", Credential: source.Credential{Token: secret.New(sim.Creds()[0].Token)}}
 	w := source.Window{Org: "org_1", Start: start, End: start.Add(time.Hour)}
-	_, err := c.Walk(context.Background(), org, w, memory.NewGoAllocator(), func(p source.Page) error {
+	_, err := c.Walk(context.Background(), org, w, memory.NewGoAllocator(), source.WalkOptions{}, func(p source.Page) error {
 		if p.Rec != nil {
 			p.Rec.Release()
 		}

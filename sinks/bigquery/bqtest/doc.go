@@ -73,6 +73,12 @@
 //     filters (query parameters) bound, as ZetaSQL resolves them (Jobs,
 //     PartitionScan.Days).
 //   - job ids are remembered: a repeated id is 409 with reason "duplicate".
+//   - dry runs of query jobs: analysed as a run would be (the tables exist,
+//     ZetaSQL accepts the statement, in the job's location), answered DONE
+//     with 0 bytes processed, or with the job's error (404 notFound, 400
+//     otherwise); nothing runs and the job is not remembered.
+//   - tables.testIamPermissions: every permission asked for is held except
+//     those a test named with Deny (nothing else checks permissions).
 //
 // SQL: after ZetaSQL, statements are translated for dialect only, then run
 // by DuckDB: `project.dataset.table` (or `dataset.table`) becomes
@@ -92,13 +98,14 @@
 // kind, fail the job, start it and lose the response (503) as a connection
 // cut after acceptance would, or leave it hanging (HangJob).
 //
-// What it does NOT check or model: authentication and IAM; quotas and rate
+// What it does NOT check or model: authentication and IAM (beyond what
+// Deny makes testIamPermissions answer); quotas and rate
 // limits (it only counts jobs, it never refuses for quota); the limit of 2
 // concurrent mutating DML statements and 20 queued per table (queued
 // statements wait without bound); PENDING jobs, slots and job priority;
 // partition expiration, require_partition_filter, clustering (stored, never
-// used); bytes billed (dry runs are refused: TestRealBigQuery checks
-// totalBytesProcessed); the 10,000-partition limit; GoogleSQL semantics
+// used); bytes billed (a dry run
+// answers 0 bytes: TestRealBigQuery checks totalBytesProcessed); the 10,000-partition limit; GoogleSQL semantics
 // where DuckDB differs at run time (function behaviour, JSON comparison and
 // normalisation, NUMERIC precision, string collation, division and overflow
 // errors, NULL ordering) — ZetaSQL checks names, types and syntax, not

@@ -47,7 +47,7 @@ func (s *Server) insertJob(job *bq.Job, media string) (any, error) {
 		return nil, errf(400, "invalid", "the stand-in runs only load and query jobs")
 	}
 	if job.Configuration.DryRun {
-		return nil, errf(400, "invalid", "dry runs are not modelled by the stand-in")
+		return nil, errf(400, "invalid", "the stand-in dry-runs only query jobs (jobs.insert without media)")
 	}
 	if job.JobReference == nil {
 		job.JobReference = &bq.JobReference{}
@@ -62,21 +62,7 @@ func (s *Server) insertJob(job *bq.Job, media string) (any, error) {
 		return nil, errf(400, "invalid", "Invalid job ID %q", id)
 	}
 	job.JobReference.ProjectId = s.project
-	// A job runs where its datasets are: without a location it is placed
-	// by the first dataset it names, else in US; with one, every dataset it
-	// names must be there.
-	datasets := s.jobDatasets(job)
-	loc := job.JobReference.Location
-	if loc == "" {
-		loc = "US"
-		for _, d := range datasets {
-			if ds := s.datasets[d]; ds != nil {
-				loc = ds.Location
-				break
-			}
-		}
-	}
-	job.JobReference.Location = loc
+	preErr := s.placeLocked(job)
 	if _, dup := s.jobs[id]; dup {
 		return nil, errf(409, "duplicate", "Already Exists: Job %s:%s.%s", s.project, job.JobReference.Location, id)
 	}
@@ -106,13 +92,6 @@ func (s *Server) insertJob(job *bq.Job, media string) (any, error) {
 			s.dml[ref]++
 		}
 	}
-	var preErr error
-	for _, d := range datasets {
-		if ds := s.datasets[d]; ds != nil && !strings.EqualFold(ds.Location, loc) {
-			preErr = &queryError{"notFound", fmt.Sprintf("Not found: Dataset %s:%s was not found in location %s", s.project, d, loc)}
-			break
-		}
-	}
 	if f != nil && f.mode == FailJob {
 		preErr = &queryError{reason: f.reason, msg: "injected job failure"}
 	}
@@ -124,6 +103,73 @@ func (s *Server) insertJob(job *bq.Job, media string) (any, error) {
 		return nil, errf(http.StatusServiceUnavailable, "backendError", "injected: response lost after the job was accepted")
 	}
 	return snapshot(job), nil
+}
+
+// placeLocked sets where job runs: where its datasets are. Without a
+// location it is placed by the first dataset it names, else in US; with
+// one, every dataset it names must be there, or the job fails with the
+// notFound error placeLocked returns. Called with s.mu held.
+func (s *Server) placeLocked(job *bq.Job) error {
+	datasets := s.jobDatasets(job)
+	loc := job.JobReference.Location
+	if loc == "" {
+		loc = "US"
+		for _, d := range datasets {
+			if ds := s.datasets[d]; ds != nil {
+				loc = ds.Location
+				break
+			}
+		}
+	}
+	job.JobReference.Location = loc
+	for _, d := range datasets {
+		if ds := s.datasets[d]; ds != nil && !strings.EqualFold(ds.Location, loc) {
+			return &queryError{"notFound", fmt.Sprintf("Not found: Dataset %s:%s was not found in location %s", s.project, d, loc)}
+		}
+	}
+	return nil
+}
+
+// dryRun answers jobs.insert of a dry-run query job as BigQuery does,
+// without running or remembering it: the statement is analysed as
+// runQuery analyses it (ZetaSQL, then the stand-in's own checks) and the
+// job comes back DONE, or the request fails with the job's error (404
+// notFound, 400 otherwise). Bytes processed are not modelled: 0.
+func (s *Server) dryRun(ctx context.Context, job *bq.Job) (any, error) {
+	if job.Configuration.Query == nil {
+		return nil, errf(400, "invalid", "the stand-in dry-runs only query jobs")
+	}
+	if job.JobReference == nil {
+		job.JobReference = &bq.JobReference{}
+	}
+	job.JobReference.ProjectId = s.project
+	s.mu.Lock()
+	err := s.placeLocked(job)
+	s.mu.Unlock()
+	var stmts []translated
+	if err == nil {
+		stmts, _, err = s.analyzeQuery(ctx, job.Configuration.Query)
+	}
+	if err != nil {
+		var qe *queryError
+		if errors.As(err, &qe) {
+			code := 400
+			if qe.reason == "notFound" {
+				code = 404
+			}
+			return nil, errf(code, qe.reason, "%s", qe.msg)
+		}
+		return nil, err
+	}
+	stats := &bq.JobStatistics2{StatementType: "SCRIPT"}
+	if len(stmts) == 1 {
+		stats.StatementType = stmts[0].kind
+	}
+	job.Configuration.JobType = "QUERY"
+	job.Kind = "bigquery#job"
+	job.Status = &bq.JobStatus{State: stateDone}
+	job.Statistics = &bq.JobStatistics{Query: stats}
+	return job, nil
 }
 
 // jobDatasets lists the datasets a job names (its location decides where
@@ -236,45 +282,10 @@ func (s *Server) ctxError(rec *jobRecord) error {
 // the stand-in's model of BigQuery's DML concurrency.
 func (s *Server) runQuery(rec *jobRecord) error {
 	ctx := rec.ctx
-	cfg := rec.job.Configuration.Query
-	if cfg.UseLegacySql == nil || *cfg.UseLegacySql {
-		return &queryError{"invalidQuery", "the stand-in runs only GoogleSQL (useLegacySql=false)"}
-	}
-	if cfg.DestinationTable != nil {
-		return &queryError{"invalid", "query destination tables are not supported by the stand-in"}
-	}
-	s.mu.Lock()
-	stmts, terr := translate(cfg.Query, s.project, cfg.QueryParameters)
-	if terr == nil {
-		terr = s.checkTablesLocked(stmts)
-	}
-	req := s.catalogLocked(cfg)
-	s.mu.Unlock()
-	var qe *queryError
-	if errors.As(terr, &qe) && qe.reason == "notFound" {
-		return terr
-	}
-	// ZetaSQL's verdict on the GoogleSQL comes before the stand-in's own
-	// limits (what it cannot translate for DuckDB).
-	req.SQL = cfg.Query
-	res, err := s.az.analyze(ctx, req)
+	stmts, scans, err := s.analyzeQuery(ctx, rec.job.Configuration.Query)
 	if err != nil {
 		return err
 	}
-	if res.Error != "" {
-		reason := "invalidQuery"
-		if strings.HasPrefix(res.Error, "Table not found") {
-			if terr != nil {
-				return terr // an unqualified name: BigQuery asks for a dataset
-			}
-			reason = "notFound"
-		}
-		return &queryError{reason, res.Error}
-	}
-	if terr != nil {
-		return terr
-	}
-	scans := partitionScans(res, cfg.QueryParameters)
 	s.mu.Lock()
 	rec.scans = scans
 	s.mu.Unlock()
@@ -372,6 +383,51 @@ func (s *Server) runQuery(rec *jobRecord) error {
 	rec.job.Statistics.Query = stats
 	s.mu.Unlock()
 	return nil
+}
+
+// analyzeQuery checks a query job's GoogleSQL before it runs (or instead,
+// for a dry run): the tables it names exist, ZetaSQL accepts it, and the
+// stand-in can translate it for DuckDB. It returns the translated
+// statements and the partition scans ZetaSQL resolved.
+func (s *Server) analyzeQuery(ctx context.Context, cfg *bq.JobConfigurationQuery) ([]translated, []PartitionScan, error) {
+	if cfg.UseLegacySql == nil || *cfg.UseLegacySql {
+		return nil, nil, &queryError{"invalidQuery", "the stand-in runs only GoogleSQL (useLegacySql=false)"}
+	}
+	if cfg.DestinationTable != nil {
+		return nil, nil, &queryError{"invalid", "query destination tables are not supported by the stand-in"}
+	}
+	s.mu.Lock()
+	stmts, terr := translate(cfg.Query, s.project, cfg.QueryParameters)
+	if terr == nil {
+		terr = s.checkTablesLocked(stmts)
+	}
+	req := s.catalogLocked(cfg)
+	s.mu.Unlock()
+	var qe *queryError
+	if errors.As(terr, &qe) && qe.reason == "notFound" {
+		return nil, nil, terr
+	}
+	// ZetaSQL's verdict on the GoogleSQL comes before the stand-in's own
+	// limits (what it cannot translate for DuckDB).
+	req.SQL = cfg.Query
+	res, err := s.az.analyze(ctx, req)
+	if err != nil {
+		return nil, nil, err
+	}
+	if res.Error != "" {
+		reason := "invalidQuery"
+		if strings.HasPrefix(res.Error, "Table not found") {
+			if terr != nil {
+				return nil, nil, terr // an unqualified name: BigQuery asks for a dataset
+			}
+			reason = "notFound"
+		}
+		return nil, nil, &queryError{reason, res.Error}
+	}
+	if terr != nil {
+		return nil, nil, terr
+	}
+	return stmts, partitionScans(res, cfg.QueryParameters), nil
 }
 
 // checkTablesLocked answers notFound for datasets and tables a script names

@@ -1,6 +1,7 @@
 package bqtest
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"database/sql"
@@ -47,7 +48,8 @@ type Server struct {
 	queries  int
 	uploadN  [3]int // multipart requests, resumable sessions, resumable chunks
 	now      func() time.Time
-	order    []string // job ids in creation order
+	order    []string        // job ids in creation order
+	denied   map[string]bool // permissions testIamPermissions says are lacking (Deny)
 
 	// DML concurrency: the job that may mutate each table now (an open
 	// transaction that mutated it, or a running DML statement), and the
@@ -151,6 +153,7 @@ func New(project, dir string) (*Server, error) {
 		loads:     map[tableRef]int{},
 		dml:       map[tableRef]int{},
 		now:       time.Now,
+		denied:    map[string]bool{},
 	}
 	s.cond = sync.NewCond(&s.mu)
 	s.http = httptest.NewServer(http.HandlerFunc(s.serve))
@@ -365,6 +368,7 @@ var (
 	reDataset  = regexp.MustCompile(`^projects/([^/]+)/datasets/([^/]+)$`)
 	reTables   = regexp.MustCompile(`^projects/([^/]+)/datasets/([^/]+)/tables$`)
 	reTable    = regexp.MustCompile(`^projects/([^/]+)/datasets/([^/]+)/tables/([^/]+)$`)
+	reTestIam  = regexp.MustCompile(`^projects/([^/]+)/datasets/([^/]+)/tables/([^/:]+):testIamPermissions$`)
 	reData     = regexp.MustCompile(`^projects/([^/]+)/datasets/([^/]+)/tables/([^/]+)/data$`)
 	reJobs     = regexp.MustCompile(`^projects/([^/]+)/jobs$`)
 	reJob      = regexp.MustCompile(`^projects/([^/]+)/jobs/([^/]+)$`)
@@ -392,7 +396,10 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 	if !strings.HasPrefix(path, "upload/") {
 		path = strings.TrimPrefix(path, "bigquery/v2/")
 	}
-	res, err := s.route(r, path)
+	res, err := s.dryRunRequest(r, path)
+	if res == nil && err == nil {
+		res, err = s.route(r, path)
+	}
 	if err != nil {
 		var ae *apiError
 		if !errors.As(err, &ae) {
@@ -413,6 +420,68 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	json.NewEncoder(w).Encode(res)
+}
+
+// dryRunRequest answers a jobs.insert of a dry-run job (dryRun), which
+// runs nothing and so is answered outside s.mu, while ZetaSQL analyses it;
+// nil, nil for every other request, whose body it leaves to be read.
+func (s *Server) dryRunRequest(r *http.Request, path string) (any, error) {
+	sm := reJobs.FindStringSubmatch(path)
+	if r.Method != "POST" || sm == nil {
+		return nil, nil
+	}
+	if err := s.checkProject(sm[1]); err != nil {
+		return nil, err
+	}
+	body, err := io.ReadAll(r.Body)
+	if err != nil {
+		return nil, errf(400, "invalid", "read job body: %v", err)
+	}
+	r.Body = io.NopCloser(bytes.NewReader(body))
+	var job bq.Job
+	if json.Unmarshal(body, &job) != nil || job.Configuration == nil || !job.Configuration.DryRun {
+		return nil, nil // route answers it, errors included
+	}
+	res, err := s.dryRun(r.Context(), &job)
+	if err != nil {
+		return nil, err
+	}
+	b, err := json.Marshal(res)
+	return json.RawMessage(b), err
+}
+
+// testIamPermissions answers tables.testIamPermissions: the stand-in
+// models no IAM, so every permission asked for is held except those Deny
+// named. Only this call knows of Deny: jobs and other calls still succeed.
+func (s *Server) testIamPermissions(r *http.Request, ref tableRef) (any, error) {
+	if _, ok := s.datasets[ref.dataset]; !ok {
+		return nil, errf(404, "notFound", "Not found: Dataset %s:%s", s.project, ref.dataset)
+	}
+	if _, ok := s.tables[ref]; !ok {
+		return nil, errf(404, "notFound", "Not found: Table %s:%s.%s", s.project, ref.dataset, ref.table)
+	}
+	var req bq.TestIamPermissionsRequest
+	if err := json.NewDecoder(r.Body).Decode(&req); err != nil {
+		return nil, errf(400, "invalid", "bad testIamPermissions body: %v", err)
+	}
+	res := &bq.TestIamPermissionsResponse{}
+	for _, p := range req.Permissions {
+		if !s.denied[p] {
+			res.Permissions = append(res.Permissions, p)
+		}
+	}
+	return res, nil
+}
+
+// Deny makes tables.testIamPermissions answer that the caller lacks
+// perms (e.g. "bigquery.tables.updateData"), for tests of what reports
+// missing permissions; nothing else checks them.
+func (s *Server) Deny(perms ...string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, p := range perms {
+		s.denied[p] = true
+	}
 }
 
 type headerResult struct {
@@ -506,6 +575,11 @@ func (s *Server) routeLocked(r *http.Request, path string) (any, error) {
 			return nil, err
 		}
 		return s.insertTable(r, sm[2])
+	case func() bool { sm = m(reTestIam); return sm != nil }() && r.Method == "POST":
+		if err := s.checkProject(sm[1]); err != nil {
+			return nil, err
+		}
+		return s.testIamPermissions(r, tableRef{sm[2], sm[3]})
 	case func() bool { sm = m(reTable); return sm != nil }():
 		if err := s.checkProject(sm[1]); err != nil {
 			return nil, err

@@ -421,3 +421,66 @@ func TestListAndCancel(t *testing.T) {
 		t.Fatalf("cancelled job: %v, want reason stopped", err)
 	}
 }
+
+// TestDryRun: a dry run is analysed like a run and answered DONE without
+// running or being remembered; what a run would refuse, a dry run refuses
+// with the same reason.
+func TestDryRun(t *testing.T) {
+	srv, c := setup(t)
+	ctx := context.Background()
+	if err := load(ctx, c, "t", "l1", parquetOf(t, "o", 1, sinktest.IDs("a", 0, 2)), bigquery.WriteAppend, bigquery.CreateIfNeeded, nil); err != nil {
+		t.Fatal(err)
+	}
+	jobs := len(srv.Jobs())
+	dry := func(sql string) error {
+		q := c.Query(sql)
+		q.DryRun = true
+		job, err := q.Run(ctx)
+		if err != nil {
+			return err
+		}
+		if st := job.LastStatus(); st == nil || !st.Done() || st.Err() != nil {
+			t.Fatalf("%s: dry run status %+v", sql, st)
+		}
+		return nil
+	}
+	if err := dry("DELETE FROM `proj-test.ds.t` WHERE org_id = 'o'"); err != nil {
+		t.Fatal(err)
+	}
+	if n := count(t, c, "SELECT count(*) FROM `proj-test.ds.t`"); n != 2 {
+		t.Fatalf("a dry-run DELETE changed the table: %d rows, want 2", n)
+	}
+	for _, tc := range []struct{ sql, reason string }{
+		{"SELECT event_id::INT FROM `proj-test.ds.t`", "invalidQuery"},
+		{"SELECT * FROM `proj-test.ds.nope`", "notFound"},
+	} {
+		if err := dry(tc.sql); reason(err) != tc.reason {
+			t.Errorf("dry run of %s: %v, want reason %s", tc.sql, err, tc.reason)
+		}
+	}
+	if n := len(srv.Jobs()) - jobs; n != 1 { // the count above
+		t.Fatalf("%d jobs remembered since the dry runs, want 1 (the count)", n)
+	}
+}
+
+// TestTestIamPermissions: every permission asked for is held but those
+// Deny names.
+func TestTestIamPermissions(t *testing.T) {
+	srv, c := setup(t)
+	ctx := context.Background()
+	if err := load(ctx, c, "t", "l1", parquetOf(t, "o", 1, sinktest.IDs("a", 0, 2)), bigquery.WriteAppend, bigquery.CreateIfNeeded, nil); err != nil {
+		t.Fatal(err)
+	}
+	want := []string{"bigquery.tables.getData", "bigquery.tables.updateData"}
+	srv.Deny("bigquery.tables.updateData")
+	got, err := c.Dataset("ds").Table("t").IAM().TestPermissions(ctx, want)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 1 || got[0] != "bigquery.tables.getData" {
+		t.Fatalf("held %v, want [bigquery.tables.getData]", got)
+	}
+	if _, err := c.Dataset("ds").Table("nope").IAM().TestPermissions(ctx, want); reason(err) != "notFound" {
+		t.Fatalf("a missing table: %v, want notFound", err)
+	}
+}

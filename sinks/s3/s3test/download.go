@@ -11,8 +11,7 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
-
-	s3sink "github.com/vaultsink/vaultsink/sinks/s3"
+	"github.com/vaultsink/vaultsink/internal/s3client"
 )
 
 // Download copies every object under prefix into a temp dir, keys kept as
@@ -21,7 +20,7 @@ import (
 func Download(t testing.TB, srv *Server, prefix string) (string, []string) {
 	t.Helper()
 	ctx := context.Background()
-	cl, err := s3sink.NewClient(ctx, srv.ClientConfig())
+	cl, err := s3client.NewClient(ctx, srv.ClientConfig())
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -19,8 +19,8 @@ import (
 	"time"
 
 	"github.com/vaultsink/vaultsink/internal/fsutil"
+	"github.com/vaultsink/vaultsink/internal/s3client"
 	"github.com/vaultsink/vaultsink/internal/secret"
-	s3sink "github.com/vaultsink/vaultsink/sinks/s3"
 )
 
 // VersityVersion is the versitygw release the tests run.
@@ -40,10 +40,10 @@ type Server struct {
 
 // ClientConfig is a client configuration for the server: path style,
 // when_required checksums, and retries fast enough for tests.
-func (s *Server) ClientConfig() s3sink.ClientConfig {
-	return s3sink.ClientConfig{
+func (s *Server) ClientConfig() s3client.ClientConfig {
+	return s3client.ClientConfig{
 		Region: s.Region, Endpoint: s.Endpoint, PathStyle: true,
-		Checksums:       s3sink.ChecksumsWhenRequired,
+		Checksums:       s3client.ChecksumsWhenRequired,
 		AccessKeyID:     secret.New(s.AccessKey),
 		SecretAccessKey: secret.New(s.SecretKey),
 		MaxAttempts:     6,

@@ -1,4 +1,4 @@
-package s3_test
+package s3client_test
 
 import (
 	"context"
@@ -11,8 +11,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 
+	"github.com/vaultsink/vaultsink/internal/s3client"
 	"github.com/vaultsink/vaultsink/internal/secret"
-	s3sink "github.com/vaultsink/vaultsink/sinks/s3"
 )
 
 // TestClientTimeout: a server that accepts requests and never answers
@@ -28,8 +28,8 @@ func TestClientTimeout(t *testing.T) {
 		}
 	}))
 	t.Cleanup(func() { close(release); srv.Close() })
-	client, err := s3sink.NewClient(context.Background(), s3sink.ClientConfig{
-		Endpoint: srv.URL, PathStyle: true, Region: "us-east-1", Checksums: s3sink.ChecksumsWhenRequired,
+	client, err := s3client.NewClient(context.Background(), s3client.ClientConfig{
+		Endpoint: srv.URL, PathStyle: true, Region: "us-east-1", Checksums: s3client.ChecksumsWhenRequired,
 		AccessKeyID: secret.New("id"), SecretAccessKey: secret.New("key"),
 		MaxAttempts: 2, MaxBackoff: 10 * time.Millisecond, Timeout: time.Second,
 	})

@@ -1,15 +1,15 @@
-package config
+package yamlstrict
 
 import (
 	"fmt"
 	"strings"
 )
 
-// UnsetVarError reports a ${VAR} whose variable is not set and has no
+// unsetVarError reports a ${VAR} whose variable is not set and has no
 // ${VAR:-default}.
-type UnsetVarError struct{ Name string }
+type unsetVarError struct{ Name string }
 
-func (e *UnsetVarError) Error() string {
+func (e *unsetVarError) Error() string {
 	return fmt.Sprintf("environment variable %s is not set (write ${%s:-default} to allow that)", e.Name, e.Name)
 }
 
@@ -45,7 +45,7 @@ func expand(s string, lookup func(string) (string, bool)) (string, error) {
 		}
 		expr := s[i+2 : i+2+end]
 		name, def, hasDef := strings.Cut(expr, ":-")
-		if !validVarName(name) {
+		if !ValidVarName(name) {
 			return "", fmt.Errorf("invalid variable name %q in ${...} (letters, digits and _, not starting with a digit)", name)
 		}
 		v, ok := lookup(name)
@@ -53,7 +53,7 @@ func expand(s string, lookup func(string) (string, bool)) (string, error) {
 		case hasDef && v == "":
 			v = def
 		case !ok:
-			return "", &UnsetVarError{Name: name}
+			return "", &unsetVarError{Name: name}
 		}
 		b.WriteString(v)
 		i += 2 + end
@@ -61,7 +61,9 @@ func expand(s string, lookup func(string) (string, bool)) (string, error) {
 	return b.String(), nil
 }
 
-func validVarName(s string) bool {
+// ValidVarName reports whether s can name a variable in ${...}: letters,
+// digits and _, not starting with a digit.
+func ValidVarName(s string) bool {
 	if s == "" {
 		return false
 	}

@@ -1,4 +1,4 @@
-package config
+package yamlstrict
 
 import (
 	"fmt"
@@ -26,7 +26,7 @@ func TestSyntaxErrorLine(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			_, err := Parse([]byte(head+tt.tail), "c.yaml")
+			_, err := Document("c.yaml", []byte(head+tt.tail))
 			if err == nil {
 				t.Fatal("parsed")
 			}
@@ -34,6 +34,39 @@ func TestSyntaxErrorLine(t *testing.T) {
 			if !strings.HasPrefix(err.Error(), want) {
 				lines := strings.Split(head+tt.tail, "\n")
 				t.Errorf("error = %v\nwant it to start with %q (line %d is %q)", err, want, tt.line, lines[tt.line-1])
+			}
+		})
+	}
+}
+
+func TestDocument(t *testing.T) {
+	tests := []struct {
+		name, in string
+		empty    bool
+		err      string
+	}{
+		{"nothing", "", true, ""},
+		{"only a comment", "# nothing here\n", true, ""},
+		{"null", "~\n", true, ""},
+		{"empty document", "---\n", true, ""},
+		{"two documents", "a: 1\n---\nb: 2\n", false, "d.yaml: more than one YAML document (remove the --- separator)"},
+		{"a mapping", "a: 1\n", false, ""},
+		{"a list", "[1, 2]\n", false, ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			root, err := Document("d.yaml", []byte(tt.in))
+			if tt.err != "" {
+				if err == nil || err.Error() != tt.err {
+					t.Fatalf("err = %v, want %q", err, tt.err)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if (root == nil) != tt.empty {
+				t.Fatalf("root = %v, want empty %v", root, tt.empty)
 			}
 		})
 	}
