@@ -9,9 +9,10 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/vaultsink/vaultsink/event"
+
 	"github.com/vaultsink/vaultsink/checkpoint"
 	"github.com/vaultsink/vaultsink/sinks"
-	"github.com/vaultsink/vaultsink/source"
 )
 
 // BackfillOptions choose what Backfill does.
@@ -59,7 +60,7 @@ func (e *Engine) Backfill(stop, work context.Context, spec OrgSpec, o BackfillOp
 		to = horizon
 	}
 	all := Windows(spec.Org.ID, o.From, to, spec.Window)
-	var ws []source.Window
+	var ws []event.Window
 	for _, w := range all {
 		if !w.End.After(to) {
 			ws = append(ws, w)
@@ -182,13 +183,13 @@ func (e *Engine) acquireWaiting(stop, work context.Context, spec OrgSpec, now ti
 }
 
 // oneWindow writes w on its own: its neighbours' ids are read from the sink.
-func (e *Engine) oneWindow(ctx context.Context, spec OrgSpec, w source.Window, log *slog.Logger, h *holder) (sinks.Result, error) {
+func (e *Engine) oneWindow(ctx context.Context, spec OrgSpec, w event.Window, log *slog.Logger, h *holder) (sinks.Result, error) {
 	size := w.End.Sub(w.Start)
-	prev, err := e.idsOf(ctx, spec, source.Window{Org: w.Org, Start: w.Start.Add(-size), End: w.Start})
+	prev, err := e.idsOf(ctx, spec, event.Window{Org: w.Org, Start: w.Start.Add(-size), End: w.Start})
 	if err != nil {
 		return sinks.Result{}, err
 	}
-	next, err := e.idsOf(ctx, spec, source.Window{Org: w.Org, Start: w.End, End: w.End.Add(size)})
+	next, err := e.idsOf(ctx, spec, event.Window{Org: w.Org, Start: w.End, End: w.End.Add(size)})
 	if err != nil {
 		return sinks.Result{}, err
 	}

@@ -7,10 +7,11 @@ import (
 	"log/slog"
 	"time"
 
+	"github.com/vaultsink/vaultsink/event"
+
 	"github.com/vaultsink/vaultsink/checkpoint"
 	"github.com/vaultsink/vaultsink/internal/durfmt"
 	"github.com/vaultsink/vaultsink/sinks"
-	"github.com/vaultsink/vaultsink/source"
 )
 
 // The guards that keep a run from shrinking, overlapping or skipping the
@@ -114,7 +115,7 @@ func (st *orgState) check(f filled) error {
 	if own > 0 || s.Quarantined > 0 || lastData == nil || st.served {
 		return nil
 	}
-	last := source.Window{Org: org, Start: lastData.Start, End: lastData.End}
+	last := event.Window{Org: org, Start: lastData.Start, End: lastData.End}
 	ok, err := st.e.o.Source.Probe(context.WithoutCancel(context.Background()), st.spec.Org, last)
 	if err != nil {
 		return &stageError{"source", fmt.Errorf("window %s came back empty; asking the API again for %s, which held events: %w", f.w.Range(), last.Range(), err)}
@@ -131,7 +132,7 @@ func (st *orgState) check(f filled) error {
 }
 
 // committed records what a committed window tells about the org.
-func (st *orgState) committed(w source.Window, r sinks.Result) {
+func (st *orgState) committed(w event.Window, r sinks.Result) {
 	if r.Events == 0 {
 		return
 	}

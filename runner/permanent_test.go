@@ -10,6 +10,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/vaultsink/vaultsink/event"
+
 	"github.com/vaultsink/vaultsink/config"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -34,7 +36,7 @@ type permanentUnit struct {
 	s *permanentSink
 }
 
-func (s *permanentSink) Open(ctx context.Context, w source.Window) (sinks.Unit, error) {
+func (s *permanentSink) Open(ctx context.Context, w event.Window) (sinks.Unit, error) {
 	s.opens.Add(1)
 	u, err := s.Sink.Open(ctx, w)
 	if err != nil {

@@ -7,6 +7,8 @@ import (
 	"log/slog"
 	"sync"
 
+	"github.com/vaultsink/vaultsink/event"
+
 	"github.com/vaultsink/vaultsink/sinks"
 	"github.com/vaultsink/vaultsink/source"
 )
@@ -42,10 +44,10 @@ func (e *Engine) walkBuffer() int {
 }
 
 // startWalk starts walking o's window, skipping what o's unit holds and
-// the ids in near (source.Known), holding at most buffer decoded pages.
+// the ids in near (event.Known), holding at most buffer decoded pages.
 // then, if not nil, runs once the walk has succeeded, before done is closed.
-func (e *Engine) startWalk(ctx context.Context, spec OrgSpec, o *opened, near []source.IDLookup, buffer int, then func(*walk)) *walk {
-	known := source.Known{Held: o.held, Near: near}
+func (e *Engine) startWalk(ctx context.Context, spec OrgSpec, o *opened, near []event.IDLookup, buffer int, then func(*walk)) *walk {
+	known := event.Known{Held: o.held, Near: near}
 	wctx, cancel := context.WithCancel(ctx)
 	k := &walk{o: o, pages: make(chan source.Page, buffer), done: make(chan struct{}), cancel: cancel, then: then}
 	go func() {
@@ -105,7 +107,7 @@ type pipeline struct {
 	e      *Engine
 	ctx    context.Context
 	spec   OrgSpec
-	ws     []source.Window
+	ws     []event.Window
 	before *carry  // what precedes ws[0]; nil: read from the sink
 	h      *holder // the org's lease; nil: units carry no fence
 
@@ -116,7 +118,7 @@ type pipeline struct {
 	closed  bool
 }
 
-func (e *Engine) pipeline(ctx context.Context, spec OrgSpec, ws []source.Window, before *carry, h *holder) *pipeline {
+func (e *Engine) pipeline(ctx context.Context, spec OrgSpec, ws []event.Window, before *carry, h *holder) *pipeline {
 	return &pipeline{e: e, ctx: ctx, spec: spec, ws: ws, before: before, h: h,
 		preps: map[int]chan prepared{}, units: map[int]*opened{}, carries: map[int]*carry{}}
 }
@@ -210,8 +212,8 @@ func (p *pipeline) unit(i int, take bool) (*opened, error) {
 
 // near gathers the ids a walk of window i skips: the previous window's and
 // the next one's.
-func (p *pipeline) near(i int) ([]source.IDLookup, error) {
-	var out []source.IDLookup
+func (p *pipeline) near(i int) ([]event.IDLookup, error) {
+	var out []event.IDLookup
 	w := p.ws[i]
 	size := w.End.Sub(w.Start)
 	p.mu.Lock()
@@ -223,7 +225,7 @@ func (p *pipeline) near(i int) ([]source.IDLookup, error) {
 	if prev != nil && prev.w.End.Equal(w.Start) {
 		out = append(out, prev.sets...)
 	} else {
-		ids, err := p.e.idsOf(p.ctx, p.spec, source.Window{Org: w.Org, Start: w.Start.Add(-size), End: w.Start})
+		ids, err := p.e.idsOf(p.ctx, p.spec, event.Window{Org: w.Org, Start: w.Start.Add(-size), End: w.Start})
 		if err != nil {
 			return nil, err
 		}
@@ -239,7 +241,7 @@ func (p *pipeline) near(i int) ([]source.IDLookup, error) {
 		}
 		return out, nil
 	}
-	ids, err := p.e.idsOf(p.ctx, p.spec, source.Window{Org: w.Org, Start: w.End, End: w.End.Add(size)})
+	ids, err := p.e.idsOf(p.ctx, p.spec, event.Window{Org: w.Org, Start: w.End, End: w.End.Add(size)})
 	if err != nil {
 		return nil, err
 	}
@@ -289,8 +291,8 @@ func (p *pipeline) close() {
 // to MaxBatch windows are filled first and committed together. Every
 // commit proves h's lease first and carries its fence. It returns what the
 // last window leaves to the one after it.
-func (e *Engine) windows(stop, work context.Context, spec OrgSpec, ws []source.Window, before *carry, log *slog.Logger,
-	h *holder, check func(filled) error, after func(i int, w source.Window, r sinks.Result) error) (*carry, error) {
+func (e *Engine) windows(stop, work context.Context, spec OrgSpec, ws []event.Window, before *carry, log *slog.Logger,
+	h *holder, check func(filled) error, after func(i int, w event.Window, r sinks.Result) error) (*carry, error) {
 	p := e.pipeline(work, spec, ws, before, h)
 	defer p.close()
 	n := 1

@@ -12,6 +12,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/vaultsink/vaultsink/event"
+
 	"github.com/vaultsink/vaultsink/config"
 
 	"github.com/apache/arrow-go/v18/arrow/memory"
@@ -37,7 +39,7 @@ type failUnit struct {
 	wait <-chan struct{}
 }
 
-func (s *failCommit) Open(ctx context.Context, w source.Window) (sinks.Unit, error) {
+func (s *failCommit) Open(ctx context.Context, w event.Window) (sinks.Unit, error) {
 	u, err := s.Sink.Open(ctx, w)
 	if err != nil {
 		return nil, err
@@ -148,7 +150,7 @@ func TestLookahead(t *testing.T) {
 		t.Fatalf("second sync: %s", sum)
 	}
 	for h := range 4 {
-		w := source.Window{Org: "org_1", Start: hour(h), End: hour(h + 1)}
+		w := event.Window{Org: "org_1", Start: hour(h), End: hour(h + 1)}
 		var got []string
 		if err := good.EventIDs(context.Background(), w, func(id string) error { got = append(got, id); return nil }); err != nil {
 			t.Fatal(err)

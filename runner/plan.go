@@ -4,8 +4,9 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/vaultsink/vaultsink/event"
+
 	"github.com/vaultsink/vaultsink/internal/durfmt"
-	"github.com/vaultsink/vaultsink/source"
 )
 
 // Plan lists the windows one run of an org should write, in order:
@@ -17,7 +18,7 @@ import (
 // returned separately because only the second moves the checkpoint. An end
 // that is not on a window boundary is an error: realigning it would pull
 // windows that overlap the ones already written.
-func Plan(org string, start, end time.Time, size, settle time.Duration, lookback int, now time.Time) (redo, fresh []source.Window, err error) {
+func Plan(org string, start, end time.Time, size, settle time.Duration, lookback int, now time.Time) (redo, fresh []event.Window, err error) {
 	if end.Before(start) {
 		end = start
 	}
@@ -29,20 +30,20 @@ func Plan(org string, start, end time.Time, size, settle time.Duration, lookback
 		first = start
 	}
 	for s := first; s.Before(end); s = s.Add(size) {
-		redo = append(redo, source.Window{Org: org, Start: s, End: s.Add(size)})
+		redo = append(redo, event.Window{Org: org, Start: s, End: s.Add(size)})
 	}
 	horizon := now.Add(-settle)
 	for s := end; !s.Add(size).After(horizon); s = s.Add(size) {
-		fresh = append(fresh, source.Window{Org: org, Start: s, End: s.Add(size)})
+		fresh = append(fresh, event.Window{Org: org, Start: s, End: s.Add(size)})
 	}
 	return redo, fresh, nil
 }
 
 // Windows lists the windows that cover [from,to), aligned to size.
-func Windows(org string, from, to time.Time, size time.Duration) []source.Window {
-	var out []source.Window
+func Windows(org string, from, to time.Time, size time.Duration) []event.Window {
+	var out []event.Window
 	for s := align(from, size); s.Before(to); s = s.Add(size) {
-		out = append(out, source.Window{Org: org, Start: s, End: s.Add(size)})
+		out = append(out, event.Window{Org: org, Start: s, End: s.Add(size)})
 	}
 	return out
 }

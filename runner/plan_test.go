@@ -5,7 +5,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/vaultsink/vaultsink/source"
+	"github.com/vaultsink/vaultsink/event"
 )
 
 func TestPlan(t *testing.T) {
@@ -59,7 +59,7 @@ func TestPlanRefusesUnaligned(t *testing.T) {
 	}
 }
 
-func fresh0(f []source.Window, end time.Time) time.Time {
+func fresh0(f []event.Window, end time.Time) time.Time {
 	if len(f) > 0 {
 		return f[0].Start
 	}

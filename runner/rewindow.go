@@ -7,13 +7,14 @@ import (
 	"sort"
 	"time"
 
+	"github.com/vaultsink/vaultsink/event"
+
 	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/apache/arrow-go/v18/arrow/array"
 
 	"github.com/vaultsink/vaultsink/checkpoint"
 	"github.com/vaultsink/vaultsink/internal/durfmt"
 	"github.com/vaultsink/vaultsink/sinks"
-	"github.com/vaultsink/vaultsink/source"
 )
 
 // RewindowResult sums up a rewindow.
@@ -200,12 +201,12 @@ func (e *Engine) rewriteSpan(ctx context.Context, org string, rw sinks.Rewriter,
 	// The new windows of the span, written a few at a time: each pass reads
 	// the span's units once and keeps one Parquet writer per window in it.
 	const perPass = 24
-	var targets []source.Window
+	var targets []event.Window
 	for s := g; s.Before(g.Add(span)); s = s.Add(to) {
-		targets = append(targets, source.Window{Org: org, Start: s, End: s.Add(to)})
+		targets = append(targets, event.Window{Org: org, Start: s, End: s.Add(to)})
 	}
 	res.UnitsRead += len(us)
-	seen := source.NewIDSet() // each id once in the span: the first copy read wins
+	seen := event.NewIDSet() // each id once in the span: the first copy read wins
 	for i := 0; i < len(targets); i += perPass {
 		ws := targets[i:min(i+perPass, len(targets))]
 		n, dups, err := e.stagePass(ctx, rw, us, ws, seen)
@@ -226,7 +227,7 @@ func (e *Engine) rewriteSpan(ctx context.Context, org string, rw sinks.Rewriter,
 		newKeys[sinks.ObjectKey(w)] = true
 	}
 	for _, u := range us {
-		if u.Staged || (u.KeyWindow != (source.Window{}) && newKeys[sinks.ObjectKey(u.KeyWindow)] && u.Window == u.KeyWindow) {
+		if u.Staged || (u.KeyWindow != (event.Window{}) && newKeys[sinks.ObjectKey(u.KeyWindow)] && u.Window == u.KeyWindow) {
 			continue
 		}
 		if err := rw.Remove(ctx, u); err != nil {
@@ -253,9 +254,9 @@ func (e *Engine) rewriteSpan(ctx context.Context, org string, rw sinks.Rewriter,
 // stagePass stages the units of windows ws from the rows of us, each id
 // once (seen: the first copy read wins), and returns the rows written and
 // the repeats dropped. A window without rows gets no unit.
-func (e *Engine) stagePass(ctx context.Context, rw sinks.Rewriter, us []sinks.UnitInfo, ws []source.Window, seen *source.IDSet) (int64, int64, error) {
+func (e *Engine) stagePass(ctx context.Context, rw sinks.Rewriter, us []sinks.UnitInfo, ws []event.Window, seen *event.IDSet) (int64, int64, error) {
 	type out struct {
-		w    source.Window
+		w    event.Window
 		done chan error
 		rows chan arrow.RecordBatch
 	}
@@ -299,8 +300,8 @@ func (e *Engine) stagePass(ctx context.Context, rw sinks.Rewriter, us []sinks.Un
 	var rerr error
 	for _, u := range us {
 		rerr = rw.Rows(ctx, u, func(rec arrow.RecordBatch) error {
-			ids, ok := rec.Column(source.ColEventID).(*array.String)
-			ts, ok2 := rec.Column(source.ColTimestamp).(*array.Timestamp)
+			ids, ok := rec.Column(event.ColEventID).(*array.String)
+			ts, ok2 := rec.Column(event.ColTimestamp).(*array.Timestamp)
 			if !ok || !ok2 {
 				return errors.New("unit is not in vaultsink's schema")
 			}

@@ -10,6 +10,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/vaultsink/vaultsink/event"
+
 	"github.com/vaultsink/vaultsink/config"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -171,7 +173,7 @@ func (f *flakyRewriter) Remove(ctx context.Context, u sinks.UnitInfo) error {
 	return f.Sink.Remove(ctx, u)
 }
 
-func (f *flakyRewriter) Publish(ctx context.Context, w source.Window) error {
+func (f *flakyRewriter) Publish(ctx context.Context, w event.Window) error {
 	if err := f.step(); err != nil {
 		return err
 	}

@@ -14,6 +14,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/vaultsink/vaultsink/event"
+
 	"github.com/vaultsink/vaultsink/config"
 
 	"github.com/apache/arrow-go/v18/arrow/memory"
@@ -267,7 +269,7 @@ func (e *Engine) syncOrg(stop, work context.Context, spec OrgSpec, lookback bool
 	}
 	st := &orgState{e: e, spec: spec, h: h, log: log}
 	ws := append(redo, fresh...)
-	_, err = e.windows(stop, ctx, spec, ws, nil, log, h, st.check, func(i int, w source.Window, r sinks.Result) error {
+	_, err = e.windows(stop, ctx, spec, ws, nil, log, h, st.check, func(i int, w event.Window, r sinks.Result) error {
 		res.add(r)
 		st.committed(w, r)
 		count := func(cp *checkpoint.Checkpoint) {

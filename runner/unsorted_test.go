@@ -14,6 +14,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/vaultsink/vaultsink/event"
+
 	"github.com/vaultsink/vaultsink/config"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -110,7 +112,7 @@ func TestSyncUnsortedWindow(t *testing.T) {
 		t.Fatalf("windows %d events %d, want 2 40", r.Windows, r.Events)
 	}
 	for h := range 2 {
-		w := source.Window{Org: "org_1", Start: start.Add(time.Duration(h) * time.Hour), End: start.Add(time.Duration(h+1) * time.Hour)}
+		w := event.Window{Org: "org_1", Start: start.Add(time.Duration(h) * time.Hour), End: start.Add(time.Duration(h+1) * time.Hour)}
 		seen := map[string]int{}
 		if err := sink.EventIDs(context.Background(), w, func(id string) error { seen[id]++; return nil }); err != nil {
 			t.Fatal(err)

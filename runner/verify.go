@@ -9,6 +9,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/vaultsink/vaultsink/event"
+
 	"github.com/apache/arrow-go/v18/arrow/array"
 
 	"github.com/vaultsink/vaultsink/checkpoint"
@@ -73,7 +75,7 @@ func (s IDSample) String() string {
 
 // VerifyWindow is one window's comparison.
 type VerifyWindow struct {
-	Window source.Window
+	Window event.Window
 	// NotSynced says why the window was not compared ("" when it was):
 	// it ends after the org's checkpoint, or is not closed at the API.
 	NotSynced string
@@ -193,8 +195,8 @@ func (s VerifySummary) OK() bool {
 // vunit is a unit Verify reads.
 type vunit struct {
 	sinks.UnitInfo
-	rng     source.Window // the range it records (footer, else key); zero when unknown
-	table   bool          // a sink without units: read a window at a time
+	rng     event.Window // the range it records (footer, else key); zero when unknown
+	table   bool         // a sink without units: read a window at a time
 	outside IDSample
 }
 
@@ -205,7 +207,7 @@ func boolInt(b bool) int {
 	return 0
 }
 
-func known(w source.Window) bool { return !w.Start.IsZero() && !w.End.IsZero() }
+func known(w event.Window) bool { return !w.Start.IsZero() && !w.End.IsZero() }
 
 // vrow is a row of the sink, assigned to a window by its timestamp.
 type vrow struct {
@@ -243,7 +245,7 @@ func (e *Engine) Verify(ctx context.Context, spec OrgSpec, from, to time.Time, e
 
 	// steps[0] is the window before the first: its rows are read only to
 	// find ids repeated across the first boundary.
-	steps := append([]source.Window{{Org: org, Start: ws[0].Start.Add(-size), End: ws[0].Start}}, ws...)
+	steps := append([]event.Window{{Org: org, Start: ws[0].Start.Add(-size), End: ws[0].Start}}, ws...)
 	first, last := steps[0].Start, steps[len(steps)-1].End
 	lo, hi := from.Add(-24*time.Hour), to.Add(24*time.Hour)
 	if first.Before(lo) {
@@ -420,7 +422,7 @@ func (e *Engine) verifyUnits(org string, infos []sinks.UnitInfo, lo, hi time.Tim
 	for _, u := range ranged {
 		open = slices.DeleteFunc(open, func(a *vunit) bool { return !a.rng.End.After(u.rng.Start) })
 		for _, a := range open {
-			common := source.Window{Start: u.rng.Start, End: u.rng.End}
+			common := event.Window{Start: u.rng.Start, End: u.rng.End}
 			if a.rng.End.Before(common.End) {
 				common.End = a.rng.End
 			}
@@ -450,7 +452,7 @@ type verifier struct {
 	spec    OrgSpec
 	inv     sinks.Inventory
 	units   []*vunit
-	steps   []source.Window
+	steps   []event.Window
 	size    time.Duration
 	order   []int                   // indexes of the units read whole, in reading order
 	next    int                     // the first of order not read yet
@@ -539,7 +541,7 @@ func (v *verifier) compare(ctx context.Context, k int, rows []vrow, held, prev m
 		split := map[string]struct{}{}
 		quarter := v.size / 4
 		for i := range 4 {
-			sw := source.Window{Org: w.Org, Start: w.Start.Add(time.Duration(i) * quarter), End: w.Start.Add(time.Duration(i+1) * quarter)}
+			sw := event.Window{Org: w.Org, Start: w.Start.Add(time.Duration(i) * quarter), End: w.Start.Add(time.Duration(i+1) * quarter)}
 			if i == 3 {
 				sw.End = w.End
 			}
@@ -624,14 +626,14 @@ func (v *verifier) compare(ctx context.Context, k int, rows []vrow, held, prev m
 }
 
 // walk returns the distinct ids the API returns for w.
-func (v *verifier) walk(ctx context.Context, w source.Window) (map[string]struct{}, error) {
+func (v *verifier) walk(ctx context.Context, w event.Window) (map[string]struct{}, error) {
 	ids := map[string]struct{}{}
 	_, err := v.e.o.Source.Walk(ctx, v.spec.Org, w, nil, source.WalkOptions{}, func(p source.Page) error {
 		if p.Rec == nil {
 			return nil
 		}
 		defer p.Rec.Release()
-		col, ok := p.Rec.Column(source.ColEventID).(*array.String)
+		col, ok := p.Rec.Column(event.ColEventID).(*array.String)
 		if !ok {
 			return errors.New("event_id column is not a string array")
 		}
@@ -655,7 +657,7 @@ func (v *verifier) quarantined(ctx context.Context, s int) (map[string]bool, err
 	}
 	start := v.steps[0].Start.Add(time.Duration(s) * v.size)
 	q := map[string]bool{}
-	err := v.inv.QuarantinedIn(ctx, v.spec.Org.ID, start, start.Add(v.size), func(r source.Quarantined) error {
+	err := v.inv.QuarantinedIn(ctx, v.spec.Org.ID, start, start.Add(v.size), func(r event.Quarantined) error {
 		if id, ok := rawID(r.Raw, v.aliases); ok {
 			q[id] = true
 		}

@@ -6,8 +6,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/vaultsink/vaultsink/event"
+
 	"github.com/vaultsink/vaultsink/sinks"
-	"github.com/vaultsink/vaultsink/source"
 )
 
 func TestIDSample(t *testing.T) {
@@ -55,10 +56,10 @@ func TestRawID(t *testing.T) {
 // TestVerifyUnits: the findings made from the listing alone.
 func TestVerifyUnits(t *testing.T) {
 	day := time.Date(2026, 6, 1, 0, 0, 0, 0, time.UTC)
-	win := func(h, n int) source.Window {
-		return source.Window{Org: "acme", Start: day.Add(time.Duration(h) * time.Hour), End: day.Add(time.Duration(h+n) * time.Hour)}
+	win := func(h, n int) event.Window {
+		return event.Window{Org: "acme", Start: day.Add(time.Duration(h) * time.Hour), End: day.Add(time.Duration(h+n) * time.Hour)}
 	}
-	unit := func(w source.Window) sinks.UnitInfo {
+	unit := func(w event.Window) sinks.UnitInfo {
 		return sinks.UnitInfo{Key: sinks.ObjectKey(w), Window: w, KeyWindow: w, Rows: 10}
 	}
 	moved := unit(win(5, 1))
@@ -120,7 +121,7 @@ func TestVerifyUnits(t *testing.T) {
 	}
 
 	// A sink without units lists its table over exactly the range asked.
-	table := sinks.UnitInfo{Key: "p.d.t", Window: source.Window{Org: "acme", Start: lo, End: hi}}
+	table := sinks.UnitInfo{Key: "p.d.t", Window: event.Window{Org: "acme", Start: lo, End: hi}}
 	sum = VerifySummary{}
 	units = e.verifyUnits("acme", []sinks.UnitInfo{table}, lo, hi, time.Hour, day, day.Add(24*time.Hour), &sum)
 	if len(units) != 1 || !units[0].table || len(sum.Findings) != 0 {

@@ -7,6 +7,8 @@ import (
 	"log/slog"
 	"time"
 
+	"github.com/vaultsink/vaultsink/event"
+
 	"github.com/vaultsink/vaultsink/sinks"
 	"github.com/vaultsink/vaultsink/source"
 )
@@ -14,13 +16,13 @@ import (
 // opened is a window's unit, open: the sink has read what it holds for the
 // window (held, for sinks that read back).
 type opened struct {
-	w    source.Window
+	w    event.Window
 	unit sinks.Unit
-	held *source.HeldSet
+	held *event.HeldSet
 }
 
 // open opens w's unit; with h, the unit carries the lease's fence.
-func (e *Engine) open(ctx context.Context, spec OrgSpec, w source.Window, h *holder) (*opened, error) {
+func (e *Engine) open(ctx context.Context, spec OrgSpec, w event.Window, h *holder) (*opened, error) {
 	u, err := spec.Sink.Open(ctx, w)
 	if err != nil {
 		e.m.Windows.WithLabelValues(spec.Org.ID, "failed").Inc()
@@ -42,8 +44,8 @@ func (o *opened) abort(ctx context.Context) { _ = o.unit.Abort(context.WithoutCa
 // holds for it afterwards (what it held, and what its walk emitted), so that
 // an id repeated in the next window is archived once.
 type carry struct {
-	w    source.Window
-	sets []source.IDLookup
+	w    event.Window
+	sets []event.IDLookup
 }
 
 func carryOf(o *opened, st source.WalkStats) *carry {
@@ -61,7 +63,7 @@ func carryOf(o *opened, st source.WalkStats) *carry {
 // written; nil when the sink cannot tell cheaply or holds nothing. Sinks
 // that drop such repeats in their own commit (sinks.NearDeduper) are not
 // asked.
-func (e *Engine) idsOf(ctx context.Context, spec OrgSpec, w source.Window) ([]source.IDLookup, error) {
+func (e *Engine) idsOf(ctx context.Context, spec OrgSpec, w event.Window) ([]event.IDLookup, error) {
 	if _, ok := spec.Sink.(sinks.NearDeduper); ok {
 		return nil, nil
 	}
@@ -69,14 +71,14 @@ func (e *Engine) idsOf(ctx context.Context, spec OrgSpec, w source.Window) ([]so
 	if !ok {
 		return nil, nil
 	}
-	ids := source.NewIDSet()
+	ids := event.NewIDSet()
 	if err := rd.EventIDs(ctx, w, func(id string) error { ids.Add(id); return nil }); err != nil {
 		return nil, &stageError{"sink", fmt.Errorf("read the ids of %s (next to a window being written): %w", w, err)}
 	}
 	if ids.Len() == 0 {
 		return nil, nil
 	}
-	return []source.IDLookup{ids}, nil
+	return []event.IDLookup{ids}, nil
 }
 
 // filled is a window whose unit holds every page, not yet committed.

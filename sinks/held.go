@@ -3,25 +3,25 @@ package sinks
 import (
 	"errors"
 
+	"github.com/vaultsink/vaultsink/event"
+
 	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/apache/arrow-go/v18/arrow/array"
-
-	"github.com/vaultsink/vaultsink/source"
 )
 
 // WriteNew writes the rows of rec whose id held does not hold, in runs, and
 // returns how many it wrote. Rows with a held id are marked met in held and
 // skipped: the held copy wins (a walk already skips them; this keeps the
 // contract for any caller). With nothing held it writes rec as it is.
-func WriteNew(rec arrow.RecordBatch, held *source.HeldSet, write func(arrow.RecordBatch) error) (int64, error) {
+func WriteNew(rec arrow.RecordBatch, held *event.HeldSet, write func(arrow.RecordBatch) error) (int64, error) {
 	n := rec.NumRows()
 	if held.Len() == 0 {
 		return n, write(rec)
 	}
-	ids, ok := rec.Column(source.ColEventID).(*array.String)
-	var rd source.RowDigester
+	ids, ok := rec.Column(event.ColEventID).(*array.String)
+	var rd event.RowDigester
 	if !ok || !rd.Reset(rec) {
-		return 0, errors.New("batch is not in source.Schema")
+		return 0, errors.New("batch is not in event.Schema")
 	}
 	var written int64
 	run := int64(-1) // start of the current run of new rows

@@ -9,7 +9,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/vaultsink/vaultsink/source"
+	"github.com/vaultsink/vaultsink/event"
 )
 
 // Helpers the Inventory implementations share.
@@ -27,7 +27,7 @@ func HiddenKey(key string) bool {
 
 // Intersects reports whether w is a known range (both ends set) that
 // intersects [from, to).
-func Intersects(w source.Window, from, to time.Time) bool {
+func Intersects(w event.Window, from, to time.Time) bool {
 	return !w.Start.IsZero() && !w.End.IsZero() && w.Start.Before(to) && w.End.After(from)
 }
 
@@ -38,7 +38,7 @@ func MayIntersect(u UnitInfo, from, to time.Time) bool {
 	if Intersects(u.Window, from, to) || Intersects(u.KeyWindow, from, to) {
 		return true
 	}
-	known := func(w source.Window) bool { return !w.Start.IsZero() && !w.End.IsZero() }
+	known := func(w event.Window) bool { return !w.Start.IsZero() && !w.End.IsZero() }
 	return !known(u.Window) && !known(u.KeyWindow)
 }
 
@@ -68,7 +68,7 @@ func ParseQuarantineName(name string) (time.Time, bool) {
 }
 
 // QuarantineWindowStart parses the start of a quarantined record's window
-// ("start/end" in RFC 3339, as source.Window.Range writes it).
+// ("start/end" in RFC 3339, as event.Window.Range writes it).
 func QuarantineWindowStart(rng string) (time.Time, error) {
 	a, _, ok := strings.Cut(rng, "/")
 	if !ok {
@@ -82,16 +82,16 @@ func QuarantineWindowStart(rng string) (time.Time, error) {
 }
 
 // QuarantineLines decodes the JSON lines of a quarantine file (one
-// source.Quarantined each, as the local and S3 sinks write them) and calls
+// event.Quarantined each, as the local and S3 sinks write them) and calls
 // fn with those whose window starts in [from, to). A line that does not
 // decode, or whose window does not parse, is an error naming the line.
 // Lines are read whole whatever their length (a raw record may be long).
-func QuarantineLines(r io.Reader, from, to time.Time, fn func(source.Quarantined) error) error {
+func QuarantineLines(r io.Reader, from, to time.Time, fn func(event.Quarantined) error) error {
 	br := bufio.NewReaderSize(r, 64<<10)
 	for n := 1; ; n++ {
 		line, err := br.ReadBytes('\n')
 		if len(strings.TrimSpace(string(line))) > 0 {
-			var q source.Quarantined
+			var q event.Quarantined
 			if jerr := json.Unmarshal(line, &q); jerr != nil {
 				return fmt.Errorf("line %d: %w", n, jerr)
 			}

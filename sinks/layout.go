@@ -5,7 +5,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/vaultsink/vaultsink/source"
+	"github.com/vaultsink/vaultsink/event"
 )
 
 // ObjectKey is the deterministic, Hive-style key of a window's Parquet data,
@@ -15,17 +15,17 @@ import (
 //
 // It is a pure function of the window, which is what makes a rerun replace
 // the object instead of adding a second one.
-func ObjectKey(w source.Window) string {
+func ObjectKey(w event.Window) string {
 	return partition(w) + fmt.Sprintf("events-%s-%s.parquet", stamp(w.Start), stamp(w.End))
 }
 
 // QuarantineKey is the key of a window's quarantine file (JSON lines), relative
 // to the sink's quarantine root, which readers of the data never scan.
-func QuarantineKey(w source.Window) string {
+func QuarantineKey(w event.Window) string {
 	return partition(w) + fmt.Sprintf("quarantine-%s-%s.jsonl", stamp(w.Start), stamp(w.End))
 }
 
-func partition(w source.Window) string {
+func partition(w event.Window) string {
 	s := w.Start.UTC()
 	return fmt.Sprintf("org_id=%s/date=%s/hour=%02d/", w.Org, s.Format("2006-01-02"), s.Hour())
 }
@@ -36,7 +36,7 @@ func stamp(t time.Time) string { return t.UTC().Format("20060102T1504Z") }
 // path elements (org_id=…/date=…/hour=…/events-…-….parquet, any prefix
 // before them). ok is false for any other name, or when the partitions
 // disagree with the file name.
-func ParseObjectKey(key string) (w source.Window, ok bool) {
+func ParseObjectKey(key string) (w event.Window, ok bool) {
 	parts := strings.Split(key, "/")
 	if len(parts) < 4 {
 		return w, false
@@ -54,9 +54,9 @@ func ParseObjectKey(key string) (w source.Window, ok bool) {
 	if err1 != nil || err2 != nil || !start.Before(end) {
 		return w, false
 	}
-	w = source.Window{Org: org, Start: start.UTC(), End: end.UTC()}
+	w = event.Window{Org: org, Start: start.UTC(), End: end.UTC()}
 	if ObjectKey(w) != strings.Join(parts, "/") {
-		return source.Window{}, false
+		return event.Window{}, false
 	}
 	return w, true
 }

@@ -2,7 +2,7 @@
 // the registry that builds a sink from its configuration.
 //
 // The contract that makes vaultsink exactly-once: a sink writes one unit per
-// source.Window whose identity is a pure function of the window and the sink's
+// event.Window whose identity is a pure function of the window and the sink's
 // configuration (never of the clock, a random id or a counter), nothing of a
 // unit is visible to readers before Commit returns nil, and committing the
 // same window again never adds a second copy of a row and never drops one:
@@ -15,10 +15,11 @@ import (
 	"errors"
 	"time"
 
+	"github.com/vaultsink/vaultsink/event"
+
 	"github.com/apache/arrow-go/v18/arrow"
 
 	"github.com/vaultsink/vaultsink/internal/check"
-	"github.com/vaultsink/vaultsink/source"
 )
 
 // Sink is a destination for windows of events.
@@ -30,7 +31,7 @@ type Sink interface {
 	// Open starts the unit for w. Nothing is visible until Commit. A sink
 	// that reads back what it holds (local, S3) returns a unit that also
 	// implements HeldUnit.
-	Open(ctx context.Context, w source.Window) (Unit, error)
+	Open(ctx context.Context, w event.Window) (Unit, error)
 	// Identity names where the sink writes (a directory, a bucket and
 	// prefix, a table), never a secret. A checkpoint records it, so that a
 	// checkpoint made for one sink is not silently applied to another.
@@ -43,11 +44,11 @@ type Sink interface {
 // times, then exactly one of Commit or Abort. Abort after Commit is a no-op,
 // so `defer u.Abort(ctx)` is the idiom. A Unit is used by one goroutine.
 type Unit interface {
-	// Write appends a batch in source.Schema. The caller keeps ownership of
+	// Write appends a batch in event.Schema. The caller keeps ownership of
 	// rec and may release it as soon as Write returns.
 	Write(ctx context.Context, rec arrow.RecordBatch) error
 	// Quarantine records a record that could not be mapped.
-	Quarantine(ctx context.Context, q source.Quarantined) error
+	Quarantine(ctx context.Context, q event.Quarantined) error
 	// Commit makes the window's unit visible atomically. The unit then holds
 	// the rows it held before and the rows written, each id once (the held
 	// copy wins): an audit log only grows, so a re-pull that returns less
@@ -76,12 +77,12 @@ type Result struct {
 
 // HeldUnit is implemented by the units of sinks that read back what they
 // hold for the window when it is opened (local, S3). The runner hands the
-// set to the window's walk (source.Known.Held), which skips the held ids
+// set to the window's walk (event.Known.Held), which skips the held ids
 // and marks the ones it meets; the unit adds the held rows back at Commit
 // when anything new was written.
 type HeldUnit interface {
 	// Held is what the sink held for the window at Open; nil when nothing.
-	Held() *source.HeldSet
+	Held() *event.HeldSet
 }
 
 // Fence is the proof a commit carries that its writer still holds the org:
@@ -132,7 +133,7 @@ type BatchCommitter interface {
 type Reader interface {
 	// EventIDs calls fn with every event_id stored for w, duplicates included,
 	// in no particular order.
-	EventIDs(ctx context.Context, w source.Window, fn func(id string) error) error
+	EventIDs(ctx context.Context, w event.Window, fn func(id string) error) error
 }
 
 // Inventory is implemented by sinks that can list what they hold for an org
@@ -153,7 +154,7 @@ type Inventory interface {
 	UnitRows(ctx context.Context, u UnitInfo, fn func(id string, ts time.Time) error) error
 	// QuarantinedIn calls fn with every quarantined record the sink stores
 	// for org whose window starts in [from, to).
-	QuarantinedIn(ctx context.Context, org string, from, to time.Time, fn func(source.Quarantined) error) error
+	QuarantinedIn(ctx context.Context, org string, from, to time.Time, fn func(event.Quarantined) error) error
 }
 
 // Rewriter is implemented by sinks whose units are files or objects (local,
@@ -165,26 +166,26 @@ type Inventory interface {
 type Rewriter interface {
 	Inventory
 	// Rows calls fn with every row batch of a unit (published or staged),
-	// in source.Schema. fn must not keep the batch.
+	// in event.Schema. fn must not keep the batch.
 	Rows(ctx context.Context, u UnitInfo, fn func(arrow.RecordBatch) error) error
 	// Staged lists the units of org a rewrite staged and did not publish.
 	Staged(ctx context.Context, org string) ([]UnitInfo, error)
 	// Stage writes the unit of w where readers do not look, replacing an
 	// earlier staged unit of w, atomically; fill writes its rows.
-	Stage(ctx context.Context, w source.Window, fill func(write func(arrow.RecordBatch) error) error) (rows int64, err error)
+	Stage(ctx context.Context, w event.Window, fill func(write func(arrow.RecordBatch) error) error) (rows int64, err error)
 	// Publish makes w's staged unit its unit, replacing any unit at w's key.
-	Publish(ctx context.Context, w source.Window) error
+	Publish(ctx context.Context, w event.Window) error
 	// Remove deletes a published or staged unit.
 	Remove(ctx context.Context, u UnitInfo) error
 }
 
 // UnitInfo describes one unit an Inventory found.
 type UnitInfo struct {
-	Key    string        // path or object key (a table name for BigQuery)
-	Window source.Window // what the unit records about itself; zero if it records nothing
+	Key    string       // path or object key (a table name for BigQuery)
+	Window event.Window // what the unit records about itself; zero if it records nothing
 	// KeyWindow is the window the key names when it is one of vaultsink's
 	// (sinks.ObjectKey); zero for another name.
-	KeyWindow source.Window
+	KeyWindow event.Window
 	Rows      int64
 	Hidden    bool  // a temp file or object Hive readers skip
 	Staged    bool  // staged by a rewrite, not published (Rewriter)
@@ -213,7 +214,7 @@ type Validator interface{ Validate() error }
 // Stater is implemented by sinks that can tell cheaply whether a window's
 // unit exists (a footer or object metadata), so backfill can resume.
 type Stater interface {
-	Stat(ctx context.Context, w source.Window) (exists bool, events int64, err error)
+	Stat(ctx context.Context, w event.Window) (exists bool, events int64, err error)
 }
 
 // Checker is implemented by a sink type's Config: it checks, from the

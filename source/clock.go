@@ -5,6 +5,8 @@ import (
 	"net/http"
 	"sync"
 	"time"
+
+	"github.com/vaultsink/vaultsink/event"
 )
 
 // The API's clock. A window is closed once its end is settle behind the
@@ -86,7 +88,7 @@ func (c *Client) ProbeClock(ctx context.Context, org Org) {
 		return
 	}
 	end := time.Now().UTC().Truncate(time.Second)
-	u := c.firstURL(Window{Org: org.ID, Start: end.Add(-time.Second), End: end}, c.styleHint())
+	u := c.firstURL(event.Window{Org: org.ID, Start: end.Add(-time.Second), End: end}, c.styleHint())
 	ctx, cancel := context.WithTimeout(ctx, min(c.cfg.Timeout, 30*time.Second))
 	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, http.MethodHead, u.String(), nil)

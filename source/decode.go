@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/vaultsink/vaultsink/event"
+
 	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/apache/arrow-go/v18/arrow/memory"
 )
@@ -85,13 +87,13 @@ type DecodeOptions struct {
 	Margin time.Duration
 	// Known is what the sink already holds around the window (see Known).
 	// Reset takes the next window's.
-	Known Known
+	Known event.Known
 }
 
 // Page is one decoded response body.
 type Page struct {
 	Rec         arrow.RecordBatch // nil when no rows; the caller releases it
-	Quarantined []Quarantined
+	Quarantined []event.Quarantined
 	// Envelope holds the top-level keys other than the events array
 	// (next_cursor, page, total_pages, ...) as raw JSON copied out of the
 	// body; nil for a bare array.
@@ -129,8 +131,8 @@ const (
 
 // schema column of each mapped string field.
 var mappedCol = [numMapped]int{
-	fID: ColEventID, fAction: ColAction, fCategory: ColCategory, fSeverity: ColSeverity,
-	fTitle: ColTitle, fActor: ColActor, fResource: ColResource, fSourceIP: ColSourceIP, fDetail: ColDetail,
+	fID: event.ColEventID, fAction: event.ColAction, fCategory: event.ColCategory, fSeverity: event.ColSeverity,
+	fTitle: event.ColTitle, fActor: event.ColActor, fResource: event.ColResource, fSourceIP: event.ColSourceIP, fDetail: event.ColDetail,
 }
 
 // field is one member of the record being decoded; offsets are into the body.
@@ -184,18 +186,18 @@ type Decoder struct {
 	keys     map[string]int32
 	kcache   []keyCacheEntry
 	isItems  func(string) bool
-	win      Window
+	win      event.Window
 	winRange string
 	startUS  int64
 	endUS    int64
 
-	ids     *IDSet   // every id the window emitted
-	pending []digest // digests added by the page being decoded
+	ids     *event.IDSet   // every id the window emitted
+	pending []event.Digest // digests added by the page being decoded
 	// held ids first met (or first found changed) by the page being decoded
-	pendingHeld []heldUndo
-	known       Known
+	pendingHeld []event.HeldUndo
+	known       event.Known
 	marginUS    int64
-	rowHash     rowHasher
+	rowHash     event.RowHasher
 	day         dayCache    // timeText's last date
 	minute      minuteCache // timeText's last minute
 	canon       canonizer
@@ -205,10 +207,10 @@ type Decoder struct {
 	page     int
 	ingUS    int64
 	appended int
-	row      []byte            // arena of transformed values (unescaped, compacted, extra, hash ids)
-	cells    []span            // NumColumns per row
-	colBytes [NumColumns]int   // bytes of each column's values in cells
-	tsv      []arrow.Timestamp // timestamp per row
+	row      []byte                // arena of transformed values (unescaped, compacted, extra, hash ids)
+	cells    []span                // NumColumns per row
+	colBytes [event.NumColumns]int // bytes of each column's values in cells
+	tsv      []arrow.Timestamp     // timestamp per row
 
 	// per record
 	fields []field
@@ -234,7 +236,7 @@ func NewDecoder(mem memory.Allocator, opts DecodeOptions) *Decoder {
 			*p.dst = p.d
 		}
 	}
-	d := &Decoder{opts: opts, mem: mem, orgB: []byte(opts.Org), ids: NewIDSet(), keys: map[string]int32{},
+	d := &Decoder{opts: opts, mem: mem, orgB: []byte(opts.Org), ids: event.NewIDSet(), keys: map[string]int32{},
 		known: opts.Known, marginUS: opts.Margin.Microseconds()}
 	// First list and first alias win when a user maps one key twice.
 	for _, m := range []struct {
@@ -264,9 +266,9 @@ func NewDecoder(mem memory.Allocator, opts DecodeOptions) *Decoder {
 			return false
 		}
 	}
-	for i, f := range Schema.Fields() { // materialize builds the columns by type
+	for i, f := range event.Schema.Fields() { // materialize builds the columns by type
 		want := arrow.Type(arrow.STRING)
-		if i == ColTimestamp || i == ColIngestedAt {
+		if i == event.ColTimestamp || i == event.ColIngestedAt {
 			want = arrow.TIMESTAMP
 		}
 		if f.Type.ID() != want {
@@ -278,20 +280,20 @@ func NewDecoder(mem memory.Allocator, opts DecodeOptions) *Decoder {
 
 // Reset starts a window: records are checked against w and k, and a new
 // set of emitted event_ids begins (the last one stays the caller's, see IDs).
-func (d *Decoder) Reset(w Window, k Known) {
+func (d *Decoder) Reset(w event.Window, k event.Known) {
 	d.win = w
 	d.winRange = w.Range()
 	d.startUS = w.Start.UnixMicro()
 	d.endUS = w.End.UnixMicro()
 	d.known = k
 	if n := d.ids.Len(); n > 0 {
-		d.ids = NewIDSetSize(n) // windows of an org tend to be alike: no growth on the way
+		d.ids = event.NewIDSetSize(n) // windows of an org tend to be alike: no growth on the way
 	}
 }
 
 // IDs is the set of event ids the current window emitted so far. After the
 // walk it is the caller's: the next window's Known.Near.
-func (d *Decoder) IDs() *IDSet { return d.ids }
+func (d *Decoder) IDs() *event.IDSet { return d.ids }
 
 // dedupLen is the number of ids the decoder currently remembers.
 func (d *Decoder) dedupLen() int { return d.ids.Len() }
@@ -314,12 +316,12 @@ func (d *Decoder) DecodePage(body []byte, page int, ingestedAt time.Time) (Page,
 		d.row = nil
 	}
 	d.row, d.cells, d.tsv = d.row[:0], d.cells[:0], d.tsv[:0]
-	d.colBytes = [NumColumns]int{}
+	d.colBytes = [event.NumColumns]int{}
 	if err := d.decode(body); err != nil {
 		for _, k := range d.pending {
-			d.ids.remove(k)
+			d.ids.Remove(k)
 		}
-		d.known.Held.undo(d.pendingHeld)
+		d.known.Held.Undo(d.pendingHeld)
 		d.pg = Page{}
 		return Page{}, fmt.Errorf("decode page %d: %w", page, err)
 	}

@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"math"
 
+	"github.com/vaultsink/vaultsink/event"
+
 	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/apache/arrow-go/v18/arrow/array"
 	"github.com/apache/arrow-go/v18/arrow/bitutil"
@@ -18,7 +20,7 @@ import (
 // buffer written front to back.
 func (d *Decoder) materialize(body []byte) arrow.RecordBatch {
 	rows := d.appended
-	cols := make([]arrow.Array, NumColumns)
+	cols := make([]arrow.Array, event.NumColumns)
 	defer func() {
 		for _, c := range cols {
 			if c != nil {
@@ -26,17 +28,17 @@ func (d *Decoder) materialize(body []byte) arrow.RecordBatch {
 			}
 		}
 	}()
-	for c := range NumColumns {
+	for c := range event.NumColumns {
 		switch c {
-		case ColTimestamp:
+		case event.ColTimestamp:
 			cols[c] = d.timestamps(d.tsv[:rows], 0, false)
-		case ColIngestedAt:
+		case event.ColIngestedAt:
 			cols[c] = d.timestamps(nil, d.ingUS, true)
 		default:
 			cols[c] = d.strings(body, c, rows)
 		}
 	}
-	return array.NewRecordBatch(Schema, cols, int64(rows))
+	return array.NewRecordBatch(event.Schema, cols, int64(rows))
 }
 
 // strings builds string column c of the page's rows straight from the
@@ -50,7 +52,7 @@ func (d *Decoder) strings(body []byte, c, rows int) arrow.Array {
 	var dataBuf *memory.Buffer
 	var validity *memory.Buffer
 	nulls := 0
-	if c == ColOrgID {
+	if c == event.ColOrgID {
 		n := len(d.orgB)
 		dataBuf = d.buffer(rows * n)
 		data := dataBuf.Bytes()
@@ -69,7 +71,7 @@ func (d *Decoder) strings(body []byte, c, rows int) arrow.Array {
 		// The validity bitmap is made when the first null shows up.
 		var bits []byte
 		at := 0
-		for row, r := 0, c; r < len(d.cells); row, r = row+1, r+NumColumns {
+		for row, r := 0, c; r < len(d.cells); row, r = row+1, r+event.NumColumns {
 			offs[row] = int32(at)
 			s := d.cells[r]
 			if s.where == spanNull {
@@ -125,7 +127,7 @@ func (d *Decoder) timestamps(vals []arrow.Timestamp, one int64, fill bool) arrow
 	} else {
 		copy(out, vals)
 	}
-	data := array.NewData(TimestampType, rows, []*memory.Buffer{nil, buf}, nil, 0, 0)
+	data := array.NewData(event.TimestampType, rows, []*memory.Buffer{nil, buf}, nil, 0, 0)
 	buf.Release()
 	defer data.Release()
 	return array.NewTimestampData(data)

@@ -9,11 +9,13 @@ import (
 	"testing"
 	"time"
 
+	"github.com/vaultsink/vaultsink/event"
+
 	"github.com/apache/arrow-go/v18/arrow/memory"
 )
 
 // benchWindow holds every generated event.
-var benchWindow = Window{
+var benchWindow = event.Window{
 	Org:   "org_acme",
 	Start: time.Date(2026, 6, 1, 10, 0, 0, 0, time.UTC),
 	End:   time.Date(2026, 6, 1, 11, 0, 0, 0, time.UTC),
@@ -110,7 +112,7 @@ func benchDecode(b *testing.B, camel bool) {
 	// pairs, best of each, so that other load on the machine hits both alike.
 	bestDecode, bestValid := time.Duration(1<<63-1), time.Duration(1<<63-1)
 	for range 40 {
-		d.Reset(benchWindow, Known{})
+		d.Reset(benchWindow, event.Known{})
 		t0 := time.Now()
 		pg, err := d.DecodePage(body, 1, ingested)
 		t1 := time.Now()
@@ -131,7 +133,7 @@ func benchDecode(b *testing.B, camel bool) {
 	b.SetBytes(int64(len(body)))
 	b.ResetTimer()
 	for b.Loop() {
-		d.Reset(benchWindow, Known{}) // every iteration is a fresh window, so no row is a duplicate
+		d.Reset(benchWindow, event.Known{}) // every iteration is a fresh window, so no row is a duplicate
 		pg, err := d.DecodePage(body, 1, ingested)
 		if err != nil {
 			b.Fatal(err)
@@ -174,28 +176,3 @@ func BenchmarkJSONValidFloor(b *testing.B) { benchValid(b, false) }
 
 // BenchmarkJSONValidFloorCamel is the floor for BenchmarkDecodePageCamel.
 func BenchmarkJSONValidFloorCamel(b *testing.B) { benchValid(b, true) }
-
-// BenchmarkIDSetMemory measures the dedup set's heap cost per event_id for
-// windows of about a million events (reported as B/id; it depends on where
-// the hash table is in its growth).
-func BenchmarkIDSetMemory(b *testing.B) {
-	for _, n := range []int{700_000, 1_000_000, 1 << 20} {
-		b.Run(strconv.Itoa(n), func(b *testing.B) {
-			for b.Loop() {
-				var m0, m1 runtime.MemStats
-				runtime.GC()
-				runtime.ReadMemStats(&m0)
-				s := NewIDSet()
-				var buf []byte
-				for i := range n {
-					buf = fmt.Appendf(buf[:0], "evt_%d", i)
-					s.add(digestOf(buf))
-				}
-				runtime.GC()
-				runtime.ReadMemStats(&m1)
-				b.ReportMetric(float64(m1.HeapAlloc-m0.HeapAlloc)/float64(n), "B/id")
-				runtime.KeepAlive(s)
-			}
-		})
-	}
-}

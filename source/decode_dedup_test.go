@@ -6,6 +6,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/vaultsink/vaultsink/event"
+
 	"github.com/apache/arrow-go/v18/arrow/array"
 )
 
@@ -177,26 +179,26 @@ func TestDecodeKnown(t *testing.T) {
 	// The held rows' digests come from decoding them, as a sink reading its
 	// unit back would compute them from the same values.
 	heldEvs := [][]byte{sev("a", 1, 0), sev("b", 2, 0), sev("c", 3, 0)}
-	held := NewHeldSet(3)
+	held := event.NewHeldSet(3)
 	{
 		p := newPageDecoder(t, DecodeOptions{Org: "org_acme"})
 		pg, err := p.d.DecodePage(pageBody(heldEvs, ""), 1, testIngested)
 		if err != nil {
 			t.Fatal(err)
 		}
-		var rd RowDigester
+		var rd event.RowDigester
 		if !rd.Reset(pg.Rec) {
 			t.Fatal("RowDigester refused a decoded batch")
 		}
-		ids := pg.Rec.Column(ColEventID).(*array.String)
+		ids := pg.Rec.Column(event.ColEventID).(*array.String)
 		for i := range int(pg.Rec.NumRows()) {
 			held.Add(ids.Value(i), rd.Digest(i))
 		}
 		pg.Rec.Release()
 	}
-	near := NewIDSet()
+	near := event.NewIDSet()
 	near.Add("n")
-	p := newPageDecoder(t, DecodeOptions{Org: "org_acme", Known: Known{Held: held, Near: []IDLookup{near}}})
+	p := newPageDecoder(t, DecodeOptions{Org: "org_acme", Known: event.Known{Held: held, Near: []event.IDLookup{near}}})
 	changedB := []byte(`{"id":"b","timestamp":"2026-06-01T10:00:02Z","action":"OTHER"}`)
 	page := pageBody([][]byte{sev("a", 1, 0), changedB, sev("n", 4, 0), sev("x", 5, 0)}, "")
 	// A cut copy of the page first: its marks must not survive.

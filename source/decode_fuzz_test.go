@@ -7,6 +7,8 @@ import (
 	"testing"
 	"unicode/utf8"
 
+	"github.com/vaultsink/vaultsink/event"
+
 	"github.com/apache/arrow-go/v18/arrow/array"
 	"github.com/apache/arrow-go/v18/arrow/memory"
 )
@@ -22,7 +24,7 @@ func FuzzDecodePage(f *testing.F) {
 		defer mem.AssertSize(t, 0)
 		for _, dropOutside := range []bool{false, true} {
 			d := NewDecoder(mem, DecodeOptions{Org: "org_acme", DropOutside: dropOutside})
-			d.Reset(benchWindow, Known{})
+			d.Reset(benchWindow, event.Known{})
 			pg, err := d.DecodePage(body, 1, testIngested)
 			if err != nil {
 				if !errors.Is(err, ErrMalformed) {
@@ -70,11 +72,11 @@ func checkPage(t *testing.T, pg Page) {
 	if pg.Rec == nil {
 		return
 	}
-	if !pg.Rec.Schema().Equal(Schema) {
+	if !pg.Rec.Schema().Equal(event.Schema) {
 		t.Fatalf("schema %v", pg.Rec.Schema())
 	}
-	ids, _ := pg.Rec.Column(ColEventID).(*array.String)
-	ts, _ := pg.Rec.Column(ColTimestamp).(*array.Timestamp)
+	ids, _ := pg.Rec.Column(event.ColEventID).(*array.String)
+	ts, _ := pg.Rec.Column(event.ColTimestamp).(*array.Timestamp)
 	for i := 0; i < int(pg.Rec.NumRows()); i++ {
 		if ids.IsNull(i) || ids.Value(i) == "" {
 			t.Fatalf("row %d: empty event_id", i)
@@ -82,7 +84,7 @@ func checkPage(t *testing.T, pg Page) {
 		if us := int64(ts.Value(i)); us < benchWindow.Start.UnixMicro() || us >= benchWindow.End.UnixMicro() {
 			t.Fatalf("row %d: timestamp %d outside the window", i, us)
 		}
-		for c := ColEventID; c < NumColumns; c++ {
+		for c := event.ColEventID; c < event.NumColumns; c++ {
 			col, ok := pg.Rec.Column(c).(*array.String)
 			if !ok || col.IsNull(i) {
 				continue
@@ -91,10 +93,10 @@ func checkPage(t *testing.T, pg Page) {
 			if !utf8.ValidString(v) {
 				t.Fatalf("row %d column %d: invalid UTF-8 %q", i, c, v)
 			}
-			if (c == ColDetail || c == ColExtra) && !json.Valid([]byte(v)) {
+			if (c == event.ColDetail || c == event.ColExtra) && !json.Valid([]byte(v)) {
 				t.Fatalf("row %d column %d: not JSON: %s", i, c, v)
 			}
-			if c == ColExtra && v[0] != '{' {
+			if c == event.ColExtra && v[0] != '{' {
 				t.Fatalf("row %d: extra is not an object: %s", i, v)
 			}
 		}

@@ -5,6 +5,8 @@ import (
 	"encoding/binary"
 	"strconv"
 
+	"github.com/vaultsink/vaultsink/event"
+
 	"github.com/apache/arrow-go/v18/arrow"
 )
 
@@ -22,7 +24,7 @@ func (d *Decoder) quarantine(raw []byte, fl uint8, reason string) {
 	if org == "" {
 		org = d.win.Org
 	}
-	d.pg.Quarantined = append(d.pg.Quarantined, Quarantined{
+	d.pg.Quarantined = append(d.pg.Quarantined, event.Quarantined{
 		Org: org, Window: d.winRange, Page: d.page, Reason: reason, Raw: s,
 	})
 }
@@ -266,23 +268,23 @@ func (d *Decoder) mapRecord(b []byte, start, end int, recFl uint8, depth int) er
 
 	// Column values; transformed ones go to the page arena d.row.
 	rowStart := len(d.row)
-	var vals [NumColumns]span
+	var vals [event.NumColumns]span
 	idInExtra := false
 	if w := win[fID]; w >= 0 {
 		fd := &d.fields[w]
 		switch c := b[fd.v0]; {
 		case c == '"' && fd.v1-fd.v0 > 2:
-			vals[ColEventID] = d.stringSpan(b, fd)
+			vals[event.ColEventID] = d.stringSpan(b, fd)
 		case c == '-' || (c >= '0' && c <= '9'):
-			vals[ColEventID] = span{spanBody, fd.v0, fd.v1}
+			vals[event.ColEventID] = span{spanBody, fd.v0, fd.v1}
 		case c != 'n':
 			idInExtra = true // "", true, {...}: not an id, but not dropped either
 		}
 	}
-	if vals[ColEventID].where == spanNull {
+	if vals[event.ColEventID].where == spanNull {
 		s0 := len(d.row)
 		d.row = d.canon.hashID(d.row, d.opts.Org, b, d.fields)
-		vals[ColEventID] = span{spanRow, s0, len(d.row)}
+		vals[event.ColEventID] = span{spanRow, s0, len(d.row)}
 	}
 	for f := fAction; f <= fSourceIP; f++ {
 		if w := win[f]; w >= 0 {
@@ -295,9 +297,9 @@ func (d *Decoder) mapRecord(b []byte, start, end int, recFl uint8, depth int) er
 	}
 	if w := win[fDetail]; w >= 0 {
 		if fd := &d.fields[w]; b[fd.v0] == '{' && fd.fl&flWS == 0 {
-			vals[ColDetail] = span{spanBody, fd.v0, fd.v1} // detailSpan's common case
+			vals[event.ColDetail] = span{spanBody, fd.v0, fd.v1} // detailSpan's common case
 		} else {
-			vals[ColDetail] = d.detailSpan(b, fd)
+			vals[event.ColDetail] = d.detailSpan(b, fd)
 		}
 	}
 	// extra: every member that is not a winner, in document order, each
@@ -320,7 +322,7 @@ func (d *Decoder) mapRecord(b []byte, start, end int, recFl uint8, depth int) er
 	}
 	if len(d.row) > s0 {
 		d.row = append(d.row, '}')
-		vals[ColExtra] = span{spanRow, s0, len(d.row)}
+		vals[event.ColExtra] = span{spanRow, s0, len(d.row)}
 	}
 	// No value is longer than the raw record, or than a hashed id: the
 	// transforms (unescaping, compacting, gathering extra members) only
@@ -335,9 +337,9 @@ func (d *Decoder) mapRecord(b []byte, start, end int, recFl uint8, depth int) er
 
 	// One id, once per org: the sink's copy of the window wins, then a
 	// copy in an adjacent window, then the first copy of this window.
-	k := digestOf(d.bytesOf(b, vals[ColEventID]))
-	if h := d.known.Held; h.contains(k) {
-		_, undo, marked := h.meet(k, d.rowDigest(b, ts, &vals))
+	k := event.DigestOf(d.bytesOf(b, vals[event.ColEventID]))
+	if h := d.known.Held; h.Contains(k) {
+		_, undo, marked := h.Meet(k, d.rowDigest(b, ts, &vals))
 		if marked {
 			d.pendingHeld = append(d.pendingHeld, undo)
 		}
@@ -346,13 +348,13 @@ func (d *Decoder) mapRecord(b []byte, start, end int, recFl uint8, depth int) er
 		return nil
 	}
 	for _, near := range d.known.Near {
-		if near.contains(k) {
+		if near.Contains(k) {
 			d.row = d.row[:rowStart]
 			d.pg.NearDuplicates++
 			return nil
 		}
 	}
-	if !d.ids.add(k) {
+	if !d.ids.AddDigest(k) {
 		d.row = d.row[:rowStart]
 		d.pg.Duplicates++
 		return nil

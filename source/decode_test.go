@@ -12,6 +12,8 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/vaultsink/vaultsink/event"
+
 	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/apache/arrow-go/v18/arrow/array"
 	"github.com/apache/arrow-go/v18/arrow/memory"
@@ -106,11 +108,11 @@ func TestDecodeSchema(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer pg.Rec.Release()
-	if !pg.Rec.Schema().Equal(Schema) {
-		t.Fatalf("schema\n%v\nwant\n%v", pg.Rec.Schema(), Schema)
+	if !pg.Rec.Schema().Equal(event.Schema) {
+		t.Fatalf("schema\n%v\nwant\n%v", pg.Rec.Schema(), event.Schema)
 	}
 	for i, f := range pg.Rec.Schema().Fields() {
-		w := Schema.Field(i)
+		w := event.Schema.Field(i)
 		if f.Name != w.Name || !arrow.TypeEqual(f.Type, w.Type) || f.Nullable != w.Nullable {
 			t.Errorf("field %d = %v, want %v", i, f, w)
 		}
@@ -280,7 +282,7 @@ func TestDecodeTimestamps(t *testing.T) {
 		t.Run(tt.in, func(t *testing.T) {
 			// the window is wide so that only parsing decides
 			d := newTestDecoder(t, DecodeOptions{Org: "o"})
-			d.Reset(Window{Org: "o", Start: time.Date(1900, 1, 1, 0, 0, 0, 0, time.UTC), End: time.Date(9999, 1, 1, 0, 0, 0, 0, time.UTC)}, Known{})
+			d.Reset(event.Window{Org: "o", Start: time.Date(1900, 1, 1, 0, 0, 0, 0, time.UTC), End: time.Date(9999, 1, 1, 0, 0, 0, 0, time.UTC)}, event.Known{})
 			pg, err := d.DecodePage([]byte(`[{"id":"a","timestamp":`+tt.in+`}]`), 1, testIngested)
 			if err != nil {
 				t.Fatal(err)
@@ -655,7 +657,7 @@ func TestDecodeDedup(t *testing.T) {
 				}
 			}
 			// a new window forgets the ids
-			d.Reset(benchWindow, Known{})
+			d.Reset(benchWindow, event.Known{})
 			if p := decode(tc.evs[:15]); p.Duplicates != 0 || p.Rows != 15 {
 				t.Fatalf("after Reset: rows %d duplicates %d", p.Rows, p.Duplicates)
 			}
@@ -753,7 +755,7 @@ func TestDecodeRetryAfterCut(t *testing.T) {
 func TestDecodeManyPagesNoLeak(t *testing.T) {
 	mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
 	d := NewDecoder(mem, DecodeOptions{Org: "org_acme"})
-	d.Reset(benchWindow, Known{})
+	d.Reset(benchWindow, event.Known{})
 	total := 0
 	for p := range 60 {
 		var body []byte
@@ -786,47 +788,6 @@ func TestDecodeManyPagesNoLeak(t *testing.T) {
 	mem.AssertSize(t, 0)
 	if total != 15*200+15*150 {
 		t.Fatalf("rows = %d", total)
-	}
-}
-
-func TestIDSet(t *testing.T) {
-	s := NewIDSet()
-	ids := []string{"a", "b", "evt_1", "evt_2", "", "h_0123"}
-	for _, id := range ids {
-		if !s.add(digestOf([]byte(id))) {
-			t.Fatalf("%q reported as seen", id)
-		}
-	}
-	for _, id := range ids {
-		if s.add(digestOf([]byte(id))) {
-			t.Fatalf("%q not remembered", id)
-		}
-	}
-	s.remove(digestOf([]byte("b")))
-	if !s.add(digestOf([]byte("b"))) {
-		t.Fatal("remove did not forget")
-	}
-	for i := range 100000 {
-		s.add(digestOf(fmt.Appendf(nil, "evt_x_%d", i)))
-	}
-	if s.Len() != 100000+len(ids) {
-		t.Fatalf("len = %d: a collision among distinct ids", s.Len())
-	}
-	// ids whose first 64 bits collide are still told apart
-	a, b := digest{7, 1}, digest{7, 2}
-	if !s.add(a) || !s.add(b) || s.add(a) || s.add(b) {
-		t.Fatal("first-half collision not handled")
-	}
-	s.remove(a)
-	if !s.add(a) || s.add(b) {
-		t.Fatal("remove on a first-half collision")
-	}
-	s.remove(b)
-	if s.add(a) || !s.add(b) {
-		t.Fatal("remove of the overflow entry")
-	}
-	if !s.Has("evt_x_7") || s.Has("evt_y_7") || !s.contains(a) {
-		t.Fatal("Has/contains")
 	}
 }
 
@@ -986,7 +947,7 @@ func TestDecodeIntoDirtyBuffers(t *testing.T) {
 
 func decodeRows(t *testing.T, d *Decoder, body []byte) []row {
 	t.Helper()
-	d.Reset(benchWindow, Known{})
+	d.Reset(benchWindow, event.Known{})
 	pg, err := d.DecodePage(body, 1, testIngested)
 	if err != nil {
 		t.Fatal(err)

@@ -9,6 +9,8 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/vaultsink/vaultsink/event"
+
 	"github.com/apache/arrow-go/v18/arrow/memory"
 
 	"github.com/vaultsink/vaultsink/internal/clip"
@@ -36,14 +38,14 @@ type WalkStats struct {
 	// IDs are the event ids the window emitted (not the held ones): with
 	// Known.Held, what the sink will hold for the window afterwards. The
 	// caller owns it once the walk returned.
-	IDs *IDSet
+	IDs *event.IDSet
 }
 
 // WalkOptions tune one walk.
 type WalkOptions struct {
 	// Known is what the sink already holds around the window: records with
 	// those ids are skipped (see Known), so an id is archived once.
-	Known Known
+	Known event.Known
 }
 
 // Walk fetches every page of window w for org, in order, and calls fn with
@@ -55,7 +57,7 @@ type WalkOptions struct {
 //
 // Every event_id of the window is remembered (about 30 B each), so an id is
 // yielded once whatever the order of the events.
-func (c *Client) Walk(ctx context.Context, org Org, w Window, mem memory.Allocator, opts WalkOptions, fn func(Page) error) (WalkStats, error) {
+func (c *Client) Walk(ctx context.Context, org Org, w event.Window, mem memory.Allocator, opts WalkOptions, fn func(Page) error) (WalkStats, error) {
 	var st WalkStats
 	token, err := org.Credential.Resolve()
 	if err != nil {
@@ -272,7 +274,7 @@ func (c *Client) timeParam(t time.Time, isTo bool) string {
 	return day.Format(time.DateOnly)
 }
 
-func (c *Client) firstURL(w Window, style string) *url.URL {
+func (c *Client) firstURL(w event.Window, style string) *url.URL {
 	u := *c.events
 	q := u.Query()
 	q.Set(c.cfg.Params.From, c.timeParam(w.Start, false))
@@ -373,7 +375,7 @@ func (c *Client) Check(ctx context.Context, org Org) (style string, err error) {
 	if style == "auto" {
 		style = c.styleHint()
 	}
-	u := c.firstURL(Window{Org: org.ID, Start: end.Add(-time.Hour), End: end}, style)
+	u := c.firstURL(event.Window{Org: org.ID, Start: end.Add(-time.Hour), End: end}, style)
 	q := u.Query()
 	if style == "page" {
 		q.Set(c.cfg.Params.PerPage, "1")
@@ -393,7 +395,7 @@ func (c *Client) Check(ctx context.Context, org Org) (style string, err error) {
 		return c.cfg.Pagination, nil
 	}
 	dec := NewDecoder(memory.DefaultAllocator, DecodeOptions{Org: org.ID, Fields: c.cfg.Fields, ItemsField: c.cfg.Params.ItemsField, DropOutside: true})
-	dec.Reset(Window{Org: org.ID, Start: end.Add(-time.Hour), End: end}, Known{})
+	dec.Reset(event.Window{Org: org.ID, Start: end.Add(-time.Hour), End: end}, event.Known{})
 	p, err := dec.DecodePage(r.body, 1, time.Now())
 	if err != nil {
 		return "", fmt.Errorf("%w: org %s: the answer is not an events page: %v", ErrRequest, org.ID, err)
@@ -413,7 +415,7 @@ var errEnough = errors.New("enough")
 
 // Probe reports whether the API serves any event of org in w: it walks w
 // only until a page has a row of the org.
-func (c *Client) Probe(ctx context.Context, org Org, w Window) (bool, error) {
+func (c *Client) Probe(ctx context.Context, org Org, w event.Window) (bool, error) {
 	found := false
 	_, err := c.Walk(ctx, org, w, nil, WalkOptions{}, func(p Page) error {
 		if p.Rec != nil {

@@ -5,6 +5,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/vaultsink/vaultsink/event"
+
 	"github.com/apache/arrow-go/v18/arrow/memory"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
@@ -26,7 +28,7 @@ func BenchmarkWalk(b *testing.B) {
 		b.Fatal(err)
 	}
 	org := orgOf(sim, "org_1")
-	w := source.Window{Org: "org_1", Start: histFrom.Add(24 * time.Hour), End: histFrom.Add(30 * time.Hour)}
+	w := event.Window{Org: "org_1", Start: histFrom.Add(24 * time.Hour), End: histFrom.Add(30 * time.Hour)}
 	mem := memory.NewGoAllocator()
 	var rows int64
 	b.ReportAllocs()

@@ -13,6 +13,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/vaultsink/vaultsink/event"
+
 	"github.com/apache/arrow-go/v18/arrow/array"
 	"github.com/apache/arrow-go/v18/arrow/memory"
 	"github.com/prometheus/client_golang/prometheus"
@@ -27,7 +29,7 @@ var (
 	histFrom = time.Date(2026, 6, 1, 0, 0, 0, 0, time.UTC)
 	histTo   = time.Date(2026, 6, 4, 0, 0, 0, 0, time.UTC)
 	// A window of several pages: 6 hours at ~2000 events/hour.
-	win = source.Window{Org: "org_1", Start: histFrom.Add(24 * time.Hour), End: histFrom.Add(30 * time.Hour)}
+	win = event.Window{Org: "org_1", Start: histFrom.Add(24 * time.Hour), End: histFrom.Add(30 * time.Hour)}
 )
 
 func startSim(t *testing.T, mod func(*vaultsim.Config)) *vaultsim.Running {
@@ -73,10 +75,10 @@ type walked struct {
 	ids   []string
 	ts    []int64
 	stats source.WalkStats
-	quar  []source.Quarantined
+	quar  []event.Quarantined
 }
 
-func walk(t *testing.T, c *source.Client, org source.Org, w source.Window) (walked, error) {
+func walk(t *testing.T, c *source.Client, org source.Org, w event.Window) (walked, error) {
 	t.Helper()
 	mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
 	defer mem.AssertSize(t, 0)
@@ -87,8 +89,8 @@ func walk(t *testing.T, c *source.Client, org source.Org, w source.Window) (walk
 			return nil
 		}
 		defer p.Rec.Release()
-		ids := p.Rec.Column(source.ColEventID).(*array.String)
-		ts := p.Rec.Column(source.ColTimestamp).(*array.Timestamp)
+		ids := p.Rec.Column(event.ColEventID).(*array.String)
+		ts := p.Rec.Column(event.ColTimestamp).(*array.Timestamp)
 		for i := 0; i < ids.Len(); i++ {
 			out.ids = append(out.ids, ids.Value(i))
 			out.ts = append(out.ts, int64(ts.Value(i)))

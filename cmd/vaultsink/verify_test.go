@@ -18,6 +18,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/vaultsink/vaultsink/event"
+
 	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/apache/arrow-go/v18/arrow/array"
 	"github.com/apache/arrow-go/v18/arrow/memory"
@@ -119,12 +121,12 @@ checkpoint:
 }
 
 // hour is the history's h-th window.
-func (v *verifyTree) hour(h int) source.Window {
+func (v *verifyTree) hour(h int) event.Window {
 	s := v.from.Add(time.Duration(h) * time.Hour)
-	return source.Window{Org: v.org, Start: s, End: s.Add(time.Hour)}
+	return event.Window{Org: v.org, Start: s, End: s.Add(time.Hour)}
 }
 
-func (v *verifyTree) unitPath(w source.Window) string {
+func (v *verifyTree) unitPath(w event.Window) string {
 	return filepath.Join(v.outDir(), filepath.FromSlash(sinks.ObjectKey(w)))
 }
 
@@ -148,7 +150,7 @@ func (v *verifyTree) verify(extra time.Duration, args ...string) (string, int) {
 // rewrite replaces the unit at path by one whose footer records meta, with
 // the rows of the units at srcs (in order) except the ids in drop, and
 // then the rows of add.
-func rewrite(t *testing.T, path string, meta source.Window, srcs []string, drop []string, add []arrow.RecordBatch) {
+func rewrite(t *testing.T, path string, meta event.Window, srcs []string, drop []string, add []arrow.RecordBatch) {
 	t.Helper()
 	tmp := path + ".new"
 	f, err := os.Create(tmp)
@@ -168,7 +170,7 @@ func rewrite(t *testing.T, path string, meta source.Window, srcs []string, drop 
 			t.Fatal(err)
 		}
 		err = pqread.Rows(context.Background(), in, func(rec arrow.RecordBatch) error {
-			ids := rec.Column(source.ColEventID).(*array.String)
+			ids := rec.Column(event.ColEventID).(*array.String)
 			from := 0
 			for i := 0; i <= ids.Len(); i++ {
 				if i < ids.Len() && !slices.Contains(drop, ids.Value(i)) {
@@ -254,7 +256,7 @@ func TestVerifyIntact(t *testing.T) {
 func TestVerifyDamage(t *testing.T) {
 	t.Run("another window size over one window", func(t *testing.T) {
 		v := newVerifyTree(t, verifyOpts{})
-		two := source.Window{Org: v.org, Start: v.hour(2).Start, End: v.hour(4).Start}
+		two := event.Window{Org: v.org, Start: v.hour(2).Start, End: v.hour(4).Start}
 		rewrite(t, v.unitPath(two), two, []string{v.unitPath(v.hour(2)), v.unitPath(v.hour(3))}, nil, nil)
 		out, code := v.verify(0)
 		n2, n3 := len(v.sim.EventIDs(v.org, v.hour(2).Start, v.hour(2).End)), len(v.sim.EventIDs(v.org, v.hour(3).Start, v.hour(3).End))
@@ -333,7 +335,7 @@ func TestVerifyDamage(t *testing.T) {
 		if err := os.MkdirAll(filepath.Dir(q), 0o750); err != nil {
 			t.Fatal(err)
 		}
-		line, err := json.Marshal(source.Quarantined{Org: v.org, Window: before.Range(), Page: 3, Reason: source.ReasonOutsideWindow, Raw: string(v.sim.AppendEvent(nil, ev))})
+		line, err := json.Marshal(event.Quarantined{Org: v.org, Window: before.Range(), Page: 3, Reason: source.ReasonOutsideWindow, Raw: string(v.sim.AppendEvent(nil, ev))})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -428,11 +430,11 @@ func TestVerifyBigQuery(t *testing.T) {
 	e.mustRun("sync")
 	ctx := context.Background()
 	org := "org_1"
-	hour := func(h int) source.Window {
+	hour := func(h int) event.Window {
 		s := e.from.Add(time.Duration(h) * time.Hour)
-		return source.Window{Org: org, Start: s, End: s.Add(time.Hour)}
+		return event.Window{Org: org, Start: s, End: s.Add(time.Hour)}
 	}
-	ids := func(w source.Window) []string { return e.sim.EventIDs(org, w.Start, w.End) }
+	ids := func(w event.Window) []string { return e.sim.EventIDs(org, w.Start, w.End) }
 	deleted, doubled := ids(hour(1))[3], ids(hour(3))[5]
 	boundary := e.sim.Events(org, hour(4).Start, hour(4).End)[0]
 	for _, q := range []string{
@@ -504,9 +506,9 @@ func TestVerifyS3(t *testing.T) {
 	if out := e.mustRun(args...); !strings.Contains(out, ": 0 missing, 0 extra, 0 duplicated; 0 windows differ") {
 		t.Fatalf("verify of an intact bucket:\n%s", out)
 	}
-	hour := func(h int) source.Window {
+	hour := func(h int) event.Window {
 		s := e.from.Add(time.Duration(h) * time.Hour)
-		return source.Window{Org: org, Start: s, End: s.Add(time.Hour)}
+		return event.Window{Org: org, Start: s, End: s.Add(time.Hour)}
 	}
 	ctx := context.Background()
 	cl, err := s3client.NewClient(ctx, srv.ClientConfig())

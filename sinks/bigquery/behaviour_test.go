@@ -9,6 +9,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/vaultsink/vaultsink/event"
+
 	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/apache/arrow-go/v18/arrow/array"
 	"github.com/apache/arrow-go/v18/arrow/memory"
@@ -17,11 +19,10 @@ import (
 	"github.com/vaultsink/vaultsink/sinks"
 	"github.com/vaultsink/vaultsink/sinks/bigquery/bqtest"
 	"github.com/vaultsink/vaultsink/sinks/sinktest"
-	"github.com/vaultsink/vaultsink/source"
 )
 
 // openEvents opens a unit of w holding evs, with the fence f when non-nil.
-func openEvents(t testing.TB, s *Sink, w source.Window, evs []sinktest.Event, f *sinks.Fence) *unit {
+func openEvents(t testing.TB, s *Sink, w event.Window, evs []sinktest.Event, f *sinks.Fence) *unit {
 	t.Helper()
 	ctx := context.Background()
 	x, err := s.Open(ctx, w)
@@ -425,7 +426,7 @@ func TestPartitionPruning(t *testing.T) {
 	for _, h := range []int{30, 31, 40} { // 2026-06-02 06:00 .. 2026-06-02 16:00
 		w := sinktest.Window("org_c", h)
 		u := openEvents(t, s, w, sinktest.Events(w, sinktest.IDs(fmt.Sprintf("h%d", h), 0, 5)), &sinks.Fence{Owner: "o", Epoch: 1})
-		u.Quarantine(ctx, source.Quarantined{Org: w.Org, Window: w.Range(), Page: 1, Reason: "bad", Raw: "{}"})
+		u.Quarantine(ctx, event.Quarantined{Org: w.Org, Window: w.Range(), Page: 1, Reason: "bad", Raw: "{}"})
 		us = append(us, u)
 	}
 	if _, err := s.CommitBatch(ctx, us); err != nil {
@@ -451,7 +452,7 @@ func TestPartitionPruning(t *testing.T) {
 
 // withIngestedAt returns rec with every ingested_at set to ts.
 func withIngestedAt(rec arrow.RecordBatch, ts time.Time) arrow.RecordBatch {
-	b := array.NewTimestampBuilder(memory.DefaultAllocator, source.TimestampType)
+	b := array.NewTimestampBuilder(memory.DefaultAllocator, event.TimestampType)
 	defer b.Release()
 	for i := 0; i < int(rec.NumRows()); i++ {
 		b.Append(arrow.Timestamp(ts.UnixMicro()))
@@ -462,7 +463,7 @@ func withIngestedAt(rec arrow.RecordBatch, ts time.Time) arrow.RecordBatch {
 	for i := range cols {
 		cols[i] = rec.Column(i)
 	}
-	cols[source.ColIngestedAt] = col
+	cols[event.ColIngestedAt] = col
 	return array.NewRecordBatch(rec.Schema(), cols, rec.NumRows())
 }
 
@@ -536,14 +537,14 @@ func TestRerunWithoutQuarantineClearsIt(t *testing.T) {
 	w := sinktest.Window("org_q", 2)
 	u := openEvents(t, s, w, sinktest.Events(w, sinktest.IDs("e", 0, 5)), nil)
 	for i := 0; i < 2; i++ {
-		u.Quarantine(ctx, source.Quarantined{Org: w.Org, Window: w.Range(), Page: 1, Reason: "bad", Raw: fmt.Sprint(i)})
+		u.Quarantine(ctx, event.Quarantined{Org: w.Org, Window: w.Range(), Page: 1, Reason: "bad", Raw: fmt.Sprint(i)})
 	}
 	if _, err := u.Commit(ctx); err != nil {
 		t.Fatal(err)
 	}
 	count := func() int {
 		n := 0
-		if err := s.QuarantinedIn(ctx, w.Org, w.Start, w.End, func(source.Quarantined) error { n++; return nil }); err != nil {
+		if err := s.QuarantinedIn(ctx, w.Org, w.Start, w.End, func(event.Quarantined) error { n++; return nil }); err != nil {
 			t.Fatal(err)
 		}
 		return n

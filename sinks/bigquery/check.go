@@ -10,12 +10,13 @@ import (
 	"strings"
 	"time"
 
+	"github.com/vaultsink/vaultsink/event"
+
 	"cloud.google.com/go/bigquery"
 	"google.golang.org/api/googleapi"
 
 	"github.com/vaultsink/vaultsink/internal/check"
 	"github.com/vaultsink/vaultsink/sinks"
-	"github.com/vaultsink/vaultsink/source"
 )
 
 var _ sinks.Checker = (*Config)(nil)
@@ -176,7 +177,7 @@ func (s *Sink) checkDryRun(ctx context.Context, loc string, targetExists bool, s
 	sql, params, what := "SELECT 1", []bigquery.QueryParameter(nil), "a trivial query"
 	if targetExists {
 		end := time.Now().UTC().Truncate(time.Hour)
-		sql, params = s.countSQL([]*unit{{s: s, w: source.Window{Org: "vaultsink-check", Start: end.Add(-time.Hour), End: end}}}, "")
+		sql, params = s.countSQL([]*unit{{s: s, w: event.Window{Org: "vaultsink-check", Start: end.Add(-time.Hour), End: end}}}, "")
 		what = "the sink's count statement"
 	}
 	q := s.client.Query(sql)

@@ -6,10 +6,10 @@ import (
 	"encoding/hex"
 	"hash"
 
+	"github.com/vaultsink/vaultsink/event"
+
 	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/apache/arrow-go/v18/arrow/array"
-
-	"github.com/vaultsink/vaultsink/source"
 )
 
 // contentDigest is a digest of a set of rows that depends only on their
@@ -37,16 +37,16 @@ func (d *contentDigest) addRow(row []byte) {
 	d.rows++
 }
 
-// addRecord adds every row of rec (source.Schema) but its ingested_at.
+// addRecord adds every row of rec (event.Schema) but its ingested_at.
 func (d *contentDigest) addRecord(rec arrow.RecordBatch) {
-	cols := make([]arrow.Array, source.NumColumns)
+	cols := make([]arrow.Array, event.NumColumns)
 	for c := range cols {
 		cols[c] = rec.Column(c)
 	}
 	for i := 0; i < int(rec.NumRows()); i++ {
 		b := d.buf[:0]
 		for c, col := range cols {
-			if c == source.ColIngestedAt {
+			if c == event.ColIngestedAt {
 				continue
 			}
 			if col.IsNull(i) {
@@ -72,7 +72,7 @@ func (d *contentDigest) addRecord(rec arrow.RecordBatch) {
 }
 
 // addQuarantined adds one quarantined record.
-func (d *contentDigest) addQuarantined(q source.Quarantined) {
+func (d *contentDigest) addQuarantined(q event.Quarantined) {
 	b := binary.AppendVarint(d.buf[:0], int64(q.Page))
 	b = binary.AppendUvarint(b, uint64(len(q.Reason)))
 	b = append(b, q.Reason...)

@@ -142,7 +142,7 @@
 //
 // # The table
 //
-// Created if missing: the columns of source.Schema (event_id, org_id,
+// Created if missing: the columns of event.Schema (event_id, org_id,
 // timestamp, ingested_at REQUIRED; detail and extra JSON), partitioned by DAY
 // on timestamp (hourly partitions would exhaust the 10,000-partition limit in
 // ~13.7 months), clustered by org_id and action, with the configured partition

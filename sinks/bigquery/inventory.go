@@ -6,11 +6,12 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/vaultsink/vaultsink/event"
+
 	"cloud.google.com/go/bigquery"
 	"google.golang.org/api/iterator"
 
 	"github.com/vaultsink/vaultsink/sinks"
-	"github.com/vaultsink/vaultsink/source"
 )
 
 var _ sinks.Inventory = (*Sink)(nil)
@@ -22,7 +23,7 @@ func (s *Sink) Units(ctx context.Context, org string, from, to time.Time) ([]sin
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
-	return []sinks.UnitInfo{{Key: s.target(), Window: source.Window{Org: org, Start: from.UTC(), End: to.UTC()}}}, nil
+	return []sinks.UnitInfo{{Key: s.target(), Window: event.Window{Org: org, Start: from.UTC(), End: to.UTC()}}}, nil
 }
 
 // UnitRows calls fn with the event id and timestamp of every row of
@@ -69,7 +70,7 @@ func (s *Sink) UnitRows(ctx context.Context, u sinks.UnitInfo, fn func(id string
 
 // QuarantinedIn calls fn with the org's rows of <table>_quarantine whose
 // window_start lies in [from, to), one query.
-func (s *Sink) QuarantinedIn(ctx context.Context, org string, from, to time.Time, fn func(source.Quarantined) error) error {
+func (s *Sink) QuarantinedIn(ctx context.Context, org string, from, to time.Time, fn func(event.Quarantined) error) error {
 	qt := fmt.Sprintf("%s.%s.%s", s.cfg.Project, s.cfg.Dataset, s.quarantineTable())
 	loc, err := s.resolveLocation(ctx)
 	if err != nil {
@@ -105,8 +106,8 @@ func (s *Sink) QuarantinedIn(ctx context.Context, org string, from, to time.Time
 		if err != nil {
 			return fmt.Errorf("read the quarantine of org %s: %w", org, err)
 		}
-		w := source.Window{Org: org, Start: row.Start.UTC(), End: row.End.UTC()}
-		if err := fn(source.Quarantined{Org: org, Window: w.Range(), Page: int(row.Page), Reason: row.Reason.StringVal, Raw: row.Raw.StringVal}); err != nil {
+		w := event.Window{Org: org, Start: row.Start.UTC(), End: row.End.UTC()}
+		if err := fn(event.Quarantined{Org: org, Window: w.Range(), Page: int(row.Page), Reason: row.Reason.StringVal, Raw: row.Raw.StringVal}); err != nil {
 			return err
 		}
 	}

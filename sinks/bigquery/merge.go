@@ -5,13 +5,14 @@ import (
 	"fmt"
 	"os"
 
+	"github.com/vaultsink/vaultsink/event"
+
 	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/apache/arrow-go/v18/parquet"
 	"github.com/apache/arrow-go/v18/parquet/compress"
 	"github.com/apache/arrow-go/v18/parquet/pqarrow"
 	"github.com/vaultsink/vaultsink/sinks/pqenc"
 	"github.com/vaultsink/vaultsink/sinks/pqread"
-	"github.com/vaultsink/vaultsink/source"
 )
 
 // Several units' Parquet files merged into the one file a load job takes,
@@ -29,7 +30,7 @@ func (s *Sink) mergedData(us []*unit) (string, func(), error) {
 		return "", nil, fmt.Errorf("create batch parquet: %w", err)
 	}
 	cleanup := func() { out.Close(); os.Remove(out.Name()) }
-	meta := pqenc.Meta{Window: source.Window{Start: us[0].w.Start, End: us[0].w.End}, Version: s.version}
+	meta := pqenc.Meta{Window: event.Window{Start: us[0].w.Start, End: us[0].w.End}, Version: s.version}
 	for _, u := range us {
 		if u.w.Start.Before(meta.Window.Start) {
 			meta.Window.Start = u.w.Start
@@ -44,7 +45,7 @@ func (s *Sink) mergedData(us []*unit) (string, func(), error) {
 		return "", nil, fmt.Errorf("batch parquet writer: %w", err)
 	}
 	for _, u := range us {
-		if err := copyParquet(u.f.Name(), source.Schema, pw.Write); err != nil {
+		if err := copyParquet(u.f.Name(), event.Schema, pw.Write); err != nil {
 			pw.Close()
 			cleanup()
 			return "", nil, fmt.Errorf("merge parquet of %s: %w", u.w, err)

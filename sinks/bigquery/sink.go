@@ -10,13 +10,14 @@ import (
 	"sync"
 	"time"
 
+	"github.com/vaultsink/vaultsink/event"
+
 	"cloud.google.com/go/bigquery"
 	"github.com/prometheus/client_golang/prometheus"
 	"google.golang.org/api/googleapi"
 	"google.golang.org/api/option"
 
 	"github.com/vaultsink/vaultsink/sinks"
-	"github.com/vaultsink/vaultsink/source"
 )
 
 var (
@@ -205,6 +206,6 @@ func jobTimeout(ctx context.Context) time.Duration {
 
 // Open starts a unit: batches stream through the Parquet encoder into a temp
 // file, so memory stays bounded by a row group whatever the window's size.
-func (s *Sink) Open(ctx context.Context, w source.Window) (sinks.Unit, error) {
+func (s *Sink) Open(ctx context.Context, w event.Window) (sinks.Unit, error) {
 	return &unit{s: s, w: w}, nil
 }

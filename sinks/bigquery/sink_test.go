@@ -12,6 +12,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/vaultsink/vaultsink/event"
+
 	"cloud.google.com/go/bigquery"
 	"github.com/apache/arrow-go/v18/arrow/memory"
 	"github.com/prometheus/client_golang/prometheus"
@@ -20,7 +22,6 @@ import (
 	"github.com/vaultsink/vaultsink/sinks"
 	"github.com/vaultsink/vaultsink/sinks/bigquery/bqtest"
 	"github.com/vaultsink/vaultsink/sinks/sinktest"
-	"github.com/vaultsink/vaultsink/source"
 )
 
 const project = "vaultsink-test"
@@ -59,7 +60,7 @@ func TestConformance(t *testing.T) {
 }
 
 // ids reads the target's ids of w through the sink's Reader.
-func ids(t *testing.T, s *Sink, w source.Window) []string {
+func ids(t *testing.T, s *Sink, w event.Window) []string {
 	t.Helper()
 	var out []string
 	if err := s.EventIDs(context.Background(), w, func(id string) error { out = append(out, id); return nil }); err != nil {
@@ -75,7 +76,7 @@ func sorted(in []string) []string {
 	return out
 }
 
-func openUnit(t testing.TB, s *Sink, w source.Window, ids []string) sinks.Unit {
+func openUnit(t testing.TB, s *Sink, w event.Window, ids []string) sinks.Unit {
 	t.Helper()
 	ctx := context.Background()
 	u, err := s.Open(ctx, w)
@@ -528,7 +529,7 @@ func TestBatchQuarantine(t *testing.T) {
 		w := sinktest.Window("org_q", h)
 		u := openUnit(t, s, w, sinktest.IDs(fmt.Sprintf("e%d_", h), 0, 50))
 		for i := 0; i <= h; i++ {
-			q := source.Quarantined{Org: w.Org, Window: w.Range(), Page: 1, Reason: "missing timestamp", Raw: fmt.Sprintf(`{"n":%d}`, i)}
+			q := event.Quarantined{Org: w.Org, Window: w.Range(), Page: 1, Reason: "missing timestamp", Raw: fmt.Sprintf(`{"n":%d}`, i)}
 			if err := u.Quarantine(ctx, q); err != nil {
 				t.Fatal(err)
 			}

@@ -5,15 +5,16 @@ import (
 	"strings"
 	"time"
 
+	"github.com/vaultsink/vaultsink/event"
+
 	"cloud.google.com/go/bigquery"
 	"github.com/vaultsink/vaultsink/sinks"
-	"github.com/vaultsink/vaultsink/source"
 )
 
 // The SQL text of a commit: the transaction script, its parameters and the
 // count query, built from the group's units.
 
-// insertColumns are the target's columns in source.Schema order; detail
+// insertColumns are the target's columns in event.Schema order; detail
 // and extra are JSON in the target but STRING in staging, because BigQuery
 // loads JSON columns only from CSV, Avro and newline-delimited JSON, not
 // Parquet.
@@ -25,7 +26,7 @@ import (
 // (JSON_TYPE(detail) = 'string'), so nothing of it is lost and the rows
 // around it commit. A NULL stays NULL (TO_JSON(NULL) would be JSON null).
 func insertColumns() (cols, vals string) {
-	for i, f := range source.Schema.Fields() {
+	for i, f := range event.Schema.Fields() {
 		if i > 0 {
 			cols += ", "
 			vals += ", "

@@ -18,7 +18,7 @@ import (
 	"github.com/vaultsink/vaultsink/sinks"
 )
 
-// targetSchema is source.Schema as a BigQuery table.
+// targetSchema is event.Schema as a BigQuery table.
 var targetSchema = bigquery.Schema{
 	{Name: "event_id", Type: bigquery.StringFieldType, Required: true},
 	{Name: "org_id", Type: bigquery.StringFieldType, Required: true},

@@ -7,6 +7,8 @@ import (
 	"io"
 	"os"
 
+	"github.com/vaultsink/vaultsink/event"
+
 	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/apache/arrow-go/v18/arrow/array"
 	"github.com/apache/arrow-go/v18/arrow/memory"
@@ -15,7 +17,6 @@ import (
 	"github.com/apache/arrow-go/v18/parquet/pqarrow"
 	"github.com/vaultsink/vaultsink/sinks"
 	"github.com/vaultsink/vaultsink/sinks/pqenc"
-	"github.com/vaultsink/vaultsink/source"
 )
 
 // A unit: one window's rows and quarantine, encoded to local Parquet files
@@ -23,7 +24,7 @@ import (
 
 type unit struct {
 	s *Sink
-	w source.Window
+	w event.Window
 
 	f      *os.File
 	pw     *pqenc.Writer
@@ -37,7 +38,7 @@ type unit struct {
 	qdigest *contentDigest
 	qrows   int64
 	qsum    string
-	qbuf    []source.Quarantined
+	qbuf    []event.Quarantined
 	qbytes  int // raw bytes in qbuf
 
 	fence *sinks.Fence // nil: no fence check (SetFence never called)
@@ -81,7 +82,7 @@ func (u *unit) Write(ctx context.Context, rec arrow.RecordBatch) error {
 	return nil
 }
 
-func (u *unit) Quarantine(ctx context.Context, q source.Quarantined) error {
+func (u *unit) Quarantine(ctx context.Context, q event.Quarantined) error {
 	if u.done || u.finished {
 		return errors.New("bigquery unit: quarantine after commit or abort")
 	}
@@ -196,8 +197,8 @@ func (u *unit) result(location string) sinks.Result {
 // Quarantine records go to <table>_quarantine, replaced per window like data.
 var quarantineArrow = arrow.NewSchema([]arrow.Field{
 	{Name: "org_id", Type: arrow.BinaryTypes.String},
-	{Name: "window_start", Type: source.TimestampType},
-	{Name: "window_end", Type: source.TimestampType},
+	{Name: "window_start", Type: event.TimestampType},
+	{Name: "window_end", Type: event.TimestampType},
 	{Name: "page", Type: arrow.PrimitiveTypes.Int64},
 	{Name: "reason", Type: arrow.BinaryTypes.String, Nullable: true},
 	{Name: "raw", Type: arrow.BinaryTypes.String, Nullable: true},

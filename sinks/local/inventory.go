@@ -10,9 +10,10 @@ import (
 	"strings"
 	"time"
 
+	"github.com/vaultsink/vaultsink/event"
+
 	"github.com/vaultsink/vaultsink/sinks"
 	"github.com/vaultsink/vaultsink/sinks/pqread"
-	"github.com/vaultsink/vaultsink/source"
 )
 
 var _ sinks.Inventory = (*Sink)(nil)
@@ -25,7 +26,7 @@ var _ sinks.Inventory = (*Sink)(nil)
 // per file), so a unit whose key lies far from the range but whose footer
 // falls in it is still found.
 func (s *Sink) Units(ctx context.Context, org string, from, to time.Time) ([]sinks.UnitInfo, error) {
-	if err := checkWindow(source.Window{Org: org, Start: from, End: to}); err != nil {
+	if err := checkWindow(event.Window{Org: org, Start: from, End: to}); err != nil {
 		return nil, err
 	}
 	var out []sinks.UnitInfo
@@ -96,8 +97,8 @@ func (s *Sink) UnitRows(ctx context.Context, u sinks.UnitInfo, fn func(id string
 // (*.jsonl under <quarantine root>/org_id=<org>/) whose window starts in
 // [from, to). Files whose name puts their window more than a day away
 // from the range are not opened; hidden (temp) files are skipped.
-func (s *Sink) QuarantinedIn(ctx context.Context, org string, from, to time.Time, fn func(source.Quarantined) error) error {
-	if err := checkWindow(source.Window{Org: org, Start: from, End: to}); err != nil {
+func (s *Sink) QuarantinedIn(ctx context.Context, org string, from, to time.Time, fn func(event.Quarantined) error) error {
+	if err := checkWindow(event.Window{Org: org, Start: from, End: to}); err != nil {
 		return err
 	}
 	dir := filepath.Join(s.qroot, "org_id="+org)

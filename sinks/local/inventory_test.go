@@ -10,17 +10,18 @@ import (
 	"testing"
 	"time"
 
+	"github.com/vaultsink/vaultsink/event"
+
 	"github.com/apache/arrow-go/v18/arrow/memory"
 
 	"github.com/vaultsink/vaultsink/sinks"
 	"github.com/vaultsink/vaultsink/sinks/pqenc"
 	"github.com/vaultsink/vaultsink/sinks/sinktest"
-	"github.com/vaultsink/vaultsink/source"
 )
 
 // parquetUnit encodes evs as a unit whose footer records meta, whatever
 // the events' timestamps.
-func parquetUnit(t *testing.T, meta source.Window, evs []sinktest.Event) []byte {
+func parquetUnit(t *testing.T, meta event.Window, evs []sinktest.Event) []byte {
 	t.Helper()
 	var buf bytes.Buffer
 	var opts pqenc.Options
@@ -56,8 +57,8 @@ func writeFile(t *testing.T, path string, b []byte) {
 func TestInventory(t *testing.T) {
 	ctx := context.Background()
 	s, _ := newSink(t, Config{})
-	hour := func(h int) source.Window { return sinktest.Window("acme", h) }
-	day := source.Window{Org: "acme", Start: hour(0).Start, End: hour(24).Start}
+	hour := func(h int) event.Window { return sinktest.Window("acme", h) }
+	day := event.Window{Org: "acme", Start: hour(0).Start, End: hour(24).Start}
 
 	// Two units written by the sink, one with quarantined records.
 	sinktest.WriteWindow(t, s, hour(10), sinktest.IDs("a", 0, 100), 50)
@@ -72,7 +73,7 @@ func TestInventory(t *testing.T) {
 	}
 	rec.Release()
 	for i := range 2 {
-		q := source.Quarantined{Org: "acme", Window: hour(11).Range(), Page: i + 1, Reason: "timestamp outside window", Raw: `{"id":"q` + string(rune('0'+i)) + `"}`}
+		q := event.Quarantined{Org: "acme", Window: hour(11).Range(), Page: i + 1, Reason: "timestamp outside window", Raw: `{"id":"q` + string(rune('0'+i)) + `"}`}
 		if err := u.Quarantine(ctx, q); err != nil {
 			t.Fatal(err)
 		}
@@ -106,7 +107,7 @@ func TestInventory(t *testing.T) {
 	for _, u := range units {
 		got[u.Key] = u
 	}
-	key := func(w source.Window) string { return sinks.ObjectKey(w) }
+	key := func(w event.Window) string { return sinks.ObjectKey(w) }
 	rel := func(p string) string { r, _ := filepath.Rel(s.root, p); return filepath.ToSlash(r) }
 	want := []string{key(hour(10)), key(hour(11)), key(day), key(hour(15)), key(hour(12)), rel(temp), rel(notes)}
 	if len(got) != len(want) {
@@ -117,7 +118,7 @@ func TestInventory(t *testing.T) {
 			t.Fatalf("Units did not list %s", k)
 		}
 	}
-	check := func(k string, window, keyWindow source.Window, rows int64, hidden, bad bool) {
+	check := func(k string, window, keyWindow event.Window, rows int64, hidden, bad bool) {
 		t.Helper()
 		u := got[k]
 		if u.Window != window || u.KeyWindow != keyWindow || u.Rows != rows || u.Hidden != hidden || (u.Err != nil) != bad {
@@ -129,8 +130,8 @@ func TestInventory(t *testing.T) {
 	check(key(day), day, day, 30, false, false)
 	check(key(hour(15)), hour(10), hour(15), 100, false, false) // the key names 15:00, the footer 10:00
 	check(key(hour(12)), hour(12), hour(12), 10, false, false)
-	check(rel(temp), source.Window{}, source.Window{}, 0, true, true)
-	check(rel(notes), source.Window{}, source.Window{}, 0, false, true)
+	check(rel(temp), event.Window{}, event.Window{}, 0, true, true)
+	check(rel(notes), event.Window{}, event.Window{}, 0, false, true)
 
 	// A range that meets only the copied unit's key window lists it too,
 	// and the day's unit, but not the 10:00 unit.
@@ -173,8 +174,8 @@ func TestInventory(t *testing.T) {
 	}
 
 	// QuarantinedIn selects by the window the records name.
-	var qs []source.Quarantined
-	collect := func(q source.Quarantined) error { qs = append(qs, q); return nil }
+	var qs []event.Quarantined
+	collect := func(q event.Quarantined) error { qs = append(qs, q); return nil }
 	if err := s.QuarantinedIn(ctx, "acme", hour(11).Start, hour(12).Start, collect); err != nil {
 		t.Fatal(err)
 	}

@@ -8,17 +8,18 @@ import (
 	"os"
 	"strconv"
 
+	"github.com/vaultsink/vaultsink/event"
+
 	"github.com/apache/arrow-go/v18/parquet/file"
 
 	"github.com/vaultsink/vaultsink/sinks/pqenc"
 	"github.com/vaultsink/vaultsink/sinks/pqread"
-	"github.com/vaultsink/vaultsink/source"
 )
 
 // EventIDs calls fn with every event_id in w's data file, a column page at
 // a time (memory does not grow with the file). A window without a file has
 // no ids.
-func (s *Sink) EventIDs(ctx context.Context, w source.Window, fn func(id string) error) error {
+func (s *Sink) EventIDs(ctx context.Context, w event.Window, fn func(id string) error) error {
 	if err := checkWindow(w); err != nil {
 		return err
 	}
@@ -39,7 +40,7 @@ func (s *Sink) EventIDs(ctx context.Context, w source.Window, fn func(id string)
 // Stat reports whether w's data file exists and how many events it holds,
 // reading only the file's footer. Backfill uses it to skip written windows.
 // A file whose footer names another window is an error, not a match.
-func (s *Sink) Stat(ctx context.Context, w source.Window) (exists bool, events int64, err error) {
+func (s *Sink) Stat(ctx context.Context, w event.Window) (exists bool, events int64, err error) {
 	if err := checkWindow(w); err != nil {
 		return false, 0, err
 	}

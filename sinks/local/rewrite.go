@@ -10,13 +10,14 @@ import (
 	"path/filepath"
 	"strings"
 
+	"github.com/vaultsink/vaultsink/event"
+
 	"github.com/apache/arrow-go/v18/arrow"
 
 	"github.com/vaultsink/vaultsink/internal/fsutil"
 	"github.com/vaultsink/vaultsink/sinks"
 	"github.com/vaultsink/vaultsink/sinks/pqenc"
 	"github.com/vaultsink/vaultsink/sinks/pqread"
-	"github.com/vaultsink/vaultsink/source"
 )
 
 var _ sinks.Rewriter = (*Sink)(nil)
@@ -29,7 +30,7 @@ const (
 	stagingSuffix = ".staged"
 )
 
-func (s *Sink) stagedKey(w source.Window) string {
+func (s *Sink) stagedKey(w event.Window) string {
 	return stagingDir + "/" + sinks.ObjectKey(w) + stagingSuffix
 }
 
@@ -94,7 +95,7 @@ func (s *Sink) Staged(ctx context.Context, org string) ([]sinks.UnitInfo, error)
 // Stage writes w's unit into the staging directory (temp file, fsync,
 // rename): an earlier staged unit of w is replaced only once the new one
 // is complete.
-func (s *Sink) Stage(ctx context.Context, w source.Window, fill func(write func(arrow.RecordBatch) error) error) (int64, error) {
+func (s *Sink) Stage(ctx context.Context, w event.Window, fill func(write func(arrow.RecordBatch) error) error) (int64, error) {
 	if err := checkWindow(w); err != nil {
 		return 0, err
 	}
@@ -139,7 +140,7 @@ func (s *Sink) Stage(ctx context.Context, w source.Window, fill func(write func(
 }
 
 // Publish renames w's staged unit onto w's key.
-func (s *Sink) Publish(ctx context.Context, w source.Window) error {
+func (s *Sink) Publish(ctx context.Context, w event.Window) error {
 	staged, err := s.path(s.stagedKey(w))
 	if err != nil {
 		return err

@@ -16,6 +16,8 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/vaultsink/vaultsink/event"
+
 	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -24,7 +26,6 @@ import (
 	"github.com/vaultsink/vaultsink/sinks"
 	"github.com/vaultsink/vaultsink/sinks/pqenc"
 	"github.com/vaultsink/vaultsink/sinks/pqread"
-	"github.com/vaultsink/vaultsink/source"
 )
 
 // Sink writes windows as Parquet files under a root directory.
@@ -101,19 +102,19 @@ func counter(reg prometheus.Registerer, name, help string) prometheus.Counter {
 func (s *Sink) Identity() string { return "local:" + s.root }
 
 // Path is where the data file of w lives (whether or not it exists).
-func (s *Sink) Path(w source.Window) string {
+func (s *Sink) Path(w event.Window) string {
 	return filepath.Join(s.root, filepath.FromSlash(sinks.ObjectKey(w)))
 }
 
 // QuarantinePath is where the quarantine file of w lives.
-func (s *Sink) QuarantinePath(w source.Window) string {
+func (s *Sink) QuarantinePath(w event.Window) string {
 	return filepath.Join(s.qroot, filepath.FromSlash(sinks.QuarantineKey(w)))
 }
 
 // Open starts the unit of w. It removes temp files a crashed earlier unit of
 // the same window left behind, and reads what the window's file holds (the
 // unit's Held). Files are created on the first non-empty write.
-func (s *Sink) Open(ctx context.Context, w source.Window) (sinks.Unit, error) {
+func (s *Sink) Open(ctx context.Context, w event.Window) (sinks.Unit, error) {
 	if err := checkWindow(w); err != nil {
 		return nil, err
 	}
@@ -170,7 +171,7 @@ func (s *Sink) forget(u *unit) {
 
 // checkWindow refuses windows whose org would escape the root or make a
 // second partition level: the org is a path element.
-func checkWindow(w source.Window) error {
+func checkWindow(w event.Window) error {
 	if w.Org == "" || w.Org == "." || w.Org == ".." || strings.ContainsAny(w.Org, `/\`+"\x00") {
 		return fmt.Errorf("window %s: org %q is not usable as a directory name: %w", w, w.Org, sinks.ErrPermanent)
 	}
@@ -209,7 +210,7 @@ func removeTemps(final string) error {
 
 // readHeld reads the ids and content digests of the file at path; nil
 // when there is none.
-func readHeld(ctx context.Context, path string, w source.Window) (*source.HeldSet, error) {
+func readHeld(ctx context.Context, path string, w event.Window) (*event.HeldSet, error) {
 	f, err := os.Open(path)
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, nil
@@ -224,11 +225,11 @@ func readHeld(ctx context.Context, path string, w source.Window) (*source.HeldSe
 // unit is one window being written. Not safe for concurrent use.
 type unit struct {
 	s       *Sink
-	w       source.Window
+	w       event.Window
 	started time.Time
-	held    *source.HeldSet // what the window's file held at Open; nil if none
-	seen    fileID          // the window's file at Open
-	written int64           // rows written by Write
+	held    *event.HeldSet // what the window's file held at Open; nil if none
+	seen    fileID         // the window's file at Open
+	written int64          // rows written by Write
 
 	final string
 	tmp   *os.File
@@ -286,9 +287,9 @@ func (u *unit) startData() error {
 }
 
 // Held is what the window's file held when the unit was opened.
-func (u *unit) Held() *source.HeldSet { return u.held }
+func (u *unit) Held() *event.HeldSet { return u.held }
 
-func (u *unit) Quarantine(ctx context.Context, q source.Quarantined) error {
+func (u *unit) Quarantine(ctx context.Context, q event.Quarantined) error {
 	if u.done {
 		return fmt.Errorf("quarantine %s: unit already finished", u.w)
 	}

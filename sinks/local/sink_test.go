@@ -11,6 +11,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/vaultsink/vaultsink/event"
+
 	"github.com/apache/arrow-go/v18/arrow/memory"
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
@@ -18,7 +20,6 @@ import (
 	"github.com/vaultsink/vaultsink/sinks"
 	"github.com/vaultsink/vaultsink/sinks/pqenc"
 	"github.com/vaultsink/vaultsink/sinks/sinktest"
-	"github.com/vaultsink/vaultsink/source"
 )
 
 func newSink(t *testing.T, cfg Config) (*Sink, *prometheus.Registry) {
@@ -104,7 +105,7 @@ func TestFilesOnDisk(t *testing.T) {
 	if err := u.Write(ctx, rec); err != nil {
 		t.Fatal(err)
 	}
-	bad := []source.Quarantined{
+	bad := []event.Quarantined{
 		{Org: w.Org, Window: w.Range(), Page: 3, Reason: "no timestamp", Raw: `{"id":"x1"}`},
 		{Org: w.Org, Window: w.Range(), Page: 4, Reason: "not an object", Raw: `[1,2]`},
 	}
@@ -165,10 +166,10 @@ func TestFilesOnDisk(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer qf.Close()
-	var got []source.Quarantined
+	var got []event.Quarantined
 	sc := bufio.NewScanner(qf)
 	for sc.Scan() {
-		var q source.Quarantined
+		var q event.Quarantined
 		if err := json.Unmarshal(sc.Bytes(), &q); err != nil {
 			t.Fatalf("quarantine line %q: %v", sc.Text(), err)
 		}
@@ -263,7 +264,7 @@ func TestBadWindows(t *testing.T) {
 	defer s.Close()
 	ctx := context.Background()
 	good := sinktest.Window("org", 1)
-	for name, w := range map[string]source.Window{
+	for name, w := range map[string]event.Window{
 		"empty org":  {Org: "", Start: good.Start, End: good.End},
 		"dot dot":    {Org: "..", Start: good.Start, End: good.End},
 		"slash":      {Org: "a/b", Start: good.Start, End: good.End},

@@ -10,13 +10,13 @@ import (
 	"sync"
 	"sync/atomic"
 
+	"github.com/vaultsink/vaultsink/event"
+
 	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/apache/arrow-go/v18/arrow/array"
 	"github.com/apache/arrow-go/v18/parquet"
 	"github.com/apache/arrow-go/v18/parquet/metadata"
 	"github.com/apache/arrow-go/v18/parquet/schema"
-
-	"github.com/vaultsink/vaultsink/source"
 )
 
 // Column chunks and column-parallel encoding.
@@ -38,7 +38,7 @@ import (
 // event without shortening the sync (bench/DECISIONS.md). More pay where
 // cores idle while one big window encodes.
 
-// column is one leaf column of source.Schema in a Writer, with its share
+// column is one leaf column of event.Schema in a Writer, with its share
 // of the current row group.
 type column struct {
 	descr    *schema.Column
@@ -92,7 +92,7 @@ var columnWeights = map[string]int{
 
 func newColumns(s *arrow.Schema, pq *schema.Schema, props *parquet.WriterProperties) ([]*column, error) {
 	dict := map[string]bool{}
-	for _, c := range source.DictionaryColumns {
+	for _, c := range event.DictionaryColumns {
 		dict[c] = true
 	}
 	cols := make([]*column, s.NumFields())

@@ -10,6 +10,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/vaultsink/vaultsink/event"
+
 	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/apache/arrow-go/v18/arrow/array"
 	"github.com/apache/arrow-go/v18/arrow/memory"
@@ -18,19 +20,17 @@ import (
 	"github.com/apache/arrow-go/v18/parquet/file"
 	"github.com/apache/arrow-go/v18/parquet/metadata"
 	"github.com/apache/arrow-go/v18/parquet/pqarrow"
-
-	"github.com/vaultsink/vaultsink/source"
 )
 
-// nullyBatch is n rows of source.Schema in which every nullable column is
+// nullyBatch is n rows of event.Schema in which every nullable column is
 // null on a different stride of rows, and dictionary columns cycle through
 // a few values.
 func nullyBatch(mem memory.Allocator, first, n int) arrow.RecordBatch {
-	b := array.NewRecordBuilder(mem, source.Schema)
+	b := array.NewRecordBuilder(mem, event.Schema)
 	defer b.Release()
 	base := testWindow.Start
 	for r := first; r < first+n; r++ {
-		for c, f := range source.Schema.Fields() {
+		for c, f := range event.Schema.Fields() {
 			fb := b.Field(c)
 			if f.Nullable && r%(c+2) == 0 {
 				fb.AppendNull()
@@ -112,7 +112,7 @@ func TestParallelColumnsSameFile(t *testing.T) {
 			t.Fatal(err)
 		}
 		if !array.Equal(got, want.Column(c)) {
-			t.Errorf("column %s reads back differently: %v...", source.Schema.Field(c).Name, got.String()[:200])
+			t.Errorf("column %s reads back differently: %v...", event.Schema.Field(c).Name, got.String()[:200])
 		}
 		got.Release()
 	}
@@ -161,14 +161,14 @@ func TestSameAsArrowWriter(t *testing.T) {
 		parquet.WithVersion(parquet.V2_6),
 		parquet.WithDataPageVersion(parquet.DataPageV1),
 	}
-	for _, c := range source.DictionaryColumns {
+	for _, c := range event.DictionaryColumns {
 		props = append(props, parquet.WithDictionaryFor(c, true))
 	}
 	for _, c := range NoStatsColumns {
 		props = append(props, parquet.WithStatsFor(c, false))
 	}
 	var ref bytes.Buffer
-	fw, err := pqarrow.NewFileWriter(source.Schema, &ref, parquet.NewWriterProperties(props...),
+	fw, err := pqarrow.NewFileWriter(event.Schema, &ref, parquet.NewWriterProperties(props...),
 		pqarrow.NewArrowWriterProperties(pqarrow.WithCoerceTimestamps(arrow.Microsecond)))
 	if err != nil {
 		t.Fatal(err)
@@ -294,8 +294,8 @@ func TestDictionaryStatistics(t *testing.T) {
 	for g := 0; g < rdr.NumRowGroups(); g++ {
 		rgm := rdr.MetaData().RowGroup(g)
 		for c := 0; c < rgm.NumColumns(); c++ {
-			name := source.Schema.Field(c).Name
-			if !slices.Contains(source.DictionaryColumns, name) || slices.Contains(NoStatsColumns, name) {
+			name := event.Schema.Field(c).Name
+			if !slices.Contains(event.DictionaryColumns, name) || slices.Contains(NoStatsColumns, name) {
 				continue
 			}
 			cc, err := rgm.ColumnChunk(c)
@@ -345,7 +345,7 @@ func TestDictionaryStatistics(t *testing.T) {
 func TestDictionaryFallback(t *testing.T) {
 	mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
 	defer mem.AssertSize(t, 0)
-	actor := source.Schema.FieldIndices("actor")[0]
+	actor := event.Schema.FieldIndices("actor")[0]
 	long := strings.Repeat("x", 700)
 	batch := func(first, n int) arrow.RecordBatch {
 		rec := nullyBatch(mem, first, n)
@@ -364,7 +364,7 @@ func TestDictionaryFallback(t *testing.T) {
 		defer a.Release()
 		cols := slices.Clone(rec.Columns())
 		cols[actor] = a
-		return array.NewRecordBatch(source.Schema, cols, int64(n))
+		return array.NewRecordBatch(event.Schema, cols, int64(n))
 	}
 	var buf bytes.Buffer
 	w, err := newWriterWorkers(&buf, Meta{Window: testWindow, Version: "test"}, Options{RowGroupRows: 4000}, mem, 2)
@@ -435,7 +435,7 @@ func TestDictionaryAllNull(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	sev := source.Schema.FieldIndices("severity")[0]
+	sev := event.Schema.FieldIndices("severity")[0]
 	for i := range 3 {
 		rec := nullyBatch(mem, i*1000, 1000)
 		b := array.NewStringBuilder(mem)
@@ -444,7 +444,7 @@ func TestDictionaryAllNull(t *testing.T) {
 		b.Release()
 		cols := append([]arrow.Array(nil), rec.Columns()...)
 		cols[sev] = a
-		r2 := array.NewRecordBatch(source.Schema, cols, 1000)
+		r2 := array.NewRecordBatch(event.Schema, cols, 1000)
 		a.Release()
 		rec.Release()
 		if err := w.Write(r2); err != nil {
@@ -474,8 +474,8 @@ func TestColumnsReused(t *testing.T) {
 
 	encodeWith(t, 1, Options{RowGroupRows: 2500}, 3000)
 	first := idle()
-	if len(first) != len(source.Schema.Fields()) {
-		t.Fatalf("%d columns idle after Close, want %d", len(first), len(source.Schema.Fields()))
+	if len(first) != len(event.Schema.Fields()) {
+		t.Fatalf("%d columns idle after Close, want %d", len(first), len(event.Schema.Fields()))
 	}
 	for _, c := range first {
 		if len(c.chunk) != 0 || c.rows != 0 || c.dict != nil || cap(c.page) == 0 {
@@ -516,7 +516,7 @@ func TestRequiredColumnNulls(t *testing.T) {
 	defer ids.Release()
 	cols := slices.Clone(rec.Columns())
 	cols[0] = ids
-	bad := array.NewRecordBatch(source.Schema, cols, 10)
+	bad := array.NewRecordBatch(event.Schema, cols, 10)
 	defer bad.Release()
 
 	w, err := NewWriter(io.Discard, Meta{Window: testWindow, Version: "test"}, Options{})

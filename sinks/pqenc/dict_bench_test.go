@@ -3,11 +3,12 @@ package pqenc
 import (
 	"testing"
 
+	"github.com/vaultsink/vaultsink/event"
+
 	"github.com/apache/arrow-go/v18/arrow/array"
 	"github.com/apache/arrow-go/v18/arrow/memory"
 
 	"github.com/vaultsink/vaultsink/sinks/sinktest"
-	"github.com/vaultsink/vaultsink/source"
 )
 
 // BenchmarkDictAdd gathers the seven dictionary columns of one 32k-row
@@ -18,8 +19,8 @@ import (
 func BenchmarkDictAdd(b *testing.B) {
 	const batches, rows = 32, 1000
 	var cols [][]*array.String
-	for _, name := range source.DictionaryColumns {
-		idx := source.Schema.FieldIndices(name)[0]
+	for _, name := range event.DictionaryColumns {
+		idx := event.Schema.FieldIndices(name)[0]
 		var col []*array.String
 		for i := range batches {
 			rec := sinktest.Batch(memory.DefaultAllocator, sinktest.Events(testWindow, sinktest.IDs("evt_01JZ3Q8K7M2N4P6R", i*rows, rows)))

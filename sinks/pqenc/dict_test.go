@@ -9,11 +9,11 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/vaultsink/vaultsink/event"
+
 	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/apache/arrow-go/v18/arrow/array"
 	"github.com/apache/arrow-go/v18/arrow/memory"
-
-	"github.com/vaultsink/vaultsink/source"
 )
 
 // TestDictColumnIndexes checks dictColumn's cached lookup against the
@@ -170,8 +170,8 @@ func TestDictColumnsReused(t *testing.T) {
 	opts := Options{RowGroupRows: 2500}
 	fresh := encodeWith(t, 2, opts, 1000, 2000, 7) // its columns are new
 	first := idleDictColumns()
-	if len(first) != len(source.DictionaryColumns) {
-		t.Fatalf("%d dictionary columns idle after Close, want %d", len(first), len(source.DictionaryColumns))
+	if len(first) != len(event.DictionaryColumns) {
+		t.Fatalf("%d dictionary columns idle after Close, want %d", len(first), len(event.DictionaryColumns))
 	}
 	for _, d := range first {
 		if d.rows != 0 || len(d.index) != 0 || len(d.data) != 0 || d.cache != ([1 << dictCacheBits]cacheEntry{}) {

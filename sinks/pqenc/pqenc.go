@@ -1,4 +1,4 @@
-// Package pqenc encodes Arrow record batches in source.Schema into one
+// Package pqenc encodes Arrow record batches in event.Schema into one
 // Parquet file, streaming row groups into an io.Writer. Every sink that
 // writes Parquet (local, S3, BigQuery loads) uses it, so every sink writes
 // byte-for-byte the same kind of file.
@@ -7,7 +7,7 @@
 // (buffered) row group, its columns by Options.EncodeWorkers goroutines
 // (columns.go), and the row group is flushed to w once it reaches
 // RowGroupRows. Timestamps are INT64 TIMESTAMP(MICROS, UTC), never INT96
-// or nanoseconds; only source.DictionaryColumns are dictionary-encoded,
+// or nanoseconds; only event.DictionaryColumns are dictionary-encoded,
 // because dictionaries on unique values (ids, IPs, detail) cost throughput
 // and buy nothing.
 package pqenc
@@ -20,6 +20,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/vaultsink/vaultsink/event"
+
 	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/apache/arrow-go/v18/arrow/memory"
 	"github.com/apache/arrow-go/v18/parquet"
@@ -28,7 +30,6 @@ import (
 	"github.com/apache/arrow-go/v18/parquet/pqarrow"
 
 	"github.com/vaultsink/vaultsink/internal/pipeclock"
-	"github.com/vaultsink/vaultsink/source"
 )
 
 // Defaults. Each trades encode CPU against file size and peak memory; the
@@ -127,7 +128,7 @@ func (o *Options) Validate() error {
 
 // Meta is recorded in the file's key-value metadata.
 type Meta struct {
-	Window  source.Window
+	Window  event.Window
 	Version string // vaultsink version
 }
 
@@ -202,7 +203,7 @@ func newWriterWorkers(w io.Writer, meta Meta, opts Options, mem memory.Allocator
 		parquet.WithDataPageVersion(parquet.DataPageV1),
 		parquet.WithDataPageSize(DataPageBytes),
 	}
-	for _, c := range source.DictionaryColumns {
+	for _, c := range event.DictionaryColumns {
 		props = append(props, parquet.WithDictionaryFor(c, true))
 	}
 	// Min/max statistics serve pruning only on columns that queries filter
@@ -212,14 +213,14 @@ func newWriterWorkers(w io.Writer, meta Meta, opts Options, mem memory.Allocator
 		props = append(props, parquet.WithStatsFor(c, false))
 	}
 	// The ARROW:schema blob is not stored: the Parquet logical types already
-	// describe source.Schema exactly (arrow-go reads isAdjustedToUTC back as
+	// describe event.Schema exactly (arrow-go reads isAdjustedToUTC back as
 	// time zone "UTC"), and DuckDB and BigQuery ignore it anyway.
 	arrProps := pqarrow.NewArrowWriterProperties(
 		pqarrow.WithCoerceTimestamps(arrow.Microsecond),
 		pqarrow.WithDeprecatedInt96Timestamps(false),
 	)
 	wprops := parquet.NewWriterProperties(props...)
-	pqschema, err := pqarrow.ToParquet(source.Schema, wprops, arrProps)
+	pqschema, err := pqarrow.ToParquet(event.Schema, wprops, arrProps)
 	if err != nil {
 		return nil, fmt.Errorf("parquet schema: %w", err)
 	}
@@ -234,14 +235,14 @@ func newWriterWorkers(w io.Writer, meta Meta, opts Options, mem memory.Allocator
 		{MetaOrg, meta.Window.Org},
 		{MetaWindowStart, meta.Window.Start.UTC().Format(time.RFC3339)},
 		{MetaWindowEnd, meta.Window.End.UTC().Format(time.RFC3339)},
-		{MetaSchemaVersion, source.SchemaVersion},
+		{MetaSchemaVersion, event.SchemaVersion},
 		{MetaVersion, meta.Version},
 	} {
 		if err := kv.Append(p[0], p[1]); err != nil {
 			return nil, fmt.Errorf("parquet metadata %s: %w", p[0], err)
 		}
 	}
-	cols, err := newColumns(source.Schema, pqschema, wprops)
+	cols, err := newColumns(event.Schema, pqschema, wprops)
 	if err != nil {
 		return nil, fmt.Errorf("parquet schema: %w", err)
 	}
@@ -285,7 +286,7 @@ func codecOf(o Options) (compress.Compression, int) {
 	}
 }
 
-// Write buffers rec (in source.Schema) into the current row group, flushing
+// Write buffers rec (in event.Schema) into the current row group, flushing
 // full row groups to the underlying writer. The caller keeps ownership of rec;
 // the Writer retains it until it is coalesced with the next batches (at most
 // 4,096 rows) or Close.

@@ -8,6 +8,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/vaultsink/vaultsink/event"
+
 	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/apache/arrow-go/v18/arrow/memory"
 	"github.com/apache/arrow-go/v18/parquet/compress"
@@ -15,10 +17,9 @@ import (
 	"github.com/apache/arrow-go/v18/parquet/pqarrow"
 
 	"github.com/vaultsink/vaultsink/sinks/sinktest"
-	"github.com/vaultsink/vaultsink/source"
 )
 
-var testWindow = source.Window{
+var testWindow = event.Window{
 	Org:   "org_acme",
 	Start: time.Date(2026, 6, 1, 10, 0, 0, 0, time.UTC),
 	End:   time.Date(2026, 6, 1, 11, 0, 0, 0, time.UTC),
@@ -130,7 +131,7 @@ func TestRoundTrip(t *testing.T) {
 		t.Fatalf("first row group has %d rows, want 2048", rg.NumRows())
 	}
 	dict := map[string]bool{}
-	for _, c := range source.DictionaryColumns {
+	for _, c := range event.DictionaryColumns {
 		dict[c] = true
 	}
 	for i := 0; i < rg.NumColumns(); i++ {
@@ -162,11 +163,11 @@ func TestRoundTrip(t *testing.T) {
 		t.Fatal(err)
 	}
 	// Field metadata (PARQUET:field_id) aside, the schema must round-trip.
-	if sc.NumFields() != source.Schema.NumFields() {
-		t.Fatalf("schema read back has %d fields, want %d", sc.NumFields(), source.Schema.NumFields())
+	if sc.NumFields() != event.Schema.NumFields() {
+		t.Fatalf("schema read back has %d fields, want %d", sc.NumFields(), event.Schema.NumFields())
 	}
 	for i, f := range sc.Fields() {
-		want := source.Schema.Field(i)
+		want := event.Schema.Field(i)
 		if f.Name != want.Name || !arrow.TypeEqual(f.Type, want.Type) || f.Nullable != want.Nullable {
 			t.Errorf("field %d read back as %v, want %v", i, f, want)
 		}
@@ -205,7 +206,7 @@ func TestCodecs(t *testing.T) {
 				t.Fatal(err)
 			}
 			defer rdr.Close()
-			cc, err := rdr.MetaData().RowGroup(0).ColumnChunk(source.ColDetail)
+			cc, err := rdr.MetaData().RowGroup(0).ColumnChunk(event.ColDetail)
 			if err != nil {
 				t.Fatal(err)
 			}

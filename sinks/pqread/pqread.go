@@ -12,6 +12,8 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/vaultsink/vaultsink/event"
+
 	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/apache/arrow-go/v18/arrow/array"
 	"github.com/apache/arrow-go/v18/arrow/memory"
@@ -20,7 +22,6 @@ import (
 	"github.com/apache/arrow-go/v18/parquet/pqarrow"
 
 	"github.com/vaultsink/vaultsink/sinks/pqenc"
-	"github.com/vaultsink/vaultsink/source"
 )
 
 // batchRows is how many rows a read decodes at once.
@@ -41,7 +42,7 @@ func open(r parquet.ReaderAtSeeker) (*file.Reader, error) {
 
 // Footer is what a unit's footer says about it.
 type Footer struct {
-	Window source.Window // from the key-value metadata; zero times when absent
+	Window event.Window // from the key-value metadata; zero times when absent
 	Rows   int64
 }
 
@@ -83,8 +84,8 @@ func footer(pr *file.Reader) (Footer, error) {
 }
 
 // Held reads what the unit r holds: every event id with the digest of its
-// row's content (source.RowDigester). It checks that the footer names w.
-func Held(ctx context.Context, r parquet.ReaderAtSeeker, w source.Window) (*source.HeldSet, error) {
+// row's content (event.RowDigester). It checks that the footer names w.
+func Held(ctx context.Context, r parquet.ReaderAtSeeker, w event.Window) (*event.HeldSet, error) {
 	pr, err := open(r)
 	if err != nil {
 		return nil, err
@@ -97,10 +98,10 @@ func Held(ctx context.Context, r parquet.ReaderAtSeeker, w source.Window) (*sour
 	if f.Window.Org != w.Org || !f.Window.Start.Equal(w.Start) || !f.Window.End.Equal(w.End) {
 		return nil, fmt.Errorf("the unit's footer names %s, not %s", f.Window, w)
 	}
-	held := source.NewHeldSet(int(f.Rows))
-	var dg source.RowDigester
+	held := event.NewHeldSet(int(f.Rows))
+	var dg event.RowDigester
 	err = each(ctx, pr, func(rec arrow.RecordBatch) error {
-		ids, ok := rec.Column(source.ColEventID).(*array.String)
+		ids, ok := rec.Column(event.ColEventID).(*array.String)
 		if !ok || !dg.Reset(rec) {
 			return errors.New("columns are not in vaultsink's schema")
 		}
@@ -155,7 +156,7 @@ func IDs(ctx context.Context, r parquet.ReaderAtSeeker, fn func(id string) error
 }
 
 // Rows calls fn with every row batch of the unit r, relabelled with
-// source.Schema (the reader adds field-id metadata the writers do not
+// event.Schema (the reader adds field-id metadata the writers do not
 // want). fn must not keep the batch.
 func Rows(ctx context.Context, r parquet.ReaderAtSeeker, fn func(arrow.RecordBatch) error) error {
 	pr, err := open(r)
@@ -178,7 +179,7 @@ func Copy(ctx context.Context, r parquet.ReaderAtSeeker, schema *arrow.Schema, w
 }
 
 func each(ctx context.Context, pr *file.Reader, fn func(arrow.RecordBatch) error) error {
-	return eachAs(ctx, pr, source.Schema, fn)
+	return eachAs(ctx, pr, event.Schema, fn)
 }
 
 func eachAs(ctx context.Context, pr *file.Reader, schema *arrow.Schema, fn func(arrow.RecordBatch) error) error {

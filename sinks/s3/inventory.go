@@ -7,13 +7,14 @@ import (
 	"strings"
 	"time"
 
+	"github.com/vaultsink/vaultsink/event"
+
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 
 	"github.com/vaultsink/vaultsink/internal/s3client"
 	"github.com/vaultsink/vaultsink/sinks"
 	"github.com/vaultsink/vaultsink/sinks/pqread"
-	"github.com/vaultsink/vaultsink/source"
 )
 
 var _ sinks.Inventory = (*Sink)(nil)
@@ -130,7 +131,7 @@ func (s *Sink) UnitRows(ctx context.Context, u sinks.UnitInfo, fn func(id string
 // <quarantine_prefix>/org_id=<org>/ and calls fn with every record whose
 // window starts in [from, to). Objects whose key puts their window more
 // than a day away from the range are not read; hidden ones are skipped.
-func (s *Sink) QuarantinedIn(ctx context.Context, org string, from, to time.Time, fn func(source.Quarantined) error) error {
+func (s *Sink) QuarantinedIn(ctx context.Context, org string, from, to time.Time, fn func(event.Quarantined) error) error {
 	if org == "" || strings.Contains(org, "/") {
 		return fmt.Errorf("org %q is not usable as a key element", org)
 	}

@@ -8,6 +8,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/vaultsink/vaultsink/event"
+
 	"github.com/apache/arrow-go/v18/arrow/memory"
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
@@ -16,12 +18,11 @@ import (
 	"github.com/vaultsink/vaultsink/sinks/pqenc"
 	s3sink "github.com/vaultsink/vaultsink/sinks/s3"
 	"github.com/vaultsink/vaultsink/sinks/sinktest"
-	"github.com/vaultsink/vaultsink/source"
 )
 
 // parquetUnit encodes evs as a unit whose footer records meta, whatever
 // the events' timestamps.
-func parquetUnit(t *testing.T, meta source.Window, evs []sinktest.Event) []byte {
+func parquetUnit(t *testing.T, meta event.Window, evs []sinktest.Event) []byte {
 	t.Helper()
 	var buf bytes.Buffer
 	var opts pqenc.Options
@@ -53,8 +54,8 @@ func TestInventory(t *testing.T) {
 			srv := start(t)
 			s := newSink(t, srv, nil)
 			ctx := context.Background()
-			hour := func(h int) source.Window { return sinktest.Window("acme", h) }
-			day := source.Window{Org: "acme", Start: hour(0).Start, End: hour(24).Start}
+			hour := func(h int) event.Window { return sinktest.Window("acme", h) }
+			day := event.Window{Org: "acme", Start: hour(0).Start, End: hour(24).Start}
 			put := func(key string, b []byte) {
 				t.Helper()
 				_, err := s.Client().PutObject(ctx, &s3.PutObjectInput{Bucket: &srv.Bucket, Key: aws.String(key), Body: bytes.NewReader(b)})
@@ -102,7 +103,7 @@ func TestInventory(t *testing.T) {
 			if keys := slices.Sorted(maps.Keys(got)); !slices.Equal(keys, want) {
 				t.Fatalf("Units listed\n%v\nwant\n%v", keys, want)
 			}
-			check := func(k string, window, keyWindow source.Window, rows int64, hidden, bad bool) {
+			check := func(k string, window, keyWindow event.Window, rows int64, hidden, bad bool) {
 				t.Helper()
 				u := got[k]
 				if u.Window != window || u.KeyWindow != keyWindow || u.Rows != rows || u.Hidden != hidden || (u.Err != nil) != bad {
@@ -114,8 +115,8 @@ func TestInventory(t *testing.T) {
 			check(key(day), day, day, 30, false, false)
 			check(key(hour(15)), hour(10), hour(15), 100, false, false)
 			check(key(hour(12)), hour(12), hour(12), 10, false, false)
-			check(hidden, hour(10), source.Window{}, 100, true, false)
-			check(notes, source.Window{}, source.Window{}, 0, false, true)
+			check(hidden, hour(10), event.Window{}, 100, true, false)
+			check(notes, event.Window{}, event.Window{}, 0, false, true)
 
 			var n int
 			err = s.UnitRows(ctx, got[key(hour(12))], func(id string, ts time.Time) error {
@@ -133,8 +134,8 @@ func TestInventory(t *testing.T) {
 				t.Fatal("UnitRows of an object that does not exist did not fail")
 			}
 
-			var qs []source.Quarantined
-			collect := func(q source.Quarantined) error { qs = append(qs, q); return nil }
+			var qs []event.Quarantined
+			collect := func(q event.Quarantined) error { qs = append(qs, q); return nil }
 			if err := s.QuarantinedIn(ctx, "acme", hour(11).Start, hour(12).Start, collect); err != nil {
 				t.Fatal(err)
 			}

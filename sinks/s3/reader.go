@@ -9,6 +9,8 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/vaultsink/vaultsink/event"
+
 	"github.com/apache/arrow-go/v18/parquet/file"
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
@@ -16,13 +18,12 @@ import (
 	"github.com/vaultsink/vaultsink/internal/s3client"
 	"github.com/vaultsink/vaultsink/sinks/pqenc"
 	"github.com/vaultsink/vaultsink/sinks/pqread"
-	"github.com/vaultsink/vaultsink/source"
 )
 
 // EventIDs calls fn with every event_id in w's object; a window without an
 // object has none. The object is downloaded to a temporary file and read one
 // column page at a time, so memory does not grow with the window.
-func (s *Sink) EventIDs(ctx context.Context, w source.Window, fn func(id string) error) error {
+func (s *Sink) EventIDs(ctx context.Context, w event.Window, fn func(id string) error) error {
 	key := s.Key(w)
 	f, _, err := s.download(ctx, key, fmt.Sprintf("org %s, window %s", w.Org, w.Range()))
 	if err != nil || f == nil {
@@ -39,7 +40,7 @@ func (s *Sink) EventIDs(ctx context.Context, w source.Window, fn func(id string)
 // Stat reports whether w's object exists and how many events it holds, from
 // its metadata or, for multipart objects, its Parquet footer (two ranged
 // reads). Backfill uses it to skip windows already written.
-func (s *Sink) Stat(ctx context.Context, w source.Window) (exists bool, events int64, err error) {
+func (s *Sink) Stat(ctx context.Context, w event.Window) (exists bool, events int64, err error) {
 	key := s.Key(w)
 	what := fmt.Sprintf("org %s, window %s", w.Org, w.Range())
 	head, err := s.client.HeadObject(ctx, &s3.HeadObjectInput{Bucket: &s.cfg.Bucket, Key: &key})

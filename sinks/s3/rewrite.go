@@ -7,6 +7,8 @@ import (
 	"os"
 	"strings"
 
+	"github.com/vaultsink/vaultsink/event"
+
 	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
@@ -16,7 +18,6 @@ import (
 	"github.com/vaultsink/vaultsink/sinks"
 	"github.com/vaultsink/vaultsink/sinks/pqenc"
 	"github.com/vaultsink/vaultsink/sinks/pqread"
-	"github.com/vaultsink/vaultsink/source"
 )
 
 var _ sinks.Rewriter = (*Sink)(nil)
@@ -83,7 +84,7 @@ func (s *Sink) Staged(ctx context.Context, org string) ([]sinks.UnitInfo, error)
 
 // Stage uploads w's unit under the staging prefix (one PutObject or a
 // multipart upload: the object appears whole or not at all).
-func (s *Sink) Stage(ctx context.Context, w source.Window, fill func(write func(arrow.RecordBatch) error) error) (int64, error) {
+func (s *Sink) Stage(ctx context.Context, w event.Window, fill func(write func(arrow.RecordBatch) error) error) (int64, error) {
 	key := s.stagingPrefix() + "/" + sinks.ObjectKey(w)
 	up := newPartWriter(ctx, s.client, s.params(key, "application/vnd.apache.parquet", nil), int(s.cfg.PartSize))
 	pw, err := pqenc.NewWriter(up, pqenc.Meta{Window: w, Version: s.version}, s.cfg.Options)
@@ -108,7 +109,7 @@ func (s *Sink) Stage(ctx context.Context, w source.Window, fill func(write func(
 
 // Publish copies w's staged unit onto w's key (a server-side copy: the
 // object appears whole) and deletes the staged one.
-func (s *Sink) Publish(ctx context.Context, w source.Window) error {
+func (s *Sink) Publish(ctx context.Context, w event.Window) error {
 	src := s.stagingPrefix() + "/" + sinks.ObjectKey(w)
 	dst := s.Key(w)
 	p := s.params(dst, "application/vnd.apache.parquet", nil)

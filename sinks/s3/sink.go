@@ -17,6 +17,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/vaultsink/vaultsink/event"
+
 	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
@@ -28,7 +30,6 @@ import (
 	"github.com/vaultsink/vaultsink/sinks"
 	"github.com/vaultsink/vaultsink/sinks/pqenc"
 	"github.com/vaultsink/vaultsink/sinks/pqread"
-	"github.com/vaultsink/vaultsink/source"
 )
 
 // User metadata keys (sent as x-amz-meta-<key>).
@@ -128,10 +129,10 @@ func (s *Sink) Client() *s3.Client { return s.client }
 func (s *Sink) Identity() string { return "s3://" + s.cfg.Bucket + "/" + s.cfg.Prefix }
 
 // Key is the object key of w's data.
-func (s *Sink) Key(w source.Window) string { return s.cfg.Prefix + "/" + sinks.ObjectKey(w) }
+func (s *Sink) Key(w event.Window) string { return s.cfg.Prefix + "/" + sinks.ObjectKey(w) }
 
 // QuarantineKey is the object key of w's quarantine file.
-func (s *Sink) QuarantineKey(w source.Window) string {
+func (s *Sink) QuarantineKey(w event.Window) string {
 	return s.cfg.QuarantinePrefix + "/" + sinks.QuarantineKey(w)
 }
 
@@ -139,7 +140,7 @@ func (s *Sink) QuarantineKey(w source.Window) string {
 // (to a temp file: memory does not grow with the object) and reads its ids
 // and content digests (the unit's Held). Nothing is sent to S3 until a
 // part fills.
-func (s *Sink) Open(ctx context.Context, w source.Window) (sinks.Unit, error) {
+func (s *Sink) Open(ctx context.Context, w event.Window) (sinks.Unit, error) {
 	var tok [12]byte
 	_, _ = rand.Read(tok[:]) // crypto/rand.Read never fails
 	u := &unit{s: s, w: w, key: s.Key(w), token: hex.EncodeToString(tok[:])}
@@ -246,7 +247,7 @@ func (s *Sink) params(key, contentType string, meta map[string]string) objectPar
 // Sink.Close may abort it concurrently, hence mu.
 type unit struct {
 	s     *Sink
-	w     source.Window
+	w     event.Window
 	key   string
 	token string
 
@@ -259,7 +260,7 @@ type unit struct {
 
 	// what the window's object held at Open (nil, "" when none): its rows
 	// are copied into the new object at Commit
-	held     *source.HeldSet
+	held     *event.HeldSet
 	heldFile *os.File
 	heldETag string
 
@@ -324,10 +325,10 @@ func (u *unit) startData(ctx context.Context) error {
 }
 
 // Held is what the window's object held when the unit was opened.
-func (u *unit) Held() *source.HeldSet { return u.held }
+func (u *unit) Held() *event.HeldSet { return u.held }
 
 // Quarantine spools q for the quarantine object written at Commit.
-func (u *unit) Quarantine(_ context.Context, q source.Quarantined) error {
+func (u *unit) Quarantine(_ context.Context, q event.Quarantined) error {
 	u.mu.Lock()
 	defer u.mu.Unlock()
 	if u.done {

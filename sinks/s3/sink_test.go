@@ -14,6 +14,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/vaultsink/vaultsink/event"
+
 	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/apache/arrow-go/v18/arrow/memory"
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -26,10 +28,9 @@ import (
 	s3sink "github.com/vaultsink/vaultsink/sinks/s3"
 	"github.com/vaultsink/vaultsink/sinks/s3/s3test"
 	"github.com/vaultsink/vaultsink/sinks/sinktest"
-	"github.com/vaultsink/vaultsink/source"
 )
 
-var window = source.Window{
+var window = event.Window{
 	Org:   "acme",
 	Start: time.Date(2026, 6, 1, 10, 0, 0, 0, time.UTC),
 	End:   time.Date(2026, 6, 1, 11, 0, 0, 0, time.UTC),
@@ -68,7 +69,7 @@ var (
 	cache   = map[string][]arrow.RecordBatch{}
 )
 
-func batches(w source.Window, ids []string) []arrow.RecordBatch {
+func batches(w event.Window, ids []string) []arrow.RecordBatch {
 	if len(ids) == 0 {
 		return nil
 	}
@@ -87,7 +88,7 @@ func batches(w source.Window, ids []string) []arrow.RecordBatch {
 }
 
 // writeWindow writes ids into w in batches of 1000 and commits.
-func writeWindow(t testing.TB, s sinks.Sink, w source.Window, ids []string, quarantined int) (sinks.Result, error) {
+func writeWindow(t testing.TB, s sinks.Sink, w event.Window, ids []string, quarantined int) (sinks.Result, error) {
 	t.Helper()
 	ctx := context.Background()
 	u, err := s.Open(ctx, w)
@@ -101,7 +102,7 @@ func writeWindow(t testing.TB, s sinks.Sink, w source.Window, ids []string, quar
 		}
 	}
 	for i := range quarantined {
-		if err := u.Quarantine(ctx, source.Quarantined{Org: w.Org, Window: w.Range(), Page: i, Reason: "no timestamp", Raw: `{"id":"q"}`}); err != nil {
+		if err := u.Quarantine(ctx, event.Quarantined{Org: w.Org, Window: w.Range(), Page: i, Reason: "no timestamp", Raw: `{"id":"q"}`}); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -124,7 +125,7 @@ func getObject(t testing.TB, client *s3.Client, bucket, key string) []byte {
 
 // checkObject reads w's object back with an independent Parquet reader and
 // through the sink's Reader and Stat, and compares with want.
-func checkObject(t testing.TB, s *s3sink.Sink, srv *s3test.Server, w source.Window, want []string) {
+func checkObject(t testing.TB, s *s3sink.Sink, srv *s3test.Server, w event.Window, want []string) {
 	t.Helper()
 	data := getObject(t, s.Client(), srv.Bucket, s.Key(w))
 	info, err := sinktest.CheckParquet(data, w)
@@ -267,7 +268,7 @@ func TestSinkReplaceEmptyAbortQuarantine(t *testing.T) {
 			sc := bufio.NewScanner(bytes.NewReader(q))
 			lines := 0
 			for sc.Scan() {
-				var rec source.Quarantined
+				var rec event.Quarantined
 				if err := json.Unmarshal(sc.Bytes(), &rec); err != nil || rec.Org != window.Org || rec.Reason == "" {
 					t.Fatalf("quarantine line %q: %v", sc.Text(), err)
 				}
@@ -474,7 +475,7 @@ func TestCommitAbortsStaleUploads(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	other := s.Key(source.Window{Org: w.Org, Start: w.End, End: w.End.Add(w.End.Sub(w.Start))})
+	other := s.Key(event.Window{Org: w.Org, Start: w.End, End: w.End.Add(w.End.Sub(w.Start))})
 	keep, err := s.Client().CreateMultipartUpload(ctx, &s3.CreateMultipartUploadInput{Bucket: &srv.Bucket, Key: &other})
 	if err != nil {
 		t.Fatal(err)

@@ -6,15 +6,15 @@ import (
 	"hash/fnv"
 	"time"
 
+	"github.com/vaultsink/vaultsink/event"
+
 	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/apache/arrow-go/v18/arrow/array"
 	"github.com/apache/arrow-go/v18/arrow/memory"
-
-	"github.com/vaultsink/vaultsink/source"
 )
 
 // Event is one synthetic audit event, shaped like the simulator's default
-// profile (~420 bytes of JSON). Its fields map one to one onto source.Schema.
+// profile (~420 bytes of JSON). Its fields map one to one onto event.Schema.
 type Event struct {
 	ID       string    `json:"id"`
 	Org      string    `json:"org_id"`
@@ -49,7 +49,7 @@ func IDs(prefix string, from, n int) []string {
 
 // Events builds deterministic synthetic events of window w with the given
 // ids; every field is derived from the id, so a rerun produces equal events.
-func Events(w source.Window, ids []string) []Event {
+func Events(w event.Window, ids []string) []Event {
 	span := w.End.Sub(w.Start)
 	if span <= 0 {
 		span = time.Hour
@@ -95,9 +95,9 @@ func JSONBytes(evs []Event) int64 {
 	return n
 }
 
-// Batch builds a record batch in source.Schema from evs. The caller releases it.
+// Batch builds a record batch in event.Schema from evs. The caller releases it.
 func Batch(mem memory.Allocator, evs []Event) arrow.RecordBatch {
-	b := array.NewRecordBuilder(mem, source.Schema)
+	b := array.NewRecordBuilder(mem, event.Schema)
 	defer b.Release()
 	ingested := arrow.Timestamp(time.Date(2026, 6, 2, 0, 0, 0, 0, time.UTC).UnixMicro())
 	str := func(col int) *array.StringBuilder {
@@ -116,23 +116,23 @@ func Batch(mem memory.Allocator, evs []Event) arrow.RecordBatch {
 	}
 	for i := range evs {
 		e := &evs[i]
-		str(source.ColEventID).Append(e.ID)
-		str(source.ColOrgID).Append(e.Org)
-		ts(source.ColTimestamp).Append(arrow.Timestamp(e.Time.UnixMicro()))
-		str(source.ColAction).Append(e.Action)
-		str(source.ColCategory).Append(e.Category)
-		str(source.ColSeverity).Append(e.Severity)
-		str(source.ColTitle).Append(e.Title)
-		str(source.ColActor).Append(e.Actor)
-		str(source.ColResource).Append(e.Resource)
-		str(source.ColSourceIP).Append(e.SourceIP)
-		str(source.ColDetail).Append(e.Detail)
+		str(event.ColEventID).Append(e.ID)
+		str(event.ColOrgID).Append(e.Org)
+		ts(event.ColTimestamp).Append(arrow.Timestamp(e.Time.UnixMicro()))
+		str(event.ColAction).Append(e.Action)
+		str(event.ColCategory).Append(e.Category)
+		str(event.ColSeverity).Append(e.Severity)
+		str(event.ColTitle).Append(e.Title)
+		str(event.ColActor).Append(e.Actor)
+		str(event.ColResource).Append(e.Resource)
+		str(event.ColSourceIP).Append(e.SourceIP)
+		str(event.ColDetail).Append(e.Detail)
 		if e.Extra == "" {
-			str(source.ColExtra).AppendNull()
+			str(event.ColExtra).AppendNull()
 		} else {
-			str(source.ColExtra).Append(e.Extra)
+			str(event.ColExtra).Append(e.Extra)
 		}
-		ts(source.ColIngestedAt).Append(ingested)
+		ts(event.ColIngestedAt).Append(ingested)
 	}
 	return b.NewRecordBatch()
 }

@@ -7,10 +7,10 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/vaultsink/vaultsink/event"
+
 	"github.com/parquet-go/parquet-go"
 	"github.com/parquet-go/parquet-go/format"
-
-	"github.com/vaultsink/vaultsink/source"
 )
 
 // FileInfo is what CheckParquet learned from a file with parquet-go, a
@@ -24,9 +24,9 @@ type FileInfo struct {
 // CheckParquet reads a committed Parquet file with parquet-go and checks what
 // warehouse readers rely on: both timestamp columns are INT64
 // TIMESTAMP(MICROS, isAdjustedToUTC=true) (never INT96, never nanoseconds),
-// the column order is source.Schema's, and the vaultsink.* metadata names w
+// the column order is event.Schema's, and the vaultsink.* metadata names w
 // and the row count. It returns the file's ids for the caller to compare.
-func CheckParquet(data []byte, w source.Window) (FileInfo, error) {
+func CheckParquet(data []byte, w event.Window) (FileInfo, error) {
 	f, err := parquet.OpenFile(bytes.NewReader(data), int64(len(data)))
 	if err != nil {
 		return FileInfo{}, fmt.Errorf("open parquet: %w", err)
@@ -38,18 +38,18 @@ func CheckParquet(data []byte, w source.Window) (FileInfo, error) {
 	}
 
 	leaves := md.Schema[1:]
-	if len(leaves) != source.NumColumns {
-		return info, fmt.Errorf("schema has %d columns, want %d", len(leaves), source.NumColumns)
+	if len(leaves) != event.NumColumns {
+		return info, fmt.Errorf("schema has %d columns, want %d", len(leaves), event.NumColumns)
 	}
 	for i, el := range leaves {
-		want := source.Schema.Field(i)
+		want := event.Schema.Field(i)
 		if el.Name != want.Name {
 			return info, fmt.Errorf("column %d is %q, want %q", i, el.Name, want.Name)
 		}
 		if el.Type.Valid && el.Type.V == format.Int96 {
 			return info, fmt.Errorf("column %s is INT96", el.Name)
 		}
-		if i != source.ColTimestamp && i != source.ColIngestedAt {
+		if i != event.ColTimestamp && i != event.ColIngestedAt {
 			continue
 		}
 		ts, ok := el.LogicalType.Value.(*format.TimestampType)
@@ -65,7 +65,7 @@ func CheckParquet(data []byte, w source.Window) (FileInfo, error) {
 		"vaultsink.org":            w.Org,
 		"vaultsink.window_start":   w.Start.UTC().Format(time.RFC3339),
 		"vaultsink.window_end":     w.End.UTC().Format(time.RFC3339),
-		"vaultsink.schema_version": source.SchemaVersion,
+		"vaultsink.schema_version": event.SchemaVersion,
 		"vaultsink.event_count":    strconv.FormatInt(md.NumRows, 10),
 	}
 	for k, want := range checks {

@@ -12,10 +12,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/vaultsink/vaultsink/event"
+
 	"github.com/apache/arrow-go/v18/arrow/memory"
 
 	"github.com/vaultsink/vaultsink/sinks"
-	"github.com/vaultsink/vaultsink/source"
 )
 
 // Factory returns a fresh, empty sink and a reader of what it holds. Run
@@ -24,9 +25,9 @@ type Factory func(t *testing.T) (sinks.Sink, sinks.Reader)
 
 // Window returns the hour-long window of org starting hour hours after
 // 2026-06-01T00:00Z.
-func Window(org string, hour int) source.Window {
+func Window(org string, hour int) event.Window {
 	start := time.Date(2026, 6, 1, 0, 0, 0, 0, time.UTC).Add(time.Duration(hour) * time.Hour)
-	return source.Window{Org: org, Start: start, End: start.Add(time.Hour)}
+	return event.Window{Org: org, Start: start, End: start.Add(time.Hour)}
 }
 
 // Run is the conformance suite every sinks.Sink passes. The large-window
@@ -125,7 +126,7 @@ func Run(t *testing.T, f Factory) {
 			t.Fatal(err)
 		}
 		writeBatches(t, u, w, IDs("aborted", 0, 2000), 1000)
-		if err := u.Quarantine(ctx, source.Quarantined{Org: w.Org, Window: w.Range(), Reason: "test", Raw: "{}"}); err != nil {
+		if err := u.Quarantine(ctx, event.Quarantined{Org: w.Org, Window: w.Range(), Reason: "test", Raw: "{}"}); err != nil {
 			t.Fatal(err)
 		}
 		if err := u.Abort(ctx); err != nil {
@@ -212,7 +213,7 @@ func Run(t *testing.T, f Factory) {
 				defer u.Abort(ctx)
 				writeBatches(t, u, w, ids, 500)
 				for i := 0; i < tc.bad; i++ {
-					q := source.Quarantined{Org: w.Org, Window: w.Range(), Page: i, Reason: "no timestamp", Raw: fmt.Sprintf(`{"id":"bad%d","note":"line\nbreak \u2028 <b>"}`, i)}
+					q := event.Quarantined{Org: w.Org, Window: w.Range(), Page: i, Reason: "no timestamp", Raw: fmt.Sprintf(`{"id":"bad%d","note":"line\nbreak \u2028 <b>"}`, i)}
 					if err := u.Quarantine(ctx, q); err != nil {
 						t.Fatal(err)
 					}
@@ -243,7 +244,7 @@ func Run(t *testing.T, f Factory) {
 	t.Run("ConcurrentUnits", func(t *testing.T) {
 		s, r := open(t)
 		type job struct {
-			w   source.Window
+			w   event.Window
 			ids []string
 		}
 		var jobs []job
@@ -294,7 +295,7 @@ func mib(b uint64) float64 { return float64(b) / (1 << 20) }
 
 // peakHeapWriting writes n rows in 1000-row batches, each built and released
 // in turn as the source does, and returns the peak heap above the baseline.
-func peakHeapWriting(t *testing.T, s sinks.Sink, w source.Window, n int) uint64 {
+func peakHeapWriting(t *testing.T, s sinks.Sink, w event.Window, n int) uint64 {
 	t.Helper()
 	ctx := context.Background()
 	runtime.GC()
@@ -354,12 +355,12 @@ func heapObjects() uint64 {
 // QuarantineReader is implemented by the test harness of a sink that can
 // count the quarantined records it stores for a window.
 type QuarantineReader interface {
-	QuarantinedRecords(t testing.TB, w source.Window) int
+	QuarantinedRecords(t testing.TB, w event.Window) int
 }
 
 // WriteWindow writes ids as one unit of w in batches of batch rows, commits
 // it and returns the Result.
-func WriteWindow(t testing.TB, s sinks.Sink, w source.Window, ids []string, batch int) sinks.Result {
+func WriteWindow(t testing.TB, s sinks.Sink, w event.Window, ids []string, batch int) sinks.Result {
 	t.Helper()
 	ctx := context.Background()
 	u, err := s.Open(ctx, w)
@@ -375,7 +376,7 @@ func WriteWindow(t testing.TB, s sinks.Sink, w source.Window, ids []string, batc
 	return res
 }
 
-func writeWindow(ctx context.Context, s sinks.Sink, w source.Window, ids []string, batch int) error {
+func writeWindow(ctx context.Context, s sinks.Sink, w event.Window, ids []string, batch int) error {
 	u, err := s.Open(ctx, w)
 	if err != nil {
 		return err
@@ -393,7 +394,7 @@ func writeWindow(ctx context.Context, s sinks.Sink, w source.Window, ids []strin
 	return err
 }
 
-func writeBatches(t testing.TB, u sinks.Unit, w source.Window, ids []string, batch int) {
+func writeBatches(t testing.TB, u sinks.Unit, w event.Window, ids []string, batch int) {
 	t.Helper()
 	for i := 0; i < len(ids); i += batch {
 		rec := Batch(memory.DefaultAllocator, Events(w, ids[i:min(i+batch, len(ids))]))
@@ -407,7 +408,7 @@ func writeBatches(t testing.TB, u sinks.Unit, w source.Window, ids []string, bat
 
 // ExpectIDs checks that r holds exactly want for w, as a multiset: every id
 // once, none missing, none extra.
-func ExpectIDs(t testing.TB, r sinks.Reader, w source.Window, want []string) {
+func ExpectIDs(t testing.TB, r sinks.Reader, w event.Window, want []string) {
 	t.Helper()
 	var got []string
 	if err := r.EventIDs(context.Background(), w, func(id string) error {

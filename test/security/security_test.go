@@ -24,6 +24,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/vaultsink/vaultsink/event"
+
 	"github.com/apache/arrow-go/v18/arrow/memory"
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
@@ -441,7 +443,7 @@ func newClient(t *testing.T, base string, mod func(*source.Config), logw io.Writ
 
 func walkAll(c *source.Client, sim *vaultsim.Running, start time.Time) error {
 	org := source.Org{ID: "org_1", Credential: source.Credential{Token: secret.New(sim.Creds()[0].Token)}}
-	w := source.Window{Org: "org_1", Start: start, End: start.Add(time.Hour)}
+	w := event.Window{Org: "org_1", Start: start, End: start.Add(time.Hour)}
 	_, err := c.Walk(context.Background(), org, w, memory.NewGoAllocator(), source.WalkOptions{}, func(p source.Page) error {
 		if p.Rec != nil {
 			p.Rec.Release()

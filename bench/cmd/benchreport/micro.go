@@ -13,6 +13,8 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/vaultsink/vaultsink/event"
+
 	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/apache/arrow-go/v18/arrow/memory"
 
@@ -27,12 +29,12 @@ type pageSet struct {
 	bodies [][]byte
 	events int
 	bytes  int64
-	w      source.Window
+	w      event.Window
 }
 
 // fetchPages GETs up to maxPages cursor pages of window w from a running
 // simulator.
-func fetchPages(base, token string, w source.Window, maxPages int) (pageSet, error) {
+func fetchPages(base, token string, w event.Window, maxPages int) (pageSet, error) {
 	ps := pageSet{w: w}
 	cursor := ""
 	for len(ps.bodies) < maxPages {
@@ -171,7 +173,7 @@ func measureStages(ps pageSet, minCPU time.Duration) (stageResults, error) {
 	ingested := time.Now()
 	stopProfile := startProfile("decode")
 	r.Decode, err = measure(minCPU, func() error {
-		dec.Reset(ps.w, source.Known{})
+		dec.Reset(ps.w, event.Known{})
 		for i, b := range ps.bodies {
 			p, err := dec.DecodePage(b, i+1, ingested)
 			if err != nil {
@@ -189,7 +191,7 @@ func measureStages(ps pageSet, minCPU time.Duration) (stageResults, error) {
 	}
 	// Encode the decoded sample, page-sized batches as the pipeline hands them over.
 	var recs []arrow.RecordBatch
-	dec.Reset(ps.w, source.Known{})
+	dec.Reset(ps.w, event.Known{})
 	for i, b := range ps.bodies {
 		p, err := dec.DecodePage(b, i+1, ingested)
 		if err != nil {

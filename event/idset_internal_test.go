@@ -1,4 +1,4 @@
-package source
+package event
 
 import (
 	"math/rand/v2"
@@ -12,33 +12,33 @@ import (
 func TestIDSetAgainstMap(t *testing.T) {
 	for _, shape := range []struct {
 		name string
-		key  func(r *rand.Rand) digest
+		key  func(r *rand.Rand) Digest
 	}{
-		{"random", func(r *rand.Rand) digest { return digest{r.Uint64(), r.Uint64()} }},
+		{"random", func(r *rand.Rand) Digest { return Digest{r.Uint64(), r.Uint64()} }},
 		// few home slots, many collisions, probes that wrap
-		{"clustered", func(r *rand.Rand) digest { return digest{uint64(r.IntN(8)) | uint64(r.IntN(4))<<40, r.Uint64() % 64} }},
-		{"high-slots", func(r *rand.Rand) digest { return digest{uint64(1<<20 - 1 - r.IntN(6)), r.Uint64() % 32} }},
-		{"with-zero", func(r *rand.Rand) digest {
+		{"clustered", func(r *rand.Rand) Digest { return Digest{uint64(r.IntN(8)) | uint64(r.IntN(4))<<40, r.Uint64() % 64} }},
+		{"high-slots", func(r *rand.Rand) Digest { return Digest{uint64(1<<20 - 1 - r.IntN(6)), r.Uint64() % 32} }},
+		{"with-zero", func(r *rand.Rand) Digest {
 			if r.IntN(10) == 0 {
-				return digest{}
+				return Digest{}
 			}
-			return digest{r.Uint64() % 16, 0}
+			return Digest{r.Uint64() % 16, 0}
 		}},
 	} {
 		t.Run(shape.name, func(t *testing.T) {
 			r := rand.New(rand.NewPCG(1, 2))
 			s := NewIDSet()
-			ref := map[digest]bool{}
+			ref := map[Digest]bool{}
 			for step := range 200_000 {
 				k := shape.key(r)
 				switch r.IntN(3) {
 				case 0, 1:
-					if got, want := s.add(k), !ref[k]; got != want {
+					if got, want := s.AddDigest(k), !ref[k]; got != want {
 						t.Fatalf("step %d: add(%v) = %v, want %v", step, k, got, want)
 					}
 					ref[k] = true
 				default:
-					s.remove(k)
+					s.Remove(k)
 					delete(ref, k)
 				}
 				if got := s.has(k); got != ref[k] {
@@ -69,7 +69,7 @@ func TestIDSetSize(t *testing.T) {
 	s := NewIDSetSize(1000)
 	before := len(s.slots)
 	for i := range 1000 {
-		s.add(digest{uint64(i)*0x9e3779b97f4a7c15 + 1, uint64(i)})
+		s.AddDigest(Digest{uint64(i)*0x9e3779b97f4a7c15 + 1, uint64(i)})
 	}
 	if len(s.slots) != before || s.Len() != 1000 {
 		t.Fatalf("%d slots after 1000 adds, %d before; Len %d", len(s.slots), before, s.Len())

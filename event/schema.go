@@ -1,4 +1,4 @@
-package source
+package event
 
 import (
 	"github.com/apache/arrow-go/v18/arrow"
