@@ -4,7 +4,8 @@
 // on local disk), measures vaultsink's own wall time, CPU and peak RSS from
 // wait4's rusage, measures the floors of this machine in the same run
 // (encoding/json.Valid over the same page bytes, sequential disk writes with
-// fsync), and writes REPORT.md and report.json into -out.
+// fsync), runs a DuckDB script (bench/cmd/duckpeer) on the same day in
+// alternation with vaultsink, and writes REPORT.md and report.json into -out.
 package main
 
 import (
@@ -26,6 +27,7 @@ type options struct {
 	rateLimit    float64
 	sampleN      int
 	instrEvents  int
+	duckRuns     int
 	minCPU       time.Duration
 	goBench      bool
 	keep         bool
@@ -43,11 +45,12 @@ func main() {
 	flag.IntVar(&o.rlDays, "ratelimit-days", 3, "days of the rate-limited backfill")
 	flag.Float64Var(&o.rateLimit, "rate-limit", 10, "source.rate_limit (requests/s) of the rate-limited backfill")
 	flag.IntVar(&o.instrEvents, "instr-events", 240_000, "events in the day synced under cachegrind for the instruction count")
+	flag.IntVar(&o.duckRuns, "duck-runs", 5, "runs of each side of the side-by-side with the DuckDB script (0: none)")
 	flag.IntVar(&o.sampleN, "sample-pages", 64, "pages sampled for the per-core stage figures")
 	flag.DurationVar(&o.minCPU, "stage-cpu", 2*time.Second, "CPU time spent measuring each stage")
 	flag.BoolVar(&o.goBench, "gobench", true, "also run the packages' Go benchmarks")
 	flag.BoolVar(&o.keep, "keep", false, "keep the work directory")
-	flag.StringVar(&o.only, "only", "", "run one part only: stages, sync, backfill, instructions (no report written)")
+	flag.StringVar(&o.only, "only", "", "run one part only: stages, sync, sidebyside, backfill, instructions (no report written)")
 	flag.StringVar(&profileDir, "cpuprofile", "", "write CPU profiles of the decode and encode stages into this directory")
 	flag.Parse()
 	log.SetFlags(log.Ltime)
@@ -55,6 +58,10 @@ func main() {
 		log.Fatalf("benchreport: %v", err)
 	}
 }
+
+// setupOnly: the part run alone needs the hourly simulator that the sync
+// step starts, not the sync scenarios.
+func (o options) setupOnly() bool { return o.only == "stages" || o.only == "sidebyside" }
 
 func run(o options) error {
 	for _, b := range []string{"vaultsim", "vaultsink"} {
@@ -88,6 +95,10 @@ func run(o options) error {
 	}{
 		{"disk", b.disk},
 		{"sync", b.syncScenarios},
+		// Right after the sync scenarios: it uses their warmed hourly
+		// simulator, and its children must start while this process is
+		// small (below).
+		{"sidebyside", b.sideBySide},
 		// Backfill before stages: Linux carries the parent's peak RSS into a
 		// vfork+exec'd child's ru_maxrss, and the stage sample makes this
 		// process large. Children must start while it is still small.
@@ -97,7 +108,7 @@ func run(o options) error {
 		{"gobench", b.goBenchmarks},
 	}
 	for _, s := range steps {
-		if o.only != "" && o.only != s.name && !(o.only == "stages" && s.name == "sync") {
+		if o.only != "" && o.only != s.name && !(o.setupOnly() && s.name == "sync") {
 			continue
 		}
 		if s.name == "gobench" && !o.goBench {

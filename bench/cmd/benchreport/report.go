@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"cmp"
 	"encoding/json"
 	"fmt"
 	"os"
@@ -92,13 +93,14 @@ type report struct {
 	Stages      *stageResults   `json:"stages,omitempty"`
 	Backfill    *backfillResult `json:"backfill,omitempty"`
 	Instr       *instrResult    `json:"instructions,omitempty"`
+	Side        *sideBySide     `json:"side_by_side,omitempty"`
 	GoBench     []goBench       `json:"go_benchmarks,omitempty"`
 	Goals       []goal          `json:"goals"`
 }
 
 func (o options) params() map[string]any {
 	return map[string]any{"events": o.events, "runs": o.runs, "backfill_days": o.backfillDays, "backfill_rate": o.bfRate,
-		"instr_events": o.instrEvents, "ratelimit_days": o.rlDays, "rate_limit": o.rateLimit, "sample_pages": o.sampleN, "stage_cpu": o.minCPU.String()}
+		"instr_events": o.instrEvents, "duck_runs": o.duckRuns, "ratelimit_days": o.rlDays, "rate_limit": o.rateLimit, "sample_pages": o.sampleN, "stage_cpu": o.minCPU.String()}
 }
 
 func (r *report) sync(name string) *syncScenario {
@@ -177,6 +179,7 @@ func (r *report) markdown() string {
 	for _, g := range r.Goals {
 		p("| %s | %s | %s |\n", g.Goal, g.Measured, yes(g.Met))
 	}
+	r.sideMarkdown(p)
 	p("\n## Floors (measured in this run)\n\n| floor | value |\n|---|---:|\n")
 	p("| disk: sequential write of 256 MiB + fsync (work directory's disk) | %.0f MB/s (runs: %s) |\n", r.DiskMBps, fmtList(r.DiskRuns, "%.0f"))
 	if s := r.Stages; s != nil {
@@ -203,13 +206,14 @@ func (r *report) markdown() string {
 	}
 
 	p("\n## End to end: `vaultsink sync`\n\nEach scenario: a fresh output and checkpoint directory per run; vaultsink's CPU and peak RSS come from wait4's rusage of the vaultsink process alone; the simulator's CPU (same machine) is reported separately. Medians of the runs. Each simulator holds its whole history in a %d MiB cache and is warmed by one unmeasured sync, so the measured runs find the pages rendered and the simulator serves them from memory, as a real API serves them from its storage, instead of generating them on the same two cores (~1.5 CPU-s per million events; reports before 2026-11-26 included that).\n\n", simCacheMB)
-	p("| scenario | events | windows | wall s | events/s | x peer (27k/s) | JSON MB/s | x json.Valid (1 core) | CPU s / 1M | CPU/wall | peak RSS MiB | sim CPU s / 1M | Parquet MB/s | x disk |\n|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n")
+	p("| scenario | events | windows | wall s | events/s | x Redpanda Connect (%.1fk/s, %s) | JSON MB/s | x json.Valid (1 core) | CPU s / 1M | CPU/wall | peak RSS MiB | sim CPU s / 1M | Parquet MB/s | x disk |\n|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n",
+		redpanda.EventsPerSec/1000, "measured separately "+redpanda.Date)
 	validMB := 0.0
 	if r.Stages != nil {
 		_, validMB = r.Stages.perCore(r.Stages.Valid)
 	}
 	for _, sc := range r.Syncs {
-		p("| %s (%s) | %d | %d | %.2f | %.0f | %.1f | %.0f | %s | %.2f | %.2f | %.1f | %.2f | %.1f | %s |\n", sc.Name, sc.What, sc.Events, sc.Windows, sc.WallSec, sc.EventsPerSec, sc.EventsPerSec/27000,
+		p("| %s (%s) | %d | %d | %.2f | %.0f | %.1f | %.0f | %s | %.2f | %.2f | %.1f | %.2f | %.1f | %s |\n", sc.Name, sc.What, sc.Events, sc.Windows, sc.WallSec, sc.EventsPerSec, sc.EventsPerSec/redpanda.EventsPerSec,
 			sc.JSONMBps, ratio(sc.JSONMBps, validMB), sc.CPUPerM, sc.CPUOverWall, sc.MaxRSSMiB, sc.SimCPUPerM, sc.WriteMBps, ratio(sc.WriteMBps, r.DiskMBps))
 	}
 	p("\nEvery run (busy times: wall time the stage was in progress, from the sync's summary):\n\n| scenario | run | wall s | user s | sys s | peak RSS MiB | sim CPU s | decode busy s | encode busy s | both busy s | overlap |\n|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n")
@@ -240,24 +244,7 @@ func (r *report) markdown() string {
 			mib(o.RowGroupBytes.Min), mib(o.RowGroupBytes.Median), mib(o.RowGroupBytes.Max))
 	}
 	if h := r.sync("hourly"); h != nil && len(h.Out.ColumnBytesPer) > 0 {
-		p("\nCompressed bytes per event by column (hourly):")
-		var cols []string
-		for c := range h.Out.ColumnBytesPer {
-			cols = append(cols, c)
-		}
-		slices.SortFunc(cols, func(a, b string) int {
-			if d := h.Out.ColumnBytesPer[b] - h.Out.ColumnBytesPer[a]; d != 0 {
-				if d > 0 {
-					return 1
-				}
-				return -1
-			}
-			return strings.Compare(a, b)
-		})
-		for _, c := range cols {
-			p(" %s %.1f;", c, h.Out.ColumnBytesPer[c])
-		}
-		p("\n")
+		p("\nCompressed bytes per event by column (hourly):%s\n", columnList(h.Out.ColumnBytesPer))
 	}
 
 	if bf := r.Backfill; bf != nil {
@@ -288,6 +275,25 @@ func (r *report) markdown() string {
 		for _, g := range r.GoBench {
 			p("`%s`\n\n```\n%s\n```\n\n", g.Cmd, strings.Join(g.Lines, "\n"))
 		}
+	}
+	return b.String()
+}
+
+// columnList is " column bytes;" for each column, largest first.
+func columnList(perEvent map[string]float64) string {
+	var cols []string
+	for c := range perEvent {
+		cols = append(cols, c)
+	}
+	slices.SortFunc(cols, func(a, b string) int {
+		if c := cmp.Compare(perEvent[b], perEvent[a]); c != 0 {
+			return c
+		}
+		return strings.Compare(a, b)
+	})
+	var b strings.Builder
+	for _, c := range cols {
+		fmt.Fprintf(&b, " %s %.1f;", c, perEvent[c])
 	}
 	return b.String()
 }

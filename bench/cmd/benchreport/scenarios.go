@@ -15,8 +15,9 @@ import (
 	"strings"
 	"time"
 
+	"github.com/vaultsink/vaultsink/event"
+
 	"github.com/vaultsink/vaultsink/internal/pipeclock"
-	"github.com/vaultsink/vaultsink/source"
 	"github.com/vaultsink/vaultsink/source/vaultsim"
 )
 
@@ -27,8 +28,9 @@ type bencher struct {
 	simBin, sinkBin string
 	work            string
 	rep             *report
-	hourSim         *sim // serves the hourly day; the stage sample comes from it
+	hourSim         *sim // serves the hourly day; the stage sample and the side-by-side use it
 	hourFrom        time.Time
+	hourRate        string // its --rate
 }
 
 // disk measures the raw sequential write speed of the work directory's
@@ -149,13 +151,13 @@ func (b *bencher) syncScenarios() error {
 			return err
 		}
 		switch {
-		case sp.name == "hourly-memlimit" && b.o.only == "stages":
+		case sp.name == "hourly-memlimit" && b.o.setupOnly():
 			continue
 		case sp.name == "hourly-memlimit":
 			// The same day from the same simulator.
 		default:
 			s, err = startSim(b.simBin, filepath.Join(b.work, "sim-"+sp.name), "--from", sp.from.Format(time.RFC3339), "--to", sp.to.Format(time.RFC3339),
-				"--rate", strconv.FormatFloat(rate, 'f', 1, 64), "--cache-mb", strconv.Itoa(simCacheMB))
+				"--rate", simRate(rate), "--cache-mb", strconv.Itoa(simCacheMB))
 			if err != nil {
 				return err
 			}
@@ -163,8 +165,8 @@ func (b *bencher) syncScenarios() error {
 				return err
 			}
 			if i == 0 {
-				b.hourSim, b.hourFrom = s, sp.from
-				if b.o.only == "stages" {
+				b.hourSim, b.hourFrom, b.hourRate = s, sp.from, simRate(rate)
+				if b.o.setupOnly() {
 					return nil
 				}
 			} else {
@@ -218,6 +220,9 @@ func (b *bencher) syncScenarios() error {
 	}
 	return nil
 }
+
+// simRate is the --rate argument of vaultsim serve and truth.
+func simRate(perHour float64) string { return strconv.FormatFloat(perHour, 'f', 1, 64) }
 
 // simCacheMB holds a whole scenario's rendered history in the simulator
 // (a 1M-event day is ~470 MiB; its default 256 MiB held less than a day,
@@ -275,7 +280,7 @@ func (b *bencher) stages() error {
 	if err != nil {
 		return err
 	}
-	w := source.Window{Org: "org_1", Start: b.hourFrom, End: b.hourFrom.Add(24 * time.Hour)}
+	w := event.Window{Org: "org_1", Start: b.hourFrom, End: b.hourFrom.Add(24 * time.Hour)}
 	ps, err := fetchPages(b.hourSim.base, tok, w, b.o.sampleN)
 	if err != nil {
 		return err
