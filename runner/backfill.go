@@ -27,8 +27,12 @@ type BackfillOptions struct {
 // BackfillResult sums up a backfill.
 type BackfillResult struct {
 	Windows, Written, Skipped, Failed int
-	Events, Bytes                     int64
-	Errs                              []error
+	// Empty counts the written windows that hold nothing (no event, no
+	// quarantined record): the sink keeps no unit for them, so a rerun
+	// without --force pulls them again.
+	Empty         int
+	Events, Bytes int64
+	Errs          []error
 }
 
 // Backfill writes the windows of [From,To) for one org, the same units a
@@ -109,6 +113,9 @@ func (e *Engine) Backfill(stop, work context.Context, spec OrgSpec, o BackfillOp
 						res.Errs = append(res.Errs, err)
 					} else {
 						res.Written++
+						if r.Events == 0 && r.Quarantined == 0 {
+							res.Empty++
+						}
 						res.Events += r.New
 						res.Bytes += r.Bytes
 					}

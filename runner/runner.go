@@ -156,6 +156,58 @@ func (s Summary) String() string {
 	return b.String()
 }
 
+// SummaryReport is a Summary as `vaultsink sync --output json` prints it:
+// for scripts and the benchmark, which read it instead of parsing the
+// text table.
+type SummaryReport struct {
+	OK       bool          `json:"ok"`
+	Orgs     []OrgReport   `json:"orgs"`
+	Pipeline PipelineTimes `json:"pipeline"`
+}
+
+// OrgReport is one org's Result.
+type OrgReport struct {
+	Org             string  `json:"org"`
+	Status          Status  `json:"status"`
+	Windows         int     `json:"windows"`
+	Events          int64   `json:"events"`
+	Bytes           int64   `json:"bytes"`
+	Quarantined     int64   `json:"quarantined"`
+	Vanished        int64   `json:"vanished"`
+	Checkpoint      string  `json:"checkpoint,omitempty"` // RFC 3339; empty when the org has none
+	Error           string  `json:"error,omitempty"`
+	DurationSeconds float64 `json:"duration_seconds"`
+}
+
+// PipelineTimes are the pass's decode and encode busy times in wall-clock
+// seconds, and how long both were busy at once.
+type PipelineTimes struct {
+	DecodeBusySeconds float64 `json:"decode_busy_seconds"`
+	EncodeBusySeconds float64 `json:"encode_busy_seconds"`
+	BothBusySeconds   float64 `json:"both_busy_seconds"`
+}
+
+// Report is the summary as data.
+func (s Summary) Report() SummaryReport {
+	r := SummaryReport{OK: s.OK(), Orgs: make([]OrgReport, 0, len(s.Results)), Pipeline: PipelineTimes{
+		DecodeBusySeconds: s.Pipeline.Decode.Seconds(),
+		EncodeBusySeconds: s.Pipeline.Encode.Seconds(),
+		BothBusySeconds:   s.Pipeline.Both.Seconds(),
+	}}
+	for _, x := range s.Results {
+		o := OrgReport{Org: x.Org, Status: x.Status, Windows: x.Windows, Events: x.Events, Bytes: x.Bytes,
+			Quarantined: x.Quarantined, Vanished: x.Vanished, DurationSeconds: x.Duration.Seconds()}
+		if !x.End.IsZero() {
+			o.Checkpoint = x.End.UTC().Format(time.RFC3339)
+		}
+		if x.Err != nil {
+			o.Error = x.Err.Error()
+		}
+		r.Orgs = append(r.Orgs, o)
+	}
+	return r
+}
+
 func fmtTime(t time.Time) string {
 	if t.IsZero() {
 		return "-"

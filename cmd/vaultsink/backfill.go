@@ -204,8 +204,12 @@ func backfillRange(spec runner.OrgSpec, from, to, now time.Time, settle time.Dur
 
 func (j *orgBackfill) summary() string {
 	r := j.res
-	return fmt.Sprintf("%s: %d written, %d skipped (already in the sink), %d failed; %s, %d bytes in %s",
-		plural(r.Windows, "window", "windows"), r.Written, r.Skipped, r.Failed, plural(int(r.Events), "event", "events"),
+	written := fmt.Sprintf("%d written", r.Written)
+	if r.Empty > 0 {
+		written += fmt.Sprintf(" (%d of them empty: the API had no events there, and a rerun pulls them again)", r.Empty)
+	}
+	return fmt.Sprintf("%s: %s, %d skipped (already in the sink), %d failed; %s, %d bytes in %s",
+		plural(r.Windows, "window", "windows"), written, r.Skipped, r.Failed, plural(int(r.Events), "event", "events"),
 		r.Bytes, durfmt.String(j.took.Round(time.Millisecond)))
 }
 

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"database/sql"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -17,7 +18,7 @@ import (
 
 	_ "github.com/duckdb/duckdb-go/v2"
 
-	"github.com/vaultsink/vaultsink/internal/pipeclock"
+	"github.com/vaultsink/vaultsink/runner"
 	"github.com/vaultsink/vaultsink/source/vaultsim"
 )
 
@@ -197,15 +198,23 @@ func contentDigest(t *testing.T, db *sql.DB, dir string) map[string]string {
 
 func TestE2ESyncMatchesTruth(t *testing.T) {
 	e := newE2E(t, e2eOpts{})
-	out := e.mustRun("sync")
+	out := e.mustRun("sync", "--output", "json")
+	var rep runner.SummaryReport
+	if err := json.Unmarshal([]byte(out), &rep); err != nil {
+		t.Fatalf("sync --output json: %v\n%s", err, out)
+	}
+	status := map[string]runner.Status{}
+	for _, o := range rep.Orgs {
+		status[o.Org] = o.Status
+	}
 	for _, org := range e.sim.Orgs() {
-		if !strings.Contains(out, org) || !strings.Contains(out, "current") {
+		if status[org] != runner.StatusCurrent {
 			t.Fatalf("summary does not report %s current:\n%s", org, out)
 		}
 	}
 	// The summary says how long decode and encode were busy (pipeclock).
-	if p, ok := pipeclock.ParseLine(out); !ok || p.Decode < 10*time.Millisecond || p.Encode < 10*time.Millisecond {
-		t.Fatalf("summary has no pipeline line with decode and encode busy times:\n%s", out)
+	if p := rep.Pipeline; !rep.OK || p.DecodeBusySeconds < 0.01 || p.EncodeBusySeconds < 0.01 {
+		t.Fatalf("summary has no pipeline decode and encode busy times:\n%s", out)
 	}
 	db := duck(t)
 	got := idsByOrg(t, db, e.outDir())

@@ -261,3 +261,19 @@ func TestConsoleRouting(t *testing.T) {
 		t.Errorf("stderr: %q", stderr.String())
 	}
 }
+
+// TestBackfillCountsEmptyWindows: windows the API has no events for are
+// written (nothing) and said to be empty, with why a rerun pulls them again;
+// before, they counted as plain "written".
+func TestBackfillCountsEmptyWindows(t *testing.T) {
+	e := newE2E(t, e2eOpts{rate: 100, hours: 4})
+	from := e.from.Add(-3 * time.Hour) // before the simulator's history
+	out, errs, err := e.run(context.Background(), "backfill", "--org", "org_1",
+		"--from", from.Format(time.RFC3339), "--to", e.from.Add(time.Hour).Format(time.RFC3339))
+	if err != nil {
+		t.Fatalf("backfill: %v\n%s%s", err, out, errs)
+	}
+	if want := "backfill org_1: 4 windows: 4 written (3 of them empty: the API had no events there, and a rerun pulls them again), 0 skipped"; !strings.Contains(out, want) {
+		t.Errorf("backfill output lacks %q:\n%s", want, out)
+	}
+}

@@ -11,8 +11,6 @@ package pipeclock
 
 import (
 	"fmt"
-	"regexp"
-	"strconv"
 	"sync"
 	"time"
 
@@ -51,30 +49,10 @@ func (t Totals) Overlap() float64 {
 }
 
 // Line is the totals as the one-line report `vaultsink sync` prints
-// under its summary; ParseLine reads it back.
+// under its summary (`sync --output json` gives the same figures as data).
 func (t Totals) Line() string {
 	return fmt.Sprintf("pipeline: decode busy %.2fs, encode busy %.2fs, both at once %.2fs (%.0f%% of the shorter)",
 		t.Decode.Seconds(), t.Encode.Seconds(), t.Both.Seconds(), 100*t.Overlap())
-}
-
-var lineRE = regexp.MustCompile(`(?m)^pipeline: decode busy ([0-9.]+)s, encode busy ([0-9.]+)s, both at once ([0-9.]+)s`)
-
-// ParseLine finds a Line in text (a sync's output) and returns its totals,
-// to the hundredth of a second it prints.
-func ParseLine(text string) (Totals, bool) {
-	m := lineRE.FindStringSubmatch(text)
-	if m == nil {
-		return Totals{}, false
-	}
-	var d [3]time.Duration
-	for i := range d {
-		f, err := strconv.ParseFloat(m[i+1], 64)
-		if err != nil {
-			return Totals{}, false
-		}
-		d[i] = time.Duration(f * float64(time.Second))
-	}
-	return Totals{Decode: d[0], Encode: d[1], Both: d[2]}, true
 }
 
 var now = time.Now // tests step it

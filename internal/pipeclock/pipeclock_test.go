@@ -113,27 +113,10 @@ vaultsink_pipeline_overlap_seconds_total %v
 	}
 }
 
-// TestLineRoundTrip: what sync prints, benchreport and the e2e test read
-// back, to the hundredth of a second, from amid other output.
-func TestLineRoundTrip(t *testing.T) {
+// TestLine: the line sync prints under its summary.
+func TestLine(t *testing.T) {
 	in := Totals{Decode: 1210 * time.Millisecond, Encode: 1880 * time.Millisecond, Both: 750 * time.Millisecond}
-	line := in.Line()
-	if want := "pipeline: decode busy 1.21s, encode busy 1.88s, both at once 0.75s (62% of the shorter)"; line != want {
-		t.Fatalf("Line() = %q, want %q", line, want)
-	}
-	got, ok := ParseLine("org_1  current  windows=24\n" + line + "\n")
-	if !ok {
-		t.Fatalf("ParseLine did not find %q", line)
-	}
-	for _, c := range []struct {
-		name      string
-		got, want time.Duration
-	}{{"decode", got.Decode, in.Decode}, {"encode", got.Encode, in.Encode}, {"both", got.Both, in.Both}} {
-		if d := c.got - c.want; d < -time.Millisecond || d > time.Millisecond {
-			t.Errorf("%s: read back %v, printed %v", c.name, c.got, c.want)
-		}
-	}
-	if _, ok := ParseLine("org_1  current  windows=24\n"); ok {
-		t.Error("ParseLine found a line in output without one")
+	if got, want := in.Line(), "pipeline: decode busy 1.21s, encode busy 1.88s, both at once 0.75s (62% of the shorter)"; got != want {
+		t.Fatalf("Line() = %q, want %q", got, want)
 	}
 }

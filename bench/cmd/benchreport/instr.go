@@ -60,16 +60,16 @@ func (b *bencher) instructions() error {
 		if err != nil {
 			return err
 		}
-		cr, err := runChild([]string{"GOMAXPROCS=1"}, vg, "--tool=cachegrind", "--cache-sim=no", "--cachegrind-out-file=/dev/null", b.sinkBin, "sync", "--config", cfg)
+		cr, err := runChild([]string{"GOMAXPROCS=1"}, vg, "--tool=cachegrind", "--cache-sim=no", "--cachegrind-out-file=/dev/null", b.sinkBin, "sync", "--config", cfg, "--output", "json")
 		if err != nil {
 			return err
 		}
-		m, ev := irefsRE.FindStringSubmatch(cr.stderr), eventsRE.FindStringSubmatch(cr.stdout)
-		if m == nil || ev == nil {
+		m := irefsRE.FindStringSubmatch(cr.stderr)
+		_, n, everr := syncEvents(cr.stdout)
+		if m == nil || everr != nil {
 			return fmt.Errorf("no instruction or event count from cachegrind's run:\n%s\n%s", tail(cr.stdout), tail(cr.stderr))
 		}
 		ir, _ := strconv.ParseInt(strings.ReplaceAll(m[1], ",", ""), 10, 64)
-		n, _ := strconv.ParseInt(ev[1], 10, 64)
 		if n == 0 {
 			return fmt.Errorf("cachegrind's sync wrote no events: %s", cr.stdout)
 		}

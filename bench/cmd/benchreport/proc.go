@@ -22,7 +22,7 @@ type childRun struct {
 	UserSec   float64 `json:"user_seconds"`
 	SysSec    float64 `json:"sys_seconds"`
 	MaxRSSMiB float64 `json:"max_rss_mib"`
-	// From a sync's summary line (internal/pipeclock): wall time decode
+	// From a sync's JSON summary (runner.SummaryReport, pipeline): wall time decode
 	// and encode were busy, and both at once.
 	DecodeBusySec float64 `json:"decode_busy_seconds,omitempty"`
 	EncodeBusySec float64 `json:"encode_busy_seconds,omitempty"`

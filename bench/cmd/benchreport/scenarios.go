@@ -3,6 +3,7 @@ package main
 import (
 	"bufio"
 	"cmp"
+	"encoding/json"
 	"fmt"
 	"log"
 	"os"
@@ -16,8 +17,8 @@ import (
 	"time"
 
 	"github.com/vaultsink/vaultsink/event"
+	"github.com/vaultsink/vaultsink/runner"
 
-	"github.com/vaultsink/vaultsink/internal/pipeclock"
 	"github.com/vaultsink/vaultsink/source/vaultsim"
 )
 
@@ -97,7 +98,19 @@ func writeConfig(dir, base, tokens string, start time.Time, window string, rateL
 	return p, os.WriteFile(p, []byte(b.String()), 0o644)
 }
 
-var eventsRE = regexp.MustCompile(`events=(\d+)`)
+// syncEvents reads the JSON summary `vaultsink sync --output json` printed:
+// the report and the events the pass wrote over every org.
+func syncEvents(stdout string) (runner.SummaryReport, int64, error) {
+	var r runner.SummaryReport
+	if err := json.Unmarshal([]byte(stdout), &r); err != nil {
+		return r, 0, fmt.Errorf("sync printed no JSON summary (%v): %s", err, tail(stdout))
+	}
+	var n int64
+	for _, o := range r.Orgs {
+		n += o.Events
+	}
+	return r, n, nil
+}
 
 // syncScenario is one sync configuration run several times.
 type syncScenario struct {
@@ -183,25 +196,21 @@ func (b *bencher) syncScenarios() error {
 				return err
 			}
 			c0 := s.cpu()
-			cr, err := runChild(sp.env, b.sinkBin, "sync", "--config", cfg)
+			cr, err := runChild(sp.env, b.sinkBin, "sync", "--config", cfg, "--output", "json")
 			if err != nil {
 				return err
 			}
 			simCPU := s.cpu() - c0
-			m := eventsRE.FindStringSubmatch(cr.stdout)
-			if m == nil {
-				return fmt.Errorf("sync printed no event count: %s", cr.stdout)
+			rep, n, err := syncEvents(cr.stdout)
+			if err != nil {
+				return err
 			}
-			n, _ := strconv.ParseInt(m[1], 10, 64)
 			if sc.Events != 0 && n != sc.Events {
 				return fmt.Errorf("%s: run %d wrote %d events, an earlier run %d", sp.name, r, n, sc.Events)
 			}
 			sc.Events = n
-			p, ok := pipeclock.ParseLine(cr.stdout)
-			if !ok {
-				return fmt.Errorf("sync printed no pipeline line: %s", cr.stdout)
-			}
-			cr.DecodeBusySec, cr.EncodeBusySec, cr.BothBusySec = p.Decode.Seconds(), p.Encode.Seconds(), p.Both.Seconds()
+			p := rep.Pipeline
+			cr.DecodeBusySec, cr.EncodeBusySec, cr.BothBusySec = p.DecodeBusySeconds, p.EncodeBusySeconds, p.BothBusySeconds
 			sc.Runs = append(sc.Runs, cr)
 			sc.SimCPUSec = append(sc.SimCPUSec, simCPU)
 			log.Printf("  %s run %d: %d events in %.2fs wall, %.2fs CPU, peak RSS %.1f MiB; simulator %.2fs CPU",

@@ -296,16 +296,14 @@ func (sr *sideRunner) vaultsink(pair int, first bool) error {
 		return err
 	}
 	c0 := s.cpu()
-	cr, err := runChild(nil, sr.b.sinkBin, "sync", "--config", cfg)
+	cr, err := runChild(nil, sr.b.sinkBin, "sync", "--config", cfg, "--output", "json")
 	if err != nil {
 		return err
 	}
 	r := sideRun{Pair: pair, First: first, Run: cr, SimCPUSec: s.cpu() - c0}
-	m := eventsRE.FindStringSubmatch(cr.stdout)
-	if m == nil {
-		return fmt.Errorf("sync printed no event count: %s", cr.stdout)
+	if _, r.Events, err = syncEvents(cr.stdout); err != nil {
+		return err
 	}
-	r.Events, _ = strconv.ParseInt(m[1], 10, 64)
 	if _, err := sr.check(filepath.Join(dir, "out"), &r); err != nil {
 		return err
 	}
