@@ -12,7 +12,6 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"time"
 
@@ -39,9 +38,7 @@ type Sink struct {
 	bytes       prometheus.Counter
 	commits     prometheus.Counter
 
-	mu     sync.Mutex
-	open   map[*unit]struct{}
-	closed bool
+	units sinks.OpenUnits[*unit]
 }
 
 var (
@@ -86,7 +83,6 @@ func New(cfg Config, env sinks.Env) (*Sink, error) {
 		log:      log,
 		bytes:    counter(reg, "vaultsink_sink_bytes_written_total", "Bytes of committed data files, by sink."),
 		commits:  counter(reg, "vaultsink_sink_commits_total", "Units committed (empty windows included), by sink."),
-		open:     map[*unit]struct{}{},
 	}
 	return s, nil
 }
@@ -138,36 +134,16 @@ func (s *Sink) Open(ctx context.Context, w event.Window) (sinks.Unit, error) {
 		return nil, fmt.Errorf("open %s: read what %s holds: %w", w, u.final, err)
 	}
 	u.held = held
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.closed {
-		return nil, fmt.Errorf("open %s: sink closed", w)
+	if err := s.units.Add(u); err != nil {
+		return nil, fmt.Errorf("open %s: %w", w, err)
 	}
-	s.open[u] = struct{}{}
 	return u, nil
 }
 
 // Close aborts units still open.
-func (s *Sink) Close() error {
-	s.mu.Lock()
-	s.closed = true
-	units := make([]*unit, 0, len(s.open))
-	for u := range s.open {
-		units = append(units, u)
-	}
-	s.mu.Unlock()
-	var errs []error
-	for _, u := range units {
-		errs = append(errs, u.Abort(context.Background()))
-	}
-	return errors.Join(errs...)
-}
+func (s *Sink) Close() error { return s.units.Close() }
 
-func (s *Sink) forget(u *unit) {
-	s.mu.Lock()
-	delete(s.open, u)
-	s.mu.Unlock()
-}
+func (s *Sink) forget(u *unit) { s.units.Forget(u) }
 
 // checkWindow refuses windows whose org would escape the root or make a
 // second partition level: the org is a path element.

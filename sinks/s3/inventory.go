@@ -112,7 +112,18 @@ func (s *Sink) footer(ctx context.Context, o object) (pqread.Footer, error) {
 // the object) and calls fn with the event id and timestamp of every row.
 func (s *Sink) UnitRows(ctx context.Context, u sinks.UnitInfo, fn func(id string, ts time.Time) error) error {
 	key := s.cfg.Prefix + "/" + u.Key
-	f, _, err := s.download(ctx, key, "a unit to verify")
+	return s.withObject(ctx, key, "a unit to verify", func(f *os.File) error {
+		if err := pqread.IDTimes(ctx, f, fn); err != nil {
+			return fmt.Errorf("read s3://%s/%s: %w", s.cfg.Bucket, key, err)
+		}
+		return nil
+	})
+}
+
+// withObject downloads key to a temp file, calls fn with it and removes
+// it; an object that no longer exists is an error.
+func (s *Sink) withObject(ctx context.Context, key, what string, fn func(*os.File) error) error {
+	f, _, err := s.download(ctx, key, what)
 	if err != nil {
 		return err
 	}
@@ -121,10 +132,7 @@ func (s *Sink) UnitRows(ctx context.Context, u sinks.UnitInfo, fn func(id string
 	}
 	defer os.Remove(f.Name())
 	defer f.Close()
-	if err := pqread.IDTimes(ctx, f, fn); err != nil {
-		return fmt.Errorf("read s3://%s/%s: %w", s.cfg.Bucket, key, err)
-	}
-	return nil
+	return fn(f)
 }
 
 // QuarantinedIn reads the *.jsonl objects under

@@ -44,17 +44,9 @@ func (s *Sink) objectKey(u sinks.UnitInfo) string {
 
 // Rows downloads u's object to a temp file and calls fn with every row batch.
 func (s *Sink) Rows(ctx context.Context, u sinks.UnitInfo, fn func(arrow.RecordBatch) error) error {
-	key := s.objectKey(u)
-	f, _, err := s.download(ctx, key, "a unit to rewrite")
-	if err != nil {
-		return err
-	}
-	if f == nil {
-		return fmt.Errorf("s3://%s/%s: the object no longer exists", s.cfg.Bucket, key)
-	}
-	defer os.Remove(f.Name())
-	defer f.Close()
-	return pqread.Rows(ctx, f, fn)
+	return s.withObject(ctx, s.objectKey(u), "a unit to rewrite", func(f *os.File) error {
+		return pqread.Rows(ctx, f, fn)
+	})
 }
 
 // Staged lists the units of org under the staging prefix.

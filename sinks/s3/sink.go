@@ -58,9 +58,7 @@ type Sink struct {
 	version string
 	m       *metrics
 
-	mu    sync.Mutex
-	open  map[*unit]struct{}
-	close bool
+	units sinks.OpenUnits[*unit]
 }
 
 type metrics struct {
@@ -116,9 +114,8 @@ func New(ctx context.Context, cfg Config, env sinks.Env) (*Sink, error) {
 	}
 	return &Sink{
 		cfg: cfg, client: client, version: env.Version,
-		log:  log.With("sink", "s3", "bucket", cfg.Bucket),
-		m:    newMetrics(env.Registerer),
-		open: map[*unit]struct{}{},
+		log: log.With("sink", "s3", "bucket", cfg.Bucket),
+		m:   newMetrics(env.Registerer),
 	}, nil
 }
 
@@ -147,13 +144,10 @@ func (s *Sink) Open(ctx context.Context, w event.Window) (sinks.Unit, error) {
 	if err := u.readHeld(ctx); err != nil {
 		return nil, err
 	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.close {
+	if err := s.units.Add(u); err != nil {
 		u.removeTemps()
-		return nil, errors.New("open s3 unit: sink is closed")
+		return nil, fmt.Errorf("open s3 unit: %w", err)
 	}
-	s.open[u] = struct{}{}
 	return u, nil
 }
 
@@ -199,26 +193,9 @@ func (s *Sink) download(ctx context.Context, key, what string) (*os.File, string
 
 // Close aborts the units still open. The S3 client holds no resources that
 // need releasing beyond idle connections.
-func (s *Sink) Close() error {
-	s.mu.Lock()
-	s.close = true
-	open := make([]*unit, 0, len(s.open))
-	for u := range s.open {
-		open = append(open, u)
-	}
-	s.mu.Unlock()
-	var errs []error
-	for _, u := range open {
-		errs = append(errs, u.Abort(context.Background()))
-	}
-	return errors.Join(errs...)
-}
+func (s *Sink) Close() error { return s.units.Close() }
 
-func (s *Sink) forget(u *unit) {
-	s.mu.Lock()
-	delete(s.open, u)
-	s.mu.Unlock()
-}
+func (s *Sink) forget(u *unit) { s.units.Forget(u) }
 
 func (s *Sink) params(key, contentType string, meta map[string]string) objectParams {
 	p := objectParams{
