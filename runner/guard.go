@@ -154,12 +154,10 @@ func (e *Engine) apiNow(ctx context.Context, spec OrgSpec) time.Time {
 		return e.now()
 	}
 	off, ok := src.ClockOffset()
-	e.clockMu.Lock()
-	probe := !ok && !e.clockProbed
-	e.clockProbed = true
-	e.clockMu.Unlock()
-	if probe {
-		src.ProbeClock(ctx, spec.Org)
+	if !ok {
+		// One probe per process; orgs that ask meanwhile wait for its
+		// answer rather than judge by this host's clock.
+		e.clockProbe.Do(func() { src.ProbeClock(ctx, spec.Org) })
 		off, ok = src.ClockOffset()
 	}
 	e.clockMu.Lock()

@@ -69,7 +69,7 @@ type Engine struct {
 	held   sync.Map // org -> heldBack: a permanent error holds the org back until then
 
 	clockMu     sync.Mutex
-	clockProbed bool
+	clockProbe  sync.Once     // the API clock probe, when no answer has told the clock yet
 	clockWarned time.Duration // the offset last warned about
 	noDateWarn  bool
 }
