@@ -14,7 +14,7 @@ import (
 // Config is the `source:` section: how to talk to the Events API. Every point
 // the API's documentation leaves open (pagination, parameter and field
 // names, date or timestamp bounds, page sizes, rate limits; the "Unknown"
-// list of docs/events-api.md) is a field here, so users adapt to the real
+// list of docs/vaultterm-api.md) is a field here, so users adapt to the real
 // server by configuration, not by patching code.
 type Config struct {
 	// BaseURL is the API root, e.g. https://vault.example.com/api.

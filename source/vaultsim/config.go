@@ -6,7 +6,7 @@ import (
 	"time"
 )
 
-// Profile selects the response shape (docs/events-api.md, "Variant
+// Profile selects the response shape (docs/vaultterm-api.md, "Variant
 // profiles").
 type Profile string
 

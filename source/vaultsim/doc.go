@@ -1,5 +1,5 @@
 // Package vaultsim is a deterministic, fast simulator of the VaultTerm Events
-// API (the contract it serves is in docs/events-api.md, "Simulator
+// API (the contract it serves is in docs/vaultterm-api.md, "Simulator
 // contract"), used by tests, demos and benchmarks in place of the real
 // service.
 //

@@ -298,31 +298,23 @@ func scanBucket(t *testing.T, l *leakCheck, srv *s3test.Server) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	n := 0
-	p := s3.NewListObjectsV2Paginator(cl, &s3.ListObjectsV2Input{Bucket: aws.String(srv.Bucket)})
-	for p.HasMorePages() {
-		page, err := p.NextPage(ctx)
+	keys := s3test.Keys(t, srv)
+	for _, key := range keys {
+		obj, err := cl.GetObject(ctx, &s3.GetObjectInput{Bucket: aws.String(srv.Bucket), Key: aws.String(key)})
 		if err != nil {
 			t.Fatal(err)
 		}
-		for _, o := range page.Contents {
-			obj, err := cl.GetObject(ctx, &s3.GetObjectInput{Bucket: aws.String(srv.Bucket), Key: o.Key})
-			if err != nil {
-				t.Fatal(err)
-			}
-			b, err := io.ReadAll(obj.Body)
-			obj.Body.Close()
-			if err != nil {
-				t.Fatal(err)
-			}
-			for k, v := range obj.Metadata {
-				b = append(b, k+"="+v+"\n"...)
-			}
-			l.scan("s3://"+srv.Bucket+"/"+aws.ToString(o.Key), b)
-			n++
+		b, err := io.ReadAll(obj.Body)
+		obj.Body.Close()
+		if err != nil {
+			t.Fatal(err)
 		}
+		for k, v := range obj.Metadata {
+			b = append(b, k+"="+v+"\n"...)
+		}
+		l.scan("s3://"+srv.Bucket+"/"+key, b)
 	}
-	if n == 0 {
+	if len(keys) == 0 {
 		t.Fatal("no objects in the bucket: org_3 wrote nothing")
 	}
 }
